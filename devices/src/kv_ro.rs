@@ -34,6 +34,8 @@ pub enum KvError {
     NotDictionary,
     /// The key is not a valid store path (see the [module docs](self)).
     InvalidKey,
+    /// The key resolves outside the store (a host symlink pointing out of a passthrough root).
+    Forbidden,
     /// The backing data is corrupt (a damaged archive, a file that changed size under us).
     Corrupt,
     /// The store's block device failed.
@@ -54,6 +56,7 @@ impl fmt::Display for KvError {
             Self::InvalidKey => f.write_str(
                 "invalid key (keys are /-separated names without `.`, `..` or empty segments)",
             ),
+            Self::Forbidden => f.write_str("the key resolves outside the store"),
             Self::Corrupt => f.write_str("the store's data is corrupt"),
             Self::Block(e) => write!(f, "the store's block device failed: {e}"),
             Self::Io { errno } => write!(f, "I/O error (errno {errno})"),

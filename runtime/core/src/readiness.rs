@@ -136,6 +136,13 @@ impl<S: Copy + Eq> Readiness<S> {
         woken
     }
 
+    /// `deregister(source, waker)` drops the waiter `waker` on `source` without waking it, for
+    /// a future dropped before its source became ready.
+    pub fn deregister(&mut self, source: S, waker: &Waker) {
+        self.waiters
+            .retain(|w| !(w.source == source && w.waker.will_wake(waker)));
+    }
+
     /// `forget(source)` wakes and forgets every waiter on `source`, for a source that is being
     /// closed: the woken futures retry and see the closed source's error.
     pub fn forget(&mut self, source: S) -> usize {
@@ -180,6 +187,11 @@ mod tests {
         assert_eq!(r.forget(3), 1);
         assert_eq!(b.0.load(Ordering::Relaxed), 1);
         assert_eq!(r.sources(), [(4, Interest::READ)]);
+        r.deregister(4, &wa);
+        assert_eq!(r.sources(), [(4, Interest::READ)]);
+        r.deregister(4, &wb);
+        assert!(r.is_empty());
+        r.register(4, Interest::READ, &wb);
         assert_eq!(r.ready(4, Interest::BOTH), 1);
         assert!(r.is_empty());
     }
