@@ -16,6 +16,8 @@
 //!    [`block::Ramdisk`] (always), [`kv::Crunch`] (`crunch`), [`kv::Tar`] (`tar`) and
 //!    [`logs::Reporter`] (`logs`).
 //!
+//! 3. **Test doubles** in [`testing`] (feature `testing`), to unit-test unikernel code.
+//!
 //! Target-specific devices (a unix console, a Xen netfront, a Solo5 block device) live in the
 //! runtime crates under `runtime/`; nothing here knows about a target.
 //!
@@ -67,21 +69,5 @@ pub use tcp::{Flow, Listener, Tcp, TcpError};
 pub use time::Time;
 pub use udp::{Udp, UdpError, UdpSocket};
 
-#[cfg(test)]
-pub(crate) mod test_util {
-    //! Helpers for unit tests of devices whose futures never wait on anything external.
-
-    use core::future::Future;
-    use core::pin::pin;
-    use core::task::{Context, Poll, Waker};
-
-    /// `block_on(f)` polls `f` to completion; it fails the test if `f` would ever wait.
-    pub fn block_on<F: Future>(f: F) -> F::Output {
-        let mut f = pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("an in-memory device future was pending"),
-        }
-    }
-}
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

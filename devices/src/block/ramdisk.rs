@@ -119,7 +119,7 @@ impl core::fmt::Display for Ramdisk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::block_on;
+    use crate::testing::block_on;
 
     #[test]
     fn unwritten_sectors_read_as_zero_and_writes_read_back() {

@@ -146,7 +146,7 @@ impl KvRo for Crunch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::block_on;
+    use crate::testing::block_on;
     use sha2::{Digest, Sha256};
 
     // What the generator emits: sorted paths, precomputed digests (checked below).

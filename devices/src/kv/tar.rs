@@ -475,7 +475,7 @@ impl<B: Block> KvRo for Tar<B> {
 mod tests {
     use super::*;
     use crate::block::Ramdisk;
-    use crate::test_util::block_on;
+    use crate::testing::block_on;
 
     /// `header(name, size, typeflag)` is a valid ustar header.
     fn header(name: &str, size: u64, typeflag: u8) -> [u8; 512] {
