@@ -1,0 +1,264 @@
+//! `mirage-nix`: the command line. Each command parses its arguments and calls `mirage_nix::ops`.
+//!
+//! Commands that take keys (describe, configure, query, build) read the unikernel's config
+//! first, so that `--help` and the accepted flags list exactly the keys reachable for the
+//! target and the keys already given, as Functoria does.
+
+mod args;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use mirage_nix::diag::Report;
+use mirage_nix::ops::{self, DescribeFormat, Outcome, QueryInfo};
+use mirage_nix::render::{self, Roots};
+use mirage_nix::Unikernel;
+
+use args::KeyedCommand;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    match run(&argv) {
+        Ok(code) => code,
+        Err(Failure::Report(report)) => {
+            eprint!("{}", report.render());
+            ExitCode::from(1)
+        }
+        Err(Failure::Clap(e)) => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+    }
+}
+
+/// Why a command failed.
+enum Failure {
+    /// Problems with the configuration, plans or build.
+    Report(Report),
+    /// Problems with the command line (or a request for help).
+    Clap(clap::Error),
+}
+
+impl From<Report> for Failure {
+    fn from(r: Report) -> Self {
+        Failure::Report(r)
+    }
+}
+
+impl From<clap::Error> for Failure {
+    fn from(e: clap::Error) -> Self {
+        Failure::Clap(e)
+    }
+}
+
+fn cli() -> Command {
+    Command::new("mirage-nix")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Specialise a unikernel's device graph for a target: describe it, write its plans, build its images")
+        .long_about(
+            "mirage-nix reads a unikernel's unikernel.toml (its devices and how they are built), \
+             evaluates the device graph for a target and keys, and writes deterministic JSON plans \
+             (plans/<target>.json) from which Nix or cargo build the image.",
+        )
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(args::keyed("describe", "Show a unikernel: its keys and output, or its device graph as Graphviz dot")
+            .arg(Arg::new("dot").long("dot").action(ArgAction::SetTrue).help("Print the device graph in Graphviz dot (render it with `dot -Tsvg`)"))
+            .arg(Arg::new("eval").long("eval").action(ArgAction::SetTrue).conflicts_with("no-eval").help("Draw the evaluated graph: the devices the image connects (the default)"))
+            .arg(Arg::new("no-eval").long("no-eval").action(ArgAction::SetTrue).help("Draw the graph before evaluation, with its choices and their cases"))
+            .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("dot").help("Print the summary as JSON")))
+        .subcommand(args::keyed("configure", "Write the plan of each target to DIR/plans/<target>.json")
+            .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
+            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives")))
+        .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml or nix-attr")
+            .arg(Arg::new("info").required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
+        .subcommand(args::keyed("build", "Render the crate and compile the image into DIR/dist/")
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
+            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress")))
+        .subcommand(Command::new("render")
+            .about("Render the specialised crate of a plan (Cargo.toml, src/main.rs, embedded files) from the plan alone")
+            .arg(Arg::new("plan").required(true).value_name("PLAN").value_parser(clap::value_parser!(PathBuf)).help("A plan file, e.g. examples/hello/plans/unix.json"))
+            .arg(Arg::new("output").short('o').long("output").required(true).value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The folder to write the crate to"))
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
+            .arg(Arg::new("unikernel-dir").long("unikernel-dir").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The unikernel's directory (default: the folder above the plan's plans/)")))
+        .subcommand(Command::new("clean")
+            .about("Remove a unikernel's local state and built images (.mirage-nix/, dist/); committed plans stay")
+            .arg(args::dir_arg()))
+        .subcommand(Command::new("targets").about("List the targets images can be built for"))
+        .subcommand(Command::new("catalogue").about("List the built-in signatures, constructors (with the targets they exist on) and keys"))
+        .subcommand(Command::new("schema").about("Print the JSON Schema of plans"))
+}
+
+fn run(argv: &[String]) -> Result<ExitCode, Failure> {
+    let sub = argv
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str);
+    if let Some(name @ ("describe" | "configure" | "query" | "build")) = sub {
+        let keyed = KeyedCommand::prepare(name, argv)?;
+        let command = cli().mut_subcommand(name, |c| keyed.add_keys(c));
+        let matches = command.try_get_matches_from(argv)?;
+        let (_, m) = matches.subcommand().expect("a subcommand is required");
+        let uk = keyed.unikernel.ok_or_else(|| {
+            keyed
+                .load_error
+                .clone()
+                .expect("a load error when there is no unikernel")
+        })?;
+        return keyed_command(name, &uk, &keyed.dir, m);
+    }
+    let matches = cli().try_get_matches_from(argv)?;
+    match matches.subcommand().expect("a subcommand is required") {
+        ("render", m) => {
+            let plan_path = m.get_one::<PathBuf>("plan").expect("required");
+            let out = m.get_one::<PathBuf>("output").expect("required");
+            let plan = ops::read_plan(plan_path)?;
+            let unikernel = match m.get_one::<PathBuf>("unikernel-dir") {
+                Some(d) => d.clone(),
+                None => plan_path
+                    .parent()
+                    .and_then(Path::parent)
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            };
+            let roots = Roots {
+                mirage: ops::mirage_root(
+                    m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path),
+                )?,
+                unikernel,
+            };
+            let files = render::crate_files(&plan, &roots, out)
+                .map_err(|e| args::report("render", e.to_string()))?;
+            render::write(&files, out)
+                .map_err(|e| args::report("io", format!("cannot write {}: {e}", out.display())))?;
+            eprintln!(
+                "rendered {} for {} into {} ({} files)",
+                plan.name,
+                plan.target,
+                out.display(),
+                files.len()
+            );
+        }
+        ("clean", m) => {
+            let dir = args::dir_of(m);
+            let removed = ops::clean(&dir)
+                .map_err(|e| args::report("io", format!("cannot clean {}: {e}", dir.display())))?;
+            for r in removed {
+                println!("removed {}", r.display());
+            }
+        }
+        ("targets", _) => print!("{}", ops::targets(&catalogue_only()?.config)),
+        ("catalogue", _) => print!("{}", ops::catalogue(&catalogue_only()?.config)),
+        ("schema", _) => print!("{}", mirage_nix::plan::schema()),
+        (other, _) => unreachable!("clap accepted unknown subcommand {other}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The catalogue alone, through a minimal unikernel that uses nothing.
+fn catalogue_only() -> Result<Unikernel, Report> {
+    Unikernel::from_str(
+        Path::new("."),
+        "<none>",
+        "[unikernel]\nname = \"none\"\nsignature = \"job\"\nreporter = false\n",
+    )
+}
+
+fn keyed_command(
+    name: &str,
+    uk: &Unikernel,
+    dir: &Path,
+    m: &ArgMatches,
+) -> Result<ExitCode, Failure> {
+    let given = args::given_keys(uk, m);
+    let target = ops::default_target(dir, m.get_one::<String>("target").map(String::as_str));
+    let pairs = || given.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    match name {
+        "describe" => {
+            let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
+            let format = match (m.get_flag("dot"), m.get_flag("no-eval")) {
+                (true, true) => DescribeFormat::DotUnevaluated,
+                (true, false) => DescribeFormat::DotEvaluated,
+                _ => DescribeFormat::Text,
+            };
+            if m.get_flag("json") {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ops::describe_json(uk, &ctx))
+                        .expect("JSON values serialise")
+                );
+            } else {
+                print!("{}", ops::describe(uk, &ctx, format));
+            }
+        }
+        "configure" => {
+            if m.get_flag("check") {
+                let stale = ops::check_plans(uk, dir);
+                for s in &stale {
+                    eprintln!(
+                        "stale plan {}: {}\n  fix: {}",
+                        s.path.display(),
+                        s.reason,
+                        s.fix
+                    );
+                }
+                if !stale.is_empty() {
+                    return Ok(ExitCode::from(1));
+                }
+                eprintln!("plans of {} are up to date", uk.config.main.name);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let targets: Vec<String> = if m.get_flag("all-targets") {
+                uk.config.targets.keys().cloned().collect()
+            } else {
+                vec![target]
+            };
+            for outcome in ops::configure(uk, dir, &targets, &given)? {
+                match outcome {
+                    Outcome::Written(p) => eprintln!("wrote {}", p.display()),
+                    Outcome::Unchanged(p) => eprintln!("unchanged {}", p.display()),
+                    Outcome::Skipped { target, reason } => eprintln!("skipped {target}: {reason}"),
+                }
+            }
+        }
+        "query" => {
+            let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
+            let info = m.get_one::<String>("info").expect("required");
+            let info = QueryInfo::ALL
+                .iter()
+                .find(|(_, n)| n == info)
+                .expect("clap checked the value")
+                .0;
+            let roots = Roots {
+                mirage: ops::mirage_root(
+                    m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path),
+                )?,
+                unikernel: dir.to_path_buf(),
+            };
+            let out_dir = ops::crate_dir(dir, &target);
+            print!("{}", ops::query(uk, &ctx, info, &roots, &out_dir)?);
+        }
+        "build" => {
+            let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
+            let plan = uk.plan(&ctx)?;
+            let mirage =
+                ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path))?;
+            let opts = ops::BuildOptions {
+                target_dir: mirage.join("target").join("mirage-nix"),
+                roots: Roots {
+                    mirage,
+                    unikernel: dir.to_path_buf(),
+                },
+                quiet: m.get_flag("quiet"),
+            };
+            eprintln!("building {} for {}", plan.name, plan.target);
+            let built = ops::build(&plan, dir, &opts)?;
+            println!("{}", built.image.display());
+            eprintln!("{}", built.run_hint);
+        }
+        other => unreachable!("{other} is not a keyed command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,134 @@
+//! `build`: render a unikernel's crate and compile its image.
+//!
+//! Until the Nix build drives this, images of targets that link `std` (unix) are compiled with
+//! cargo directly: the crate is rendered under `DIR/.mirage-nix/<target>/crate`, compiled with
+//! a target directory shared by every unikernel (so dependencies build once), and the image is
+//! copied to `DIR/dist/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::diag::{Diagnostic, Report};
+use crate::plan::Plan;
+use crate::render::{self, Roots};
+
+use super::STATE_DIR;
+
+/// Where and how to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Crate locations.
+    pub roots: Roots,
+    /// The cargo target directory shared by builds.
+    pub target_dir: PathBuf,
+    /// Whether to hide cargo's progress.
+    pub quiet: bool,
+}
+
+/// A built image.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The image file.
+    pub image: PathBuf,
+    /// One line telling how to run it.
+    pub run_hint: String,
+}
+
+fn fail(message: String, help: &str) -> Report {
+    Report {
+        sources: Default::default(),
+        diagnostics: vec![Diagnostic::error("build", None, message).with_help(help)],
+    }
+}
+
+/// The folder a plan's crate is rendered into.
+pub fn crate_dir(dir: &Path, target: &str) -> PathBuf {
+    dir.join(STATE_DIR).join(target).join("crate")
+}
+
+/// Renders and compiles the image of `plan`, for the unikernel in `dir`.
+pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Report> {
+    let runtime_dir = plan
+        .crates
+        .iter()
+        .find(|c| c.name == plan.image.runtime)
+        .and_then(|c| match &c.source {
+            crate::config::CrateSource::Mirage(p) => Some(opts.roots.mirage.join(p)),
+            _ => None,
+        });
+    if runtime_dir
+        .as_ref()
+        .is_some_and(|d| !d.join("Cargo.toml").exists())
+    {
+        return Err(fail(
+            format!(
+                "the {} target has no runtime in this tree yet ({} is missing)",
+                plan.target, plan.image.runtime
+            ),
+            "build for a target whose runtime exists (run `mirage-nix targets`)",
+        ));
+    }
+    if !plan.image.std {
+        return Err(fail(
+            format!(
+                "{} images are bare-metal and are built through Nix, not with cargo directly",
+                plan.target
+            ),
+            &format!("run `nix build .#{}`", plan.nix_attr()),
+        ));
+    }
+    let crate_dir = crate_dir(dir, &plan.target);
+    let files = render::crate_files(plan, &opts.roots, &crate_dir)
+        .map_err(|e| fail(e.to_string(), "check the folders the plan embeds"))?;
+    render::write(&files, &crate_dir).map_err(|e| {
+        fail(
+            format!("cannot write {}: {e}", crate_dir.display()),
+            "check that the directory is writable",
+        )
+    })?;
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .arg("build")
+        .arg("--release")
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &opts.target_dir);
+    if opts.quiet {
+        cargo.arg("--quiet");
+    }
+    let status = cargo.status().map_err(|e| {
+        fail(
+            format!("cannot run cargo: {e}"),
+            "install Rust's cargo and put it on PATH",
+        )
+    })?;
+    if !status.success() {
+        return Err(fail(format!("cargo failed building {} for {} ({status})", plan.name, plan.target), "read cargo's errors above; the generated code says which config line each device comes from"));
+    }
+    let dist = dir.join("dist");
+    std::fs::create_dir_all(&dist).map_err(|e| {
+        fail(
+            format!("cannot create {}: {e}", dist.display()),
+            "check that the directory is writable",
+        )
+    })?;
+    let image = dist.join(&plan.image.file);
+    let built = opts.target_dir.join("release").join(&plan.name);
+    std::fs::copy(&built, &image).map_err(|e| {
+        fail(
+            format!(
+                "cannot copy {} to {}: {e}",
+                built.display(),
+                image.display()
+            ),
+            "check the cargo target directory",
+        )
+    })?;
+    Ok(Built {
+        run_hint: format!(
+            "run it with `{}` (add --help for its keys)",
+            image.display()
+        ),
+        image,
+    })
+}

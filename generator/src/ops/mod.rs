@@ -1,0 +1,160 @@
+//! The commands' logic, callable from tests: each function takes plain options and returns
+//! what the command prints or writes. The binary only parses arguments and calls these.
+//!
+//! Files a unikernel's directory holds:
+//! - `plans/<target>.json`: the committed plans, one per target ([`plan_path`]);
+//! - `.mirage-nix/`: local state, not committed: the last configured target
+//!   ([`Remembered`]) and rendered crates of `build`.
+
+mod build;
+mod configure;
+mod describe;
+mod query;
+
+pub use build::{build, crate_dir, BuildOptions, Built};
+pub use configure::{check_plans, configure, Outcome, Stale};
+pub use describe::{catalogue, describe, describe_json, targets, DescribeFormat};
+pub use query::{query, QueryInfo};
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Report};
+use crate::eval::Context;
+use crate::plan::Plan;
+use crate::Unikernel;
+
+/// The folder of a unikernel's committed plans.
+pub const PLANS_DIR: &str = "plans";
+
+/// The folder of a unikernel's local, uncommitted state.
+pub const STATE_DIR: &str = ".mirage-nix";
+
+/// Where the plan of `target` lives.
+pub fn plan_path(dir: &Path, target: &str) -> PathBuf {
+    dir.join(PLANS_DIR).join(format!("{target}.json"))
+}
+
+/// What `configure` remembers for later commands: the target it was last run for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// The target of the last `configure`.
+    pub target: String,
+}
+
+impl Remembered {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join(STATE_DIR).join("context.json")
+    }
+
+    /// The remembered state, if `configure` ran here.
+    pub fn read(dir: &Path) -> Option<Remembered> {
+        let text = std::fs::read_to_string(Self::path(dir)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Records the state.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir.join(STATE_DIR))?;
+        std::fs::write(
+            Self::path(dir),
+            serde_json::to_string(self).expect("serialisable") + "\n",
+        )
+    }
+}
+
+/// The target a command works on: the one given, else the last configured, else `unix`.
+pub fn default_target(dir: &Path, given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| Remembered::read(dir).map(|r| r.target))
+        .unwrap_or_else(|| "unix".to_string())
+}
+
+/// Reads a plan file, with errors that name it and say how to regenerate it.
+pub fn read_plan(path: &Path) -> Result<Plan, Report> {
+    let fail = |message: String, help: String| Report {
+        sources: Default::default(),
+        diagnostics: vec![Diagnostic::error("bad-plan", None, message).with_help(help)],
+    };
+    let regenerate = |path: &Path| {
+        let target = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = path
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        format!(
+            "regenerate it with `mirage-nix configure -t {target} {}`",
+            if dir.is_empty() { "." } else { &dir }
+        )
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(
+            format!("cannot read plan `{}`: {e}", path.display()),
+            regenerate(path),
+        )
+    })?;
+    Plan::from_json(&text)
+        .map_err(|e| fail(format!("plan `{}`: {e}", path.display()), regenerate(path)))
+}
+
+/// The context for a command on a unikernel: the committed plan's explicit keys for the
+/// target, if there is a plan, overridden by the keys given.
+pub fn context_with_plan<'a>(
+    uk: &Unikernel,
+    dir: &Path,
+    target: &str,
+    given: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Context, Report> {
+    let mut ctx = match read_plan(&plan_path(dir, target)) {
+        Ok(plan) if plan.target == target => uk
+            .context_of(&plan)
+            .unwrap_or_else(|_| Context::new(target)),
+        _ => Context::new(target),
+    };
+    let given = uk.context(target, given)?;
+    ctx.explicit.extend(given.explicit);
+    Ok(ctx)
+}
+
+/// The mirage-nix tree holding `devices/` and `runtime/`: the one given, else
+/// `$MIRAGE_NIX_ROOT`, else the tree this binary was built from.
+pub fn mirage_root(given: Option<&Path>) -> Result<PathBuf, Report> {
+    let candidate = given
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("MIRAGE_NIX_ROOT").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    if candidate.join("devices").is_dir() && candidate.join("runtime").is_dir() {
+        Ok(candidate)
+    } else {
+        Err(Report {
+            sources: Default::default(),
+            diagnostics: vec![Diagnostic::error(
+                "no-mirage-root",
+                None,
+                format!(
+                    "`{}` is not a mirage-nix tree (no devices/ and runtime/)",
+                    candidate.display()
+                ),
+            )
+            .with_help("pass --mirage-root DIR or set MIRAGE_NIX_ROOT to the mirage-nix checkout")],
+        })
+    }
+}
+
+/// Removes a unikernel's local state and built images (`.mirage-nix/`, `dist/`), keeping the
+/// committed plans. Returns what was removed.
+pub fn clean(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for sub in [STATE_DIR, "dist"] {
+        let path = dir.join(sub);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,556 @@
+//! Stage 4: the plan, the contract between the generator and every build.
+//!
+//! A [`Plan`] is everything needed to render the specialised crate and build the image for one
+//! target, and nothing machine-specific: no absolute paths, no timestamps, keys sorted. The
+//! same configuration and keys always give the same bytes ([`Plan::to_json`]). Its schema is
+//! published in `generator/schema/plan.schema.json` and versioned by [`PLAN_VERSION`]; readers
+//! check the version first ([`Plan::from_json`]).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Body, Config, CrateSource, Literal};
+use crate::diag::{Diagnostic, Report};
+use crate::eval::{Context, Evaluation};
+use crate::graph::{Graph, NodeId, NodeKind};
+use crate::key::{KeyType, KeyValue, Stage};
+use crate::template::{self, Bindings};
+
+/// The plan format version this generator writes and reads.
+pub const PLAN_VERSION: u32 = 1;
+
+/// A deterministic, versioned description of one image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The plan format version ([`PLAN_VERSION`]).
+    pub version: u32,
+    /// The unikernel's name.
+    pub name: String,
+    /// The target the image is for.
+    pub target: String,
+    /// The image file.
+    pub image: Image,
+    /// The unikernel's crate and entry point.
+    pub unikernel: Unikernel,
+    /// Every key the image depends on, sorted by name.
+    pub keys: Vec<PlanKey>,
+    /// The devices, in connection order.
+    pub nodes: Vec<PlanNode>,
+    /// The call of the unikernel's entry point.
+    pub main: PlanMain,
+    /// The crates the specialised crate depends on, sorted by name.
+    pub crates: Vec<PlanCrate>,
+}
+
+/// The image a plan builds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Its file name.
+    pub file: String,
+    /// Its format (`elf-unix`, `xen-pv`, `solo5-hvt`, `solo5-spt`).
+    pub format: String,
+    /// Whether it links the Rust standard library.
+    pub std: bool,
+    /// The runtime crate providing its entry point.
+    pub runtime: String,
+}
+
+/// The unikernel's own crate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Unikernel {
+    /// The crate name.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    /// Its folder, relative to the unikernel's directory.
+    pub path: String,
+    /// The entry function.
+    pub start: String,
+}
+
+/// A key as the image sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanKey {
+    /// The key's name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: KeyType,
+    /// When its value is fixed.
+    pub stage: Stage,
+    /// What it does.
+    pub doc: String,
+    /// The configured value (configure keys), or the boot-time default (runtime keys); `null` when unset.
+    pub value: serde_json::Value,
+    /// Whether the value was given to `configure` rather than defaulted.
+    pub explicit: bool,
+}
+
+/// One device to connect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanNode {
+    /// The node id, also the Rust variable holding the device.
+    pub id: String,
+    /// The constructor.
+    pub constructor: String,
+    /// The signature it provides.
+    pub signature: String,
+    /// Value parameters.
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Device parameters (node ids).
+    pub args: Vec<String>,
+    /// Dependencies (node ids).
+    pub deps: Vec<String>,
+    /// The crate its code comes from.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    /// The Rust expression connecting it.
+    pub connect: String,
+    /// Whether `connect` returns a `Result`.
+    pub fallible: bool,
+    /// A folder embedded into the image for it.
+    pub embed: Option<Embed>,
+    /// Where in `unikernel.toml` it was asked for.
+    pub origin: String,
+    /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`).
+    pub via: Vec<String>,
+}
+
+/// A folder whose files are embedded into the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Embed {
+    /// The folder, relative to the unikernel's directory.
+    pub dir: String,
+    /// The Rust module of the specialised crate holding the files.
+    pub module: String,
+}
+
+/// The entry point's call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanMain {
+    /// The Rust call of `start`.
+    pub call: String,
+    /// Devices passed to it (node ids).
+    pub args: Vec<String>,
+    /// Devices started before it (node ids).
+    pub deps: Vec<String>,
+    /// Keys passed to it after the devices.
+    pub keys: Vec<String>,
+}
+
+/// A crate the specialised crate depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanCrate {
+    /// The package name.
+    pub name: String,
+    /// Where it comes from.
+    pub source: CrateSource,
+    /// The features enabled, sorted.
+    pub features: Vec<String>,
+}
+
+impl Plan {
+    /// The plan as pretty JSON with sorted keys and a final newline: byte-identical for equal plans.
+    pub fn to_json(&self) -> String {
+        let value = serde_json::to_value(self).expect("plans serialise");
+        let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialise");
+        text.push('\n');
+        text
+    }
+
+    /// Reads a plan, checking its version before anything else.
+    pub fn from_json(text: &str) -> Result<Plan, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "plan format version {v}, but this mirage-nix reads version {PLAN_VERSION}"
+                ))
+            }
+            None => {
+                return Err(
+                    "no plan format `version` field: this is not a mirage-nix plan".to_string(),
+                )
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| format!("not a valid version {PLAN_VERSION} plan: {e}"))
+    }
+
+    /// The flake attribute that builds this plan's image.
+    pub fn nix_attr(&self) -> String {
+        format!("{}-{}", self.name, self.target)
+    }
+
+    /// The keys that were given explicitly to `configure`, as `--name=value` flags.
+    pub fn explicit_flags(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| k.explicit && k.name != crate::key::TARGET)
+            .map(|k| format!("--{}={}", k.name, json_text(&k.value)))
+            .collect()
+    }
+}
+
+/// A plan's JSON value as it is written on a command line.
+pub fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "none".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The Rust expression reading a key in generated code.
+pub fn key_expr(name: &str, ty: &KeyType, stage: Stage) -> String {
+    match stage {
+        Stage::Runtime => {
+            let accessor = match ty {
+                KeyType::Bool => "bool",
+                KeyType::Int => "int",
+                KeyType::String => "string",
+                KeyType::Enum(_) => "enum_",
+                KeyType::Ipv4Address => "ipv4_addr",
+                KeyType::Ipv4Prefix => "ipv4_prefix",
+            };
+            format!("args.{accessor}({name:?})")
+        }
+        Stage::Configure => {
+            let constant = format!("keys::{}", const_name(name));
+            match ty {
+                KeyType::String => format!("String::from({constant})"),
+                _ => constant,
+            }
+        }
+    }
+}
+
+/// The Rust constant name of a configure key.
+pub fn const_name(key: &str) -> String {
+    key.to_ascii_uppercase().replace('-', "_")
+}
+
+fn literal_code(v: &Literal) -> String {
+    match v {
+        Literal::String(s) => format!("{s:?}"),
+        Literal::Int(i) => format!("{i}"),
+        Literal::Bool(b) => format!("{b}"),
+    }
+}
+
+fn literal_json(v: &Literal) -> serde_json::Value {
+    match v {
+        Literal::String(s) => s.clone().into(),
+        Literal::Int(i) => (*i).into(),
+        Literal::Bool(b) => (*b).into(),
+    }
+}
+
+fn value_json(v: Option<KeyValue>) -> serde_json::Value {
+    match v {
+        None | Some(KeyValue::None) => serde_json::Value::Null,
+        Some(v) => v.to_json(),
+    }
+}
+
+/// Whether a folder named in a config stays inside the unikernel's directory.
+fn confined(dir: &str) -> bool {
+    let p = Path::new(dir);
+    !dir.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Lowers a full evaluation into a plan.
+pub fn lower(
+    config: &Config,
+    graph: &Graph,
+    ctx: &Context,
+    eval: &Evaluation,
+) -> Result<Plan, Report> {
+    let target = &config.targets[&ctx.target];
+    let mut diags = Vec::new();
+    let ids: BTreeMap<NodeId, String> = eval
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (n, format!("{}_{i}", graph.nodes[n].kind.ctor())))
+        .collect();
+    let resolved = |n: NodeId| ids[&eval.resolve(graph, n)].clone();
+
+    // Each device is moved into its last user and cloned for the others.
+    let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
+    for &n in &eval.order {
+        if let NodeKind::Device { args, deps, .. } = &graph.nodes[n].kind {
+            for &a in args.iter().chain(deps) {
+                *remaining.entry(resolved(a)).or_default() += 1;
+            }
+        }
+    }
+    for &a in &graph.main.args {
+        *remaining.entry(resolved(a)).or_default() += 1;
+    }
+    let mut take = |id: String| {
+        let left = remaining.get_mut(&id).expect("every use was counted");
+        *left -= 1;
+        if *left > 0 {
+            format!("{id}.clone()")
+        } else {
+            id
+        }
+    };
+
+    let key_code = |k: &str| {
+        let key = &config.keys[k];
+        key_expr(k, &key.ty, key.stage)
+    };
+
+    let mut nodes = Vec::new();
+    let mut crates: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for &n in &eval.order {
+        let node = &graph.nodes[n];
+        let NodeKind::Device {
+            ctor,
+            values,
+            args,
+            deps,
+        } = &node.kind
+        else {
+            unreachable!("evaluation orders devices only")
+        };
+        let c = &config.constructors[ctor];
+        let Body::Impls { impls, .. } = &c.body else {
+            unreachable!("device nodes come from constructors with implementations")
+        };
+        let Some(imp) = impls.iter().find(|i| i.supports(&ctx.target)) else {
+            unreachable!("check_target ran before lowering")
+        };
+        let id = ids[&n].clone();
+        let mut bindings = Bindings {
+            id: id.clone(),
+            ..Bindings::default()
+        };
+        for (p, v) in values {
+            bindings.params.insert(p.clone(), literal_code(v));
+        }
+        let dev_params = c
+            .params
+            .iter()
+            .filter(|p| matches!(p.ty, crate::config::ParamType::Device(_)));
+        for (p, &a) in dev_params.zip(args) {
+            bindings.params.insert(p.name.clone(), take(resolved(a)));
+        }
+        bindings.deps = deps.iter().map(|&d| take(resolved(d))).collect();
+        bindings.keys = c.keys.iter().map(|k| (k.clone(), key_code(k))).collect();
+        let embed = imp.embed.as_ref().and_then(|param| {
+            let dir = match values.iter().find(|(p, _)| p == param) {
+                Some((_, Literal::String(s))) => s.clone(),
+                _ => unreachable!("embed names a string parameter (checked when loading)"),
+            };
+            if !confined(&dir) {
+                diags.push(
+                    Diagnostic::error("bad-path", node.origin, format!("`{dir}` is not a folder inside the unikernel's directory"))
+                        .with_help("embedded folders are given relative to unikernel.toml, without `..` or a leading `/`"),
+                );
+                return None;
+            }
+            Some(Embed { dir, module: format!("embed_{id}") })
+        });
+        bindings.embed = embed.as_ref().map(|e| e.module.clone());
+        let connect = match template::render(&imp.connect, &bindings) {
+            Ok(code) => code,
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    "bad-template",
+                    imp.span,
+                    format!("connect code of `{ctor}` does not render: {e}"),
+                ));
+                String::new()
+            }
+        };
+        crates
+            .entry(imp.crate_name.clone())
+            .or_default()
+            .extend(imp.features.iter().cloned());
+        let via = eval.via[&n]
+            .iter()
+            .map(|&(choice, case)| {
+                let NodeKind::Choice { cases, ctor, .. } = &graph.nodes[choice].kind else {
+                    unreachable!("paths hold choices")
+                };
+                let when: Vec<String> = cases[case]
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!(
+                    "{ctor}: {}",
+                    if when.is_empty() {
+                        "default".to_string()
+                    } else {
+                        when.join(", ")
+                    }
+                )
+            })
+            .collect();
+        nodes.push(PlanNode {
+            id,
+            constructor: ctor.clone(),
+            signature: node.signature.clone(),
+            values: values
+                .iter()
+                .map(|(p, v)| (p.clone(), literal_json(v)))
+                .collect(),
+            args: args.iter().map(|&a| resolved(a)).collect(),
+            deps: deps.iter().map(|&d| resolved(d)).collect(),
+            crate_name: imp.crate_name.clone(),
+            connect,
+            fallible: imp.fallible,
+            embed,
+            origin: config.origin(node.origin),
+            via,
+        });
+    }
+
+    let main = &config.main;
+    let mut call_args: Vec<String> = graph.main.args.iter().map(|&a| take(resolved(a))).collect();
+    call_args.extend(main.keys.iter().map(|(k, _)| key_code(k)));
+    let plan_main = PlanMain {
+        call: format!("{}({})", main.start, call_args.join(", ")),
+        args: graph.main.args.iter().map(|&a| resolved(a)).collect(),
+        deps: graph.main.deps.iter().map(|&d| resolved(d)).collect(),
+        keys: main.keys.iter().map(|(k, _)| k.clone()).collect(),
+    };
+
+    crates.entry("mirage-runtime".to_string()).or_default();
+    crates.entry(target.runtime.clone()).or_default();
+    let mut plan_crates: Vec<PlanCrate> = crates
+        .into_iter()
+        .map(|(name, mut features)| {
+            features.sort();
+            features.dedup();
+            let source = config.crates[&name].source.clone();
+            PlanCrate {
+                name,
+                source,
+                features,
+            }
+        })
+        .collect();
+    plan_crates.push(PlanCrate {
+        name: main.crate_name.clone(),
+        source: CrateSource::Local(main.path.clone()),
+        features: Vec::new(),
+    });
+    plan_crates.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let keys = eval
+        .keys
+        .iter()
+        .map(|k| {
+            let key = &config.keys[k];
+            PlanKey {
+                name: k.clone(),
+                ty: key.ty.clone(),
+                stage: key.stage,
+                doc: key.doc.clone(),
+                value: value_json(ctx.value(config, k)),
+                explicit: ctx.is_explicit(k),
+            }
+        })
+        .collect();
+
+    if !diags.is_empty() {
+        return Err(Report {
+            sources: config.sources.clone(),
+            diagnostics: diags,
+        });
+    }
+    Ok(Plan {
+        version: PLAN_VERSION,
+        name: main.name.clone(),
+        target: ctx.target.clone(),
+        image: Image {
+            file: target.image.replace("{name}", &main.name),
+            format: target.format.clone(),
+            std: target.std,
+            runtime: target.runtime.clone(),
+        },
+        unikernel: Unikernel {
+            crate_name: main.crate_name.clone(),
+            path: main.path.clone(),
+            start: main.start.clone(),
+        },
+        keys,
+        nodes,
+        main: plan_main,
+        crates: plan_crates,
+    })
+}
+
+/// The JSON Schema of plans, as published in `generator/schema/plan.schema.json`.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Plan);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_checked_first() {
+        assert!(Plan::from_json("{\"version\": 99}")
+            .unwrap_err()
+            .contains("version 99"));
+        assert!(Plan::from_json("{}")
+            .unwrap_err()
+            .contains("not a mirage-nix plan"));
+        assert!(Plan::from_json("nope")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(Plan::from_json("{\"version\": 1}")
+            .unwrap_err()
+            .contains("not a valid version 1 plan"));
+    }
+
+    #[test]
+    fn folders_must_stay_inside() {
+        assert!(confined("t"));
+        assert!(confined("htdocs/site"));
+        assert!(!confined("../t"));
+        assert!(!confined("/etc"));
+        assert!(!confined("a/../../b"));
+        assert!(!confined(""));
+    }
+
+    #[test]
+    fn key_expressions_follow_the_stage() {
+        assert_eq!(
+            key_expr("ipv4-gateway", &KeyType::Ipv4Address, Stage::Runtime),
+            "args.ipv4_addr(\"ipv4-gateway\")"
+        );
+        assert_eq!(
+            key_expr("hello", &KeyType::String, Stage::Configure),
+            "String::from(keys::HELLO)"
+        );
+        assert_eq!(
+            key_expr("dhcp", &KeyType::Bool, Stage::Configure),
+            "keys::DHCP"
+        );
+    }
+}
