@@ -43,8 +43,7 @@ impl fmt::Display for Stage {
 }
 
 /// The type of a key's values.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", content = "values", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// `true` or `false`; a bare `--flag` means true.
     Bool,
@@ -71,6 +70,19 @@ impl KeyType {
             KeyType::Ipv4Address => "ipv4-address",
             KeyType::Ipv4Prefix => "ipv4-prefix",
         }
+    }
+
+    /// The type of a name as written in configs and plans (enums take their words).
+    pub fn from_name(name: &str, values: &[String]) -> Option<KeyType> {
+        Some(match name {
+            "bool" => KeyType::Bool,
+            "int" => KeyType::Int,
+            "string" => KeyType::String,
+            "enum" if !values.is_empty() => KeyType::Enum(values.to_vec()),
+            "ipv4-address" => KeyType::Ipv4Address,
+            "ipv4-prefix" => KeyType::Ipv4Prefix,
+            _ => return None,
+        })
     }
 
     /// What a valid value looks like, for error messages and `--help`.

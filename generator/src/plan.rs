@@ -79,9 +79,12 @@ pub struct Unikernel {
 pub struct PlanKey {
     /// The key's name.
     pub name: String,
-    /// Its type.
+    /// Its type: bool, int, string, enum, ipv4-address or ipv4-prefix.
     #[serde(rename = "type")]
-    pub ty: KeyType,
+    pub ty: String,
+    /// The words of an enum key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
     /// When its value is fixed.
     pub stage: Stage,
     /// What it does.
@@ -157,6 +160,14 @@ pub struct PlanCrate {
     pub source: CrateSource,
     /// The features enabled, sorted.
     pub features: Vec<String>,
+}
+
+impl PlanKey {
+    /// The key's type, checked.
+    pub fn key_type(&self) -> Result<KeyType, String> {
+        KeyType::from_name(&self.ty, &self.values)
+            .ok_or_else(|| format!("key `{}` has unknown type `{}`", self.name, self.ty))
+    }
 }
 
 impl Plan {
@@ -463,7 +474,11 @@ pub fn lower(
             let key = &config.keys[k];
             PlanKey {
                 name: k.clone(),
-                ty: key.ty.clone(),
+                ty: key.ty.name().to_string(),
+                values: match &key.ty {
+                    KeyType::Enum(vs) => vs.clone(),
+                    _ => Vec::new(),
+                },
                 stage: key.stage,
                 doc: key.doc.clone(),
                 value: value_json(ctx.value(config, k)),

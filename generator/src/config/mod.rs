@@ -673,27 +673,26 @@ impl Loader {
             return;
         }
         let k = k.into_inner();
-        let ty = match k.ty.get_ref().as_str() {
-            "bool" => KeyType::Bool,
-            "int" => KeyType::Int,
-            "string" => KeyType::String,
-            "ipv4-address" => KeyType::Ipv4Address,
-            "ipv4-prefix" => KeyType::Ipv4Prefix,
-            "enum" => match &k.values {
-                Some(vs) if !vs.get_ref().is_empty() => KeyType::Enum(vs.get_ref().clone()),
-                _ => {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "bad-key",
-                            span,
-                            format!("enum key `{key_name}` lists no values"),
-                        )
-                        .with_help("add `values = [\"a\", \"b\"]`"),
-                    );
-                    return;
-                }
-            },
-            other => {
+        let words = k
+            .values
+            .as_ref()
+            .map(|v| v.get_ref().clone())
+            .unwrap_or_default();
+        let ty = match KeyType::from_name(k.ty.get_ref(), &words) {
+            Some(ty) => ty,
+            None if k.ty.get_ref() == "enum" => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "bad-key",
+                        span,
+                        format!("enum key `{key_name}` lists no values"),
+                    )
+                    .with_help("add `values = [\"a\", \"b\"]`"),
+                );
+                return;
+            }
+            None => {
+                let other = k.ty.get_ref();
                 let types = [
                     "bool",
                     "int",

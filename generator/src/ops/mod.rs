@@ -128,7 +128,7 @@ pub fn mirage_root(given: Option<&Path>) -> Result<PathBuf, Report> {
         .or_else(|| std::env::var_os("MIRAGE_NIX_ROOT").map(PathBuf::from))
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     if candidate.join("devices").is_dir() && candidate.join("runtime").is_dir() {
-        Ok(candidate)
+        Ok(std::fs::canonicalize(&candidate).unwrap_or(candidate))
     } else {
         Err(Report {
             sources: Default::default(),

@@ -73,7 +73,7 @@ pub fn query(
                     out,
                     "{}={value} ({}, {}{})",
                     k.name,
-                    k.ty.name(),
+                    k.ty,
                     k.stage,
                     if k.explicit { ", given" } else { "" }
                 );

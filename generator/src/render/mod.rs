@@ -48,6 +48,12 @@ pub enum RenderError {
         /// What went wrong.
         reason: String,
     },
+    /// The plan is not one this generator can render.
+    #[error("the plan is malformed: {reason}; regenerate it with `mirage-nix configure`")]
+    Plan {
+        /// What is wrong.
+        reason: String,
+    },
     /// A template failed (a bug in mirage-nix).
     #[error(
         "internal error rendering {what}: {reason}; this is a bug in mirage-nix, please report it"
@@ -156,11 +162,13 @@ fn key_kind(ty: &KeyType) -> String {
     format!("mirage_runtime::KeyKind::{kind}")
 }
 
-/// `target` written relative to `base` when both are relative or both absolute, else as is.
+/// `target` written relative to `base` (both made absolute from the current directory),
+/// or as is when that cannot be done lexically.
 fn relative(base: &Path, target: &Path) -> PathBuf {
-    if base.is_absolute() != target.is_absolute() {
-        return target.to_path_buf();
-    }
+    let (base, target) = match std::env::current_dir() {
+        Ok(cwd) => (cwd.join(base), cwd.join(target)),
+        Err(_) => (base.to_path_buf(), target.to_path_buf()),
+    };
     let b: Vec<Component> = base
         .components()
         .filter(|c| *c != Component::CurDir)
@@ -243,12 +251,19 @@ fn embedded_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, RenderError> {
 /// folder the crate will be written to, so a rendered tree can move with its sources.
 pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, RenderError> {
     let mut files = Vec::new();
+    let mut types = std::collections::BTreeMap::new();
+    for k in &plan.keys {
+        let ty = k
+            .key_type()
+            .map_err(|reason| RenderError::Plan { reason })?;
+        types.insert(k.name.as_str(), ty);
+    }
     let configure_keys: Vec<ConfigureKey> = plan
         .keys
         .iter()
         .filter(|k| k.stage == Stage::Configure)
         .map(|k| {
-            let (rust_type, rust_value) = constant(&k.ty, &k.value);
+            let (rust_type, rust_value) = constant(&types[k.name.as_str()], &k.value);
             ConfigureKey {
                 constant: const_name(&k.name),
                 rust_type,
@@ -263,7 +278,7 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
         .filter(|k| k.stage == Stage::Runtime)
         .map(|k| RuntimeKey {
             name: rust_str(&k.name),
-            kind: key_kind(&k.ty),
+            kind: key_kind(&types[k.name.as_str()]),
             default: if k.value.is_null() {
                 "None".into()
             } else {

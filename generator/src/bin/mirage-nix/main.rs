@@ -72,7 +72,8 @@ fn cli() -> Command {
             .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
             .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives")))
         .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml or nix-attr")
-            .arg(Arg::new("info").required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
+            .mut_arg("dir", |a| a.index(2))
+            .arg(Arg::new("info").index(1).required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
         .subcommand(args::keyed("build", "Render the crate and compile the image into DIR/dist/")
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
@@ -261,4 +262,12 @@ fn keyed_command(
         other => unreachable!("{other} is not a keyed command"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::cli().debug_assert();
+    }
 }
