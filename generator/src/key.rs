@@ -239,6 +239,24 @@ pub enum Default_ {
     PerTarget(BTreeMap<String, KeyValue>),
 }
 
+impl fmt::Display for Default_ {
+    /// `10.0.0.1`, `unset`, or `socket on unix, direct elsewhere`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Default_::Unset => f.write_str("unset"),
+            Default_::Value(v) => write!(f, "{v}"),
+            Default_::PerTarget(m) => {
+                let named = m
+                    .iter()
+                    .filter(|(t, _)| *t != "_")
+                    .map(|(t, v)| format!("{v} on {t}"));
+                let rest = m.get("_").map(|v| format!("{v} elsewhere"));
+                f.write_str(&named.chain(rest).collect::<Vec<_>>().join(", "))
+            }
+        }
+    }
+}
+
 impl Default_ {
     /// The default that applies on `target`.
     pub fn for_target(&self, target: &str) -> Option<&KeyValue> {

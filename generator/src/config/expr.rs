@@ -75,23 +75,26 @@ impl Expr {
     }
 }
 
-/// Parses `text`, whose first byte is at `base` in its file.
+/// Where each byte of a parsed text is in its file, relative to the text's start.
 ///
-/// When the text came from a TOML string with escapes, byte offsets inside it do not match the
-/// file; callers pass `exact = false` and every span is then the whole string's span.
-pub fn parse(text: &str, base: Span, exact: bool) -> Result<Expr, Diagnostic> {
+/// A TOML string written with escapes (`"f(\"t\")"`) is shorter than its source: the map
+/// holds, for each byte offset of the text (and one past the end), the offset in the source.
+/// `None` means the text cannot be mapped, and every span is then the whole string's.
+pub type OffsetMap = Option<Vec<usize>>;
+
+/// Parses `text`, whose first byte is at `base` in its file.
+pub fn parse(text: &str, base: Span, offsets: &OffsetMap) -> Result<Expr, Diagnostic> {
     let mut p = Parser {
         text,
         pos: 0,
         base,
-        exact,
+        offsets,
     };
     p.skip_ws();
     let e = p.expr()?;
     p.skip_ws();
     if p.pos < text.len() {
-        return Err(p.error(p.pos, 1, "unexpected text after the expression")
-            .with_help("an expression is one constructor call, such as `conduit_direct(generic_stackv4(default_network))`"));
+        return Err(p.error(p.pos, 1, "unexpected text after the expression"));
     }
     Ok(e)
 }
@@ -100,15 +103,17 @@ struct Parser<'a> {
     text: &'a str,
     pos: usize,
     base: Span,
-    exact: bool,
+    offsets: &'a OffsetMap,
 }
 
 impl Parser<'_> {
     fn span(&self, start: usize, end: usize) -> Span {
-        if self.exact {
-            self.base.sub(start, end - start)
-        } else {
-            self.base
+        match self.offsets {
+            Some(map) => {
+                let (s, e) = (map[start], map[end]);
+                self.base.sub(s, e - s)
+            }
+            None => self.base,
         }
     }
 
@@ -124,6 +129,7 @@ impl Parser<'_> {
             self.span(at, at + len),
             format!("{message}: {found}"),
         )
+        .with_help("an expression is a constructor or device name, applied to arguments in parentheses: `conduit_direct(generic_stackv4(default_network))`, `generic_kv_ro(\"t\")`")
     }
 
     fn peek(&self) -> Option<char> {
@@ -286,7 +292,7 @@ mod tests {
     }
 
     fn p(text: &str) -> Result<Expr, Diagnostic> {
-        parse(text, base(), true)
+        parse(text, base(), &Some((0..=text.len()).collect()))
     }
 
     #[test]

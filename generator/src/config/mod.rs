@@ -442,6 +442,54 @@ struct Loader {
     raw_keys: Vec<(FileId, S, toml::Spanned<raw::Key>)>,
 }
 
+/// Maps each byte of a TOML string's value to its offset inside the quotes of its source
+/// `raw`, following escapes; `None` for multi-line strings or anything unexpected.
+fn source_offsets(raw: &str, value: &str) -> expr::OffsetMap {
+    let literal = raw.starts_with('\'') && !raw.starts_with("'''");
+    let basic = raw.starts_with('"') && !raw.starts_with("\"\"\"");
+    if !(literal || basic) || raw.len() < 2 {
+        return None;
+    }
+    let inner = &raw[1..raw.len() - 1];
+    if literal {
+        return (inner == value).then(|| (0..=value.len()).collect());
+    }
+    let mut map = Vec::with_capacity(value.len() + 1);
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (len, decoded) = if bytes[i] == b'\\' {
+            let esc = *bytes.get(i + 1)?;
+            let (len, c) = match esc {
+                b'"' => (2, '"'),
+                b'\\' => (2, '\\'),
+                b'n' => (2, '\n'),
+                b't' => (2, '\t'),
+                b'r' => (2, '\r'),
+                b'b' => (2, '\u{8}'),
+                b'f' => (2, '\u{c}'),
+                b'e' => (2, '\u{1b}'),
+                b'u' | b'U' => {
+                    let n = if esc == b'u' { 4 } else { 8 };
+                    let hex = inner.get(i + 2..i + 2 + n)?;
+                    (2 + n, char::from_u32(u32::from_str_radix(hex, 16).ok()?)?)
+                }
+                _ => return None,
+            };
+            (len, c.len_utf8())
+        } else {
+            let c = inner[i..].chars().next()?;
+            (c.len_utf8(), c.len_utf8())
+        };
+        for _ in 0..decoded {
+            map.push(i);
+        }
+        i += len;
+    }
+    map.push(inner.len());
+    (map.len() == value.len() + 1).then_some(map)
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -643,14 +691,12 @@ impl Loader {
     fn expr(&mut self, file: FileId, s: &S) -> Option<Expr> {
         let range = s.span();
         let raw = &self.sources.text(file)[range.clone()];
-        // Spans inside the expression are exact when the TOML string is written without escapes.
-        let exact = raw.len() == s.get_ref().len() + 2 && raw[1..raw.len() - 1] == **s.get_ref();
-        let base = if exact {
-            Span::new(file, range.start + 1..range.end - 1)
-        } else {
-            Span::new(file, range)
+        let offsets = source_offsets(raw, s.get_ref());
+        let base = match offsets {
+            Some(_) => Span::new(file, range.start + 1..range.end - 1),
+            None => Span::new(file, range),
         };
-        match expr::parse(s.get_ref(), base, exact) {
+        match expr::parse(s.get_ref(), base, &offsets) {
             Ok(e) => Some(e),
             Err(d) => {
                 self.diags.push(d);
@@ -751,13 +797,18 @@ impl Loader {
                                     per.insert(target, v);
                                 }
                                 Err(e) => {
-                                    self.diags.push(Diagnostic::error(
-                                        "bad-default",
-                                        dspan,
-                                        format!(
+                                    self.diags.push(
+                                        Diagnostic::error(
+                                            "bad-default",
+                                            dspan,
+                                            format!(
                                             "bad default for key `{key_name}` on `{target}`: {e}"
                                         ),
-                                    ));
+                                        )
+                                        .with_help(
+                                            format!("give a default that is {}", ty.expected()),
+                                        ),
+                                    );
                                     return;
                                 }
                             }
@@ -772,11 +823,14 @@ impl Loader {
                     v => match check(&v) {
                         Ok(v) => Default_::Value(v),
                         Err(e) => {
-                            self.diags.push(Diagnostic::error(
-                                "bad-default",
-                                dspan,
-                                format!("bad default for key `{key_name}`: {e}"),
-                            ));
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "bad-default",
+                                    dspan,
+                                    format!("bad default for key `{key_name}`: {e}"),
+                                )
+                                .with_help(format!("give a default that is {}", ty.expected())),
+                            );
                             return;
                         }
                     },
@@ -1224,7 +1278,7 @@ impl Loader {
             .filter_map(|k| self.known_key(file, k).map(|n| (n, self.span(file, k))))
             .collect();
         let reporter = match m.reporter {
-            None => expr::parse(DEFAULT_REPORTER, span, false).ok(),
+            None => expr::parse(DEFAULT_REPORTER, span, &None).ok(),
             Some(r) => {
                 let rspan = Span::new(file, r.span());
                 match r.into_inner() {

@@ -170,15 +170,7 @@ pub fn catalogue(config: &Config) -> String {
     }
     let _ = writeln!(out, "\nkeys:");
     for k in config.keys.values() {
-        let default = match &k.default {
-            crate::key::Default_::Unset => "unset".to_string(),
-            crate::key::Default_::Value(v) => v.to_string(),
-            crate::key::Default_::PerTarget(m) => m
-                .iter()
-                .map(|(t, v)| format!("{t}: {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
+        let default = k.default.to_string();
         let _ = writeln!(
             out,
             "  --{:<14} {:<12} {:<9} default {default}\n      {}",

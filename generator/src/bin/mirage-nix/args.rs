@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use mirage_nix::config::CONFIG_FILE;
-use mirage_nix::diag::{did_you_mean, Diagnostic, Report};
+use mirage_nix::diag::{closest, Diagnostic, Report};
 use mirage_nix::key::{KeyType, Stage};
 use mirage_nix::Unikernel;
 
@@ -41,7 +41,18 @@ pub fn dir_of(m: &ArgMatches) -> PathBuf {
 
 /// A command taking keys, before its key flags are added.
 pub fn keyed(name: &'static str, about: &'static str) -> Command {
-    Command::new(name).about(about).arg(dir_arg()).after_help(
+    let target = Arg::new("target")
+        .short('t')
+        .long("target")
+        .value_name("TARGET")
+        .value_parser(["unix", "xen", "hvt", "spt"])
+        .help("The target the image is built for (default: the last configured, else unix)")
+        .help_heading("Configure keys");
+    Command::new(name)
+        .about(about)
+        .arg(dir_arg())
+        .arg(target)
+        .after_help(
         "Keys: the flags under \"Configure keys\" and \"Runtime keys\" come from the unikernel's \
          config and are those that apply to the target and the keys already given. Runtime keys \
          given here become the image's defaults; they can still be changed at boot.",
@@ -132,16 +143,6 @@ impl KeyedCommand {
 
     /// Adds one flag per reachable key (the target always) to a keyed command.
     pub fn add_keys(&self, mut c: Command) -> Command {
-        let target_values = ["unix", "xen", "hvt", "spt"];
-        c = c.arg(
-            Arg::new("target")
-                .short('t')
-                .long("target")
-                .value_name("TARGET")
-                .value_parser(target_values)
-                .help("The target the image is built for (default: the last configured, else unix)")
-                .help_heading("Configure keys"),
-        );
         if self.unikernel.is_none() {
             return c.before_help(format!("(no {CONFIG_FILE} found: only the target is listed; run this in a unikernel's directory to see its keys)"));
         }
@@ -151,15 +152,7 @@ impl KeyedCommand {
                 continue;
             }
             let key = &uk.config.keys[name];
-            let default = match &key.default {
-                mirage_nix::key::Default_::Unset => "unset".to_string(),
-                mirage_nix::key::Default_::Value(v) => v.to_string(),
-                mirage_nix::key::Default_::PerTarget(m) => m
-                    .iter()
-                    .map(|(t, v)| format!("{v} on {t}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            };
+            let default = key.default.to_string();
             let mut arg = Arg::new(name.clone())
                 .long(name.clone())
                 .value_name(key.ty.placeholder())
@@ -287,7 +280,12 @@ fn check_flags(
             Diagnostic::error(
                 "unknown-key",
                 None,
-                format!("unknown flag --{name}{}", did_you_mean(name, known)),
+                format!(
+                    "unknown flag --{name}{}",
+                    closest(name, known)
+                        .map(|c| format!("; did you mean `--{c}`?"))
+                        .unwrap_or_default()
+                ),
             )
             .with_help(format!(
                 "the keys that apply here are: {}",

@@ -1,0 +1,540 @@
+//! The `mirage-nix` command line, run as a user would: graphs, plans, freshness checks, key
+//! flags and their errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("unikernel.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mirage_nix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args(args)
+        .output()
+        .expect("mirage-nix runs")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = mirage_nix(args);
+    assert!(
+        o.status.success(),
+        "mirage-nix {args:?} failed:\n{}",
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+/// A copy of an example's config (and committed plans) in a fresh folder.
+fn copy_of(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        example(name).join("unikernel.toml"),
+        dir.path().join("unikernel.toml"),
+    )
+    .unwrap();
+    let plans = example(name).join("plans");
+    if plans.is_dir() {
+        std::fs::create_dir(dir.path().join("plans")).unwrap();
+        for e in std::fs::read_dir(plans).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join("plans").join(e.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+fn render_svg(dot: &str) -> String {
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Graphviz `dot` is installed (scripts/test installs the graphviz package)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dot rejected the graph:\n{}\n{dot}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn the_talks_conduit_server_graphs() {
+    let dir = example("conduit_server");
+    let dir = dir.to_str().unwrap();
+    let unevaluated = ok(&["describe", "-t", "xen", dir, "--dot", "--no-eval"]);
+    assert!(
+        unevaluated.contains("choose generic_stackv4"),
+        "{unevaluated}"
+    );
+    assert!(
+        unevaluated.contains("style=bold"),
+        "the default branch is marked:\n{unevaluated}"
+    );
+    assert!(render_svg(&unevaluated).contains("<svg"));
+
+    let xen = ok(&["describe", "-t", "xen", dir, "--dot", "--eval"]);
+    assert!(!xen.contains("choose"), "choices are resolved:\n{xen}");
+    for device in [
+        "direct_stackv4",
+        "netif",
+        "ethernet",
+        "arp",
+        "static_ipv4",
+        "udp",
+        "tcp",
+    ] {
+        assert!(
+            xen.contains(&format!("label=\"{device}\\n")),
+            "xen graph lacks {device}:\n{xen}"
+        );
+    }
+    let unix = ok(&["describe", "-t", "unix", "--net=socket", dir, "--dot"]);
+    assert!(unix.contains("socket_stackv4"), "{unix}");
+    for device in ["ethernet", "arp", "ipv4", "direct_stackv4"] {
+        assert!(
+            !unix.contains(device),
+            "the socket graph has no {device}:\n{unix}"
+        );
+    }
+    render_svg(&xen);
+    render_svg(&unix);
+}
+
+#[test]
+fn every_example_and_target_draws_valid_dot() {
+    for name in examples() {
+        let dir = example(&name);
+        for target in ["unix", "xen", "hvt", "spt"] {
+            for mode in ["--eval", "--no-eval"] {
+                render_svg(&ok(&[
+                    "describe",
+                    "-t",
+                    target,
+                    dir.to_str().unwrap(),
+                    "--dot",
+                    mode,
+                ]));
+            }
+        }
+    }
+}
+
+#[test]
+fn describe_shows_keys_defaults_and_output() {
+    let out = ok(&[
+        "describe",
+        "-t",
+        "xen",
+        "--net=direct",
+        "--dhcp=false",
+        example("conduit_server").to_str().unwrap(),
+    ]);
+    assert!(out.contains("Name    conduit_server"), "{out}");
+    assert!(
+        out.contains("dhcp=false\n"),
+        "an explicit key has no (default):\n{out}"
+    );
+    assert!(out.contains("ipv4=10.0.0.2/24 (default, runtime)"), "{out}");
+    assert!(out.contains("net=direct\n"), "{out}");
+    assert!(out.contains("target=xen"), "{out}");
+    assert!(
+        out.contains("Output  none: netif network is not available on xen"),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "describe",
+        "--json",
+        example("hello").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["output"], "hello (elf-unix)");
+    assert_eq!(json["keys"][0]["name"], "hello");
+}
+
+#[test]
+fn configure_all_targets_is_deterministic_and_matches_the_committed_plans() {
+    for name in examples() {
+        let dir = copy_of(&name);
+        std::fs::remove_dir_all(dir.path().join("plans")).ok();
+        let d = dir.path().to_str().unwrap();
+        ok(&["configure", "--all-targets", d]);
+        let first = read_plans(dir.path());
+        assert!(!first.is_empty(), "{name}: no plan written");
+        ok(&["configure", "--all-targets", d]);
+        assert!(
+            first == read_plans(dir.path()),
+            "{name}: plans changed on a second run"
+        );
+        let committed = read_plans(&example(&name));
+        for ((file, fresh), (_, old)) in first.iter().zip(&committed) {
+            assert!(fresh == old, "{name}/plans/{file} is stale: run `mirage-nix configure --all-targets examples/{name}`");
+        }
+        assert_eq!(
+            first.len(),
+            committed.len(),
+            "{name}: a different set of plans is committed"
+        );
+        for (file, plan) in &first {
+            for leak in [
+                root().canonicalize().unwrap().to_str().unwrap(),
+                d,
+                "/tmp",
+                "/home",
+                "/root",
+            ] {
+                assert!(
+                    !plan.contains(leak),
+                    "{name}/{file} holds the machine path {leak}"
+                );
+            }
+        }
+    }
+}
+
+fn read_plans(dir: &Path) -> Vec<(String, String)> {
+    let mut plans: Vec<(String, String)> = std::fs::read_dir(dir.join("plans"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    plans.sort();
+    plans
+}
+
+#[test]
+fn configure_check_passes_fresh_plans_and_fails_stale_ones() {
+    for name in examples() {
+        ok(&["configure", "--check", example(&name).to_str().unwrap()]);
+    }
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    ok(&["configure", "--check", d]);
+    let plan = dir.path().join("plans/unix.json");
+    let edited = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("\"crunch\"", "\"tar\"");
+    std::fs::write(&plan, edited).unwrap();
+    let o = mirage_nix(&["configure", "--check", d]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("stale plan") && err.contains("unix.json"),
+        "{err}"
+    );
+    assert!(err.contains("fix: mirage-nix configure -t unix"), "{err}");
+
+    std::fs::write(
+        dir.path().join("unikernel.toml"),
+        std::fs::read_to_string(example("kv_ro").join("unikernel.toml"))
+            .unwrap()
+            .replace("(\\\"t\\\")", "(\\\"u\\\")"),
+    )
+    .unwrap();
+    ok(&["configure", "-t", "unix", d]);
+    let o = mirage_nix(&["configure", "--check", d]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "plans of other targets are stale after the config changed"
+    );
+}
+
+#[test]
+fn configured_keys_are_remembered() {
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    ok(&["configure", "-t", "hvt", "--kv_ro=tar", d]);
+    let out = ok(&["describe", d]);
+    assert!(
+        out.contains("Target  hvt"),
+        "describe uses the configured target:\n{out}"
+    );
+    assert!(
+        out.contains("kv_ro=tar\n"),
+        "describe shows the configured keys:\n{out}"
+    );
+    assert!(ok(&["query", "keys", d]).contains("kv_ro=tar (enum, configure, given)"));
+}
+
+#[test]
+fn only_reachable_keys_are_flags() {
+    let kv = example("kv_ro");
+    let help = ok(&["describe", "--help", kv.to_str().unwrap()]);
+    assert!(help.contains("--kv_ro"), "{help}");
+    assert!(!help.contains("--net"), "kv_ro has no network:\n{help}");
+    let help = ok(&[
+        "configure",
+        "--help",
+        example("conduit_server").to_str().unwrap(),
+        "-t",
+        "xen",
+    ]);
+    for key in [
+        "--net",
+        "--dhcp",
+        "--ipv4",
+        "--ipv4-gateway",
+        "--interface",
+        "--port",
+    ] {
+        assert!(
+            help.contains(key),
+            "conduit_server on xen takes {key}:\n{help}"
+        );
+    }
+    let help = ok(&[
+        "configure",
+        "--help",
+        example("conduit_server").to_str().unwrap(),
+        "--net=socket",
+    ]);
+    assert!(
+        !help.contains("      --ipv4 <"),
+        "the socket stack has no --ipv4:\n{help}"
+    );
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("[default: socket on unix, direct elsewhere]"),
+        "{help}"
+    );
+}
+
+/// Bad key values and flags: each gives its own message and a non-zero exit, never a panic.
+#[test]
+fn bad_keys_on_the_command_line() {
+    let cases: &[(&str, &[&str], i32, &str)] = &[
+        (
+            "conduit_server",
+            &["-t", "xen", "--ipv4=10.0.0.2/33"],
+            1,
+            "`33` is not a prefix length between 0 and 32",
+        ),
+        (
+            "conduit_server",
+            &["-t", "xen", "--ipv4=10.0.0/24"],
+            1,
+            "is not an IPv4 address with a prefix length",
+        ),
+        (
+            "conduit_server",
+            &["-t", "xen", "--ipv4-gateway=10.0.0.256"],
+            1,
+            "is not an IPv4 address like 10.0.0.1",
+        ),
+        (
+            "conduit_server",
+            &["--dhcp=maybe"],
+            1,
+            "`maybe` is not true or false",
+        ),
+        (
+            "conduit_server",
+            &["--port=http"],
+            1,
+            "`http` is not an integer",
+        ),
+        (
+            "kv_ro",
+            &["--kv_ro=passthru"],
+            1,
+            "did you mean `passthrough`?",
+        ),
+        (
+            "kv_ro",
+            &["--kvro=tar"],
+            1,
+            "unknown flag --kvro; did you mean `--kv_ro`?",
+        ),
+        (
+            "hello",
+            &["--net=socket"],
+            1,
+            "key --net does not apply to `hello` on unix",
+        ),
+        ("kv_ro", &["-t", "xenn"], 2, "invalid value 'xenn'"),
+        (
+            "conduit_server",
+            &["-t", "xen", "--net=socket"],
+            1,
+            "socket_stackv4 stack is not available on xen: a Xen guest has no host socket API",
+        ),
+        (
+            "conduit_server",
+            &["-t", "xen", "--net=socket"],
+            1,
+            "build for another target: -t unix",
+        ),
+        (
+            "conduit_server",
+            &["-t", "hvt", "--net=socket"],
+            1,
+            "use --net=direct",
+        ),
+        (
+            "kv_ro",
+            &["-t", "xen", "--kv_ro=passthrough"],
+            1,
+            "kv_ro/unikernel.toml:11:9",
+        ),
+    ];
+    for (name, args, code, expected) in cases {
+        let dir = copy_of(name);
+        let mut argv = vec!["configure"];
+        argv.extend_from_slice(args);
+        argv.push(dir.path().to_str().unwrap());
+        let o = mirage_nix(&argv);
+        let err = text(&o.stderr).replace(dir.path().to_str().unwrap(), name);
+        assert_eq!(o.status.code(), Some(*code), "{argv:?}:\n{err}");
+        assert!(
+            err.contains(expected),
+            "{argv:?} should say {expected:?}:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{argv:?} panicked:\n{err}");
+    }
+}
+
+#[test]
+fn queries() {
+    let hello = example("hello");
+    let h = hello.to_str().unwrap();
+    assert_eq!(ok(&["query", "nix-attr", "-t", "xen", h]), "hello-xen\n");
+    assert!(ok(&["query", "crates", h]).contains("mirage-devices mirage-nix:devices [logs]"));
+    let plan = ok(&["query", "plan", "-t", "hvt", h]);
+    assert_eq!(
+        plan,
+        std::fs::read_to_string(hello.join("plans/hvt.json")).unwrap()
+    );
+    assert!(
+        ok(&["query", "main", h]).contains("hello::start(default_time_2, args.string(\"hello\"))")
+    );
+    assert!(ok(&["query", "cargo-toml", h]).contains("[workspace]"));
+}
+
+#[test]
+fn render_needs_only_the_plan() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = copy_of("hello");
+    let plan = dir.path().join("plans/unix.json");
+    std::fs::remove_file(dir.path().join("unikernel.toml")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args([
+            "render",
+            plan.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+            "--mirage-root",
+            root().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let main = std::fs::read_to_string(out.path().join("src/main.rs")).unwrap();
+    assert!(
+        main.contains("mirage_unix::main!(\"hello\", RUNTIME_KEYS, unikernel);"),
+        "{main}"
+    );
+    assert!(out.path().join("Cargo.toml").is_file());
+}
+
+#[test]
+fn bad_plans_are_named_with_their_fix() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plans")).unwrap();
+    let plan = dir.path().join("plans/unix.json");
+    for (contents, expected) in [
+        (
+            "{\"version\": 7}",
+            "plan format version 7, but this mirage-nix reads version 1",
+        ),
+        ("{\"name\": 1", "not valid JSON"),
+        (
+            "{\"version\": 1, \"name\": \"x\"}",
+            "not a valid version 1 plan",
+        ),
+    ] {
+        std::fs::write(&plan, contents).unwrap();
+        let o = mirage_nix(&[
+            "render",
+            plan.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+        ]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected) && err.contains("unix.json"), "{err}");
+        assert!(
+            err.contains("regenerate it with `mirage-nix configure -t unix"),
+            "{err}"
+        );
+    }
+    let o = mirage_nix(&[
+        "render",
+        dir.path().join("plans/none.json").to_str().unwrap(),
+        "-o",
+        "x",
+    ]);
+    assert!(
+        text(&o.stderr).contains("cannot read plan"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn help_everywhere() {
+    for sub in [
+        "describe",
+        "configure",
+        "query",
+        "build",
+        "render",
+        "clean",
+        "targets",
+        "catalogue",
+        "schema",
+    ] {
+        let o = mirage_nix(&[sub, "--help"]);
+        assert!(o.status.success(), "{sub} --help: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("Usage"), "{sub}");
+    }
+    assert!(ok(&["targets"]).contains("xen   xen-pv"));
+    assert!(ok(&["catalogue"]).contains("generic_kv_ro(dir: string) -> kv_ro"));
+}
