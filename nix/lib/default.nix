@@ -1,0 +1,37 @@
+# The mirage-nix Nix library: one function per file in this directory, wired together as
+# a scope (crane's layout, without nixpkgs' callPackage). Each file is
+# `{ <what it needs from the scope> }: <the function>`; `toolchain` is one of
+# ../toolchains/{host,nixpkgs}.nix, and nothing else differs between the two sources.
+#
+#   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
+#   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
+#   buildWorkspacePackage planCrateDirs mkDepsCrate buildUnikernel mkBootCheck
+#   mkUnikernelPackages
+{ toolchain }:
+let
+  callLib = path:
+    let f = import path; in
+    f (builtins.intersectAttrs (builtins.functionArgs f) scope);
+  scope = {
+    inherit toolchain;
+    internal = import ./internal.nix;
+    readPlan = callLib ./readPlan.nix;
+    findPlans = callLib ./findPlans.nix;
+    parseCargoLock = callLib ./parseCargoLock.nix;
+    cargoLockClosure = callLib ./cargoLockClosure.nix;
+    writeCargoLock = callLib ./writeCargoLock.nix;
+    pathCrates = callLib ./pathCrates.nix;
+    cleanCrateSource = callLib ./cleanCrateSource.nix;
+    mkWorkspace = callLib ./mkWorkspace.nix;
+    vendorCargoDeps = callLib ./vendorCargoDeps.nix;
+    mkCargoDerivation = callLib ./mkCargoDerivation.nix;
+    buildDepsOnly = callLib ./buildDepsOnly.nix;
+    buildWorkspacePackage = callLib ./buildWorkspacePackage.nix;
+    planCrateDirs = callLib ./planCrateDirs.nix;
+    mkDepsCrate = callLib ./mkDepsCrate.nix;
+    buildUnikernel = callLib ./buildUnikernel.nix;
+    mkBootCheck = callLib ./mkBootCheck.nix;
+    mkUnikernelPackages = callLib ./mkUnikernelPackages.nix;
+  };
+in
+scope

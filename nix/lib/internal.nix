@@ -1,0 +1,70 @@
+# Private helpers shared by the functions in this directory: the few pieces of nixpkgs'
+# `lib` the library needs, so the host toolchain source works without nixpkgs.
+let
+  inherit (builtins)
+    attrNames concatStringsSep filter foldl' isAttrs isBool isFloat isInt isList isString
+    length map replaceStrings stringLength substring toJSON typeOf;
+
+  hasPrefix = pre: s: substring 0 (stringLength pre) s == pre;
+  hasSuffix = suf: s:
+    let n = stringLength s; m = stringLength suf; in m <= n && substring (n - m) m s == suf;
+  removePrefix = pre: s:
+    if hasPrefix pre s then substring (stringLength pre) (stringLength s) s else s;
+  removeSuffix = suf: s:
+    if hasSuffix suf s then substring 0 (stringLength s - stringLength suf) s else s;
+
+  optional = cond: x: if cond then [ x ] else [ ];
+  optionalString = cond: s: if cond then s else "";
+  concatMapStrings = f: l: concatStringsSep "" (map f l);
+  mapAttrsToList = f: set: map (n: f n set.${n}) (attrNames set);
+  filterAttrs = pred: set:
+    builtins.listToAttrs (map (n: { name = n; value = set.${n}; })
+      (filter (n: pred n set.${n}) (attrNames set)));
+
+  # unique :: [a] -> [a], first occurrence wins, order kept.
+  unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+
+  # Collapse "a/./b/../c" to "a/c"; paths are relative to the workspace root and may not
+  # climb above it.
+  normalizePath = path:
+    let
+      parts = filter (p: isString p && p != "" && p != ".") (builtins.split "/" path);
+      step = acc: p:
+        if p == ".." then
+          (if acc == [ ] then throw ''
+            mirage-nix: the path '${path}' leaves the workspace root.
+            Path dependencies must point inside the repository; move the crate into it.
+          '' else builtins.genList (i: builtins.elemAt acc i) (length acc - 1))
+        else acc ++ [ p ];
+    in
+    concatStringsSep "/" (foldl' step [ ] parts);
+
+  # TOML for the small documents the library writes (Cargo manifests and config).
+  # Tables become dotted keys, so any nesting is valid TOML without section bookkeeping.
+  tomlKey = k:
+    if builtins.match "[A-Za-z0-9_-]+" k != null then k else toJSON k;
+  tomlValue = v:
+    if isString v then toJSON v
+    else if isBool v || isInt v || isFloat v then toJSON v
+    else if isList v then "[" + concatStringsSep ", " (map tomlValue v) + "]"
+    else if isAttrs v then
+      "{ " + concatStringsSep ", " (mapAttrsToList (k: x: "${tomlKey k} = ${tomlValue x}") v) + " }"
+    else throw "mirage-nix: cannot write a ${typeOf v} as TOML";
+  toTOML = set:
+    let
+      lines = prefix: s: builtins.concatLists (mapAttrsToList
+        (k: v:
+          let key = prefix ++ [ (tomlKey k) ]; in
+          if isAttrs v && v != { } then lines key v
+          else [ "${concatStringsSep "." key} = ${tomlValue v}" ])
+        s);
+    in
+    concatStringsSep "\n" (lines [ ] set) + "\n";
+
+  shellEscape = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+in
+{
+  inherit hasPrefix hasSuffix removePrefix removeSuffix optional optionalString
+    concatMapStrings mapAttrsToList filterAttrs unique normalizePath toTOML tomlValue
+    shellEscape;
+}

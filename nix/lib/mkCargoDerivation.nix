@@ -1,0 +1,49 @@
+# mkCargoDerivation :: { name, crates, rootManifest, cargoLock, vendorDir, buildPhase,
+#                        installPhase, cargoArtifacts ? null, ... } -> derivation
+#
+# The one core every build of this library lowers to (crane's mkCargoDerivation, minus
+# stdenv): a plain `derivation` whose builder is the toolchain's bash, running
+# mkCargoDerivation.sh, which
+#   1. lays out a cargo workspace in $NIX_BUILD_TOP/src from `crates` (each
+#      `{ dir; src; dummyFiles ? [ ]; }`, `src` a store path from cleanCrateSource, the
+#      `dummyFiles` written as empty programs), `rootManifest` and `cargoLock` (texts);
+#   2. points cargo at `vendorDir` (vendorCargoDeps) through $CARGO_HOME/config.toml,
+#      offline;
+#   3. restores `cargoArtifacts` (a previous derivation's `target/`, e.g. buildDepsOnly's)
+#      keeping its timestamps, so cargo reuses every unit whose inputs did not change;
+#   4. runs `buildPhase` then `installPhase` (shell text) in the workspace.
+# Every derivation gets the toolchain's PATH and identity (MIRAGE_NIX_TOOLCHAIN), so a
+# toolchain change invalidates all of them, and a fixed layout (/build in the sandbox,
+# remapped to /build outside it) so outputs do not depend on where the build ran.
+{ toolchain, internal }:
+{ name
+, crates
+, rootManifest
+, cargoLock
+, vendorDir
+, buildPhase
+, installPhase
+, cargoArtifacts ? null
+, rustflags ? ""
+, ...
+}@args:
+let
+  inherit (builtins) concatStringsSep map removeAttrs;
+  crateLines = concatStringsSep "\n" (map
+    (c: "${c.dir} ${c.src} ${concatStringsSep "," (c.dummyFiles or [ ])}")
+    crates);
+in
+derivation ((removeAttrs args [ "crates" "cargoArtifacts" ]) // {
+  inherit name buildPhase installPhase rootManifest cargoLock vendorDir;
+  inherit (toolchain) system;
+  builder = toolchain.shell;
+  args = [ "-e" ./mkCargoDerivation.sh ];
+  outputs = [ "out" ];
+  PATH = toolchain.path;
+  MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
+  CARGO_BUILD_TARGET = toolchain.rustTarget;
+  cargoArtifacts = if cargoArtifacts == null then "" else cargoArtifacts;
+  crateLayout = crateLines;
+  extraRustflags = rustflags;
+  passAsFile = [ "rootManifest" "cargoLock" "crateLayout" ];
+} // (toolchain.derivationAttrs or { }))

@@ -1,0 +1,55 @@
+# Builder of mkCargoDerivation (see mkCargoDerivation.nix). Runs under the toolchain's
+# bash with `set -e`; PATH, the texts and the layout come from the derivation.
+set -euo pipefail
+top=$NIX_BUILD_TOP
+export HOME="$top/home" CARGO_HOME="$top/cargo-home"
+export CARGO_TARGET_DIR="$top/target" CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
+export CARGO_BUILD_JOBS="${NIX_BUILD_CORES:-1}" SOURCE_DATE_EPOCH=1
+[ "${CARGO_BUILD_JOBS}" = 0 ] && export CARGO_BUILD_JOBS=1
+# One path for every build, in or out of the sandbox, so outputs do not name the build dir.
+export RUSTFLAGS="--remap-path-prefix=$top=/build ${extraRustflags:-}"
+mkdir -p "$HOME" "$CARGO_HOME" "$top/src"
+
+echo "mirage-nix: toolchain: ${MIRAGE_NIX_TOOLCHAIN%%$'\n'*}"
+
+# 1. The workspace.
+cp "$rootManifestPath" "$top/src/Cargo.toml"
+cp "$cargoLockPath" "$top/src/Cargo.lock"
+while read -r dir src dummies || [ -n "${dir:-}" ]; do
+  [ -n "$dir" ] || continue
+  mkdir -p "$top/src/$dir"
+  # cp without -p: sources get the build's time, newer than any restored artifact, so
+  # cargo recompiles workspace crates and trusts the registry ones it already has.
+  if [ -d "$src" ]; then cp -r "$src/." "$top/src/$dir/"; else cp "$src" "$top/src/$dir/Cargo.toml"; fi
+  chmod -R u+w "$top/src/$dir"
+  IFS=, read -ra files <<<"$dummies"
+  for f in "${files[@]}"; do
+    mkdir -p "$(dirname "$top/src/$dir/$f")"
+    case "$f" in
+      build.rs | */main.rs | src/bin/*) echo 'fn main() {}' >"$top/src/$dir/$f" ;;
+      *) echo '#![no_std]' >"$top/src/$dir/$f" ;;
+    esac
+  done
+done <"$crateLayoutPath"
+
+# 2. Vendored crates, offline.
+ln -s "$vendorDir" "$top/vendor"
+cat >"$CARGO_HOME/config.toml" <<TOML
+[source.crates-io]
+replace-with = "vendored-sources"
+[source.vendored-sources]
+directory = "$top/vendor"
+[net]
+offline = true
+TOML
+
+# 3. Artifacts of an earlier layer.
+if [ -n "$cargoArtifacts" ]; then
+  cp -a "$cargoArtifacts/target" "$CARGO_TARGET_DIR"
+  chmod -R u+w "$CARGO_TARGET_DIR"
+fi
+
+# 4. Build and install.
+cd "$top/src"
+eval "$buildPhase"
+eval "$installPhase"

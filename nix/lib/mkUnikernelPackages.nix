@@ -1,0 +1,55 @@
+# mkUnikernelPackages :: { src, mirage-nix, examplesDir ? "examples" }
+#                        -> { images; depsLayers; checks; apps; }
+#
+# Everything the committed plans describe, for one toolchain source:
+#   images      "<example>-<target>" = buildUnikernel, one per plans/<target>.json;
+#   depsLayers  "<target>" = buildDepsOnly over the crates of every plan of that target
+#               (a stand-in crate per plan, mkDepsCrate), shared by all its images;
+#   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
+#   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
+# A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
+{ internal, findPlans, readPlan, planCrateDirs, mkDepsCrate, buildDepsOnly, buildUnikernel, mkBootCheck }:
+{ src, mirage-nix, examplesDir ? "examples" }:
+let
+  inherit (builtins) attrNames attrValues concatMap filter listToAttrs map mapAttrs tryEval;
+  inherit (internal) unique filterAttrs;
+
+  found = findPlans { inherit src examplesDir; };
+  plans = mapAttrs (_: p: readPlan { inherit src; inherit (p) dir target; }) found;
+  # A plan that does not read (unknown version, stale...) fails on its own package only.
+  healthy = filterAttrs (n: _: (tryEval (builtins.deepSeq plans.${n}.crates plans.${n}.planFile)).success) plans;
+  targets = unique (map (n: found.${n}.target) (attrNames found));
+
+  depsLayers = listToAttrs (map
+    (target:
+      let ofTarget = filter (p: p.target == target) (attrValues healthy); in
+      {
+        name = target;
+        value = buildDepsOnly {
+          name = "mirage-${target}";
+          inherit src;
+          dirs = unique (concatMap planCrateDirs ofTarget);
+          extraCrates = map (plan: mkDepsCrate { inherit src plan; }) ofTarget;
+          cargoCommands = map
+            (p: "cargo build --release --offline -p mirage-deps-${p.name}-${p.target}")
+            ofTarget;
+        };
+      })
+    targets);
+
+  images = mapAttrs
+    (n: plan: buildUnikernel {
+      inherit src plan mirage-nix;
+      depsArtifacts = depsLayers.${found.${n}.target};
+    })
+    plans;
+
+  unix = filterAttrs (n: _: found.${n}.target == "unix") images;
+in
+{
+  inherit images depsLayers plans;
+  checks = listToAttrs (map
+    (n: { name = "${n}-boot"; value = mkBootCheck { image = images.${n}; }; })
+    (attrNames unix));
+  apps = mapAttrs (_: img: { type = "app"; program = "${img}/${img.image}"; }) unix;
+}

@@ -1,0 +1,61 @@
+# pathCrates :: { src, dirs } -> [ { dir; name; manifest; } ]
+#
+# The workspace crates (directories relative to `src`, holding a Cargo.toml) that `dirs`
+# need, following path dependencies of every kind ([dependencies], [build-dependencies],
+# [dev-dependencies], their [target.*] forms, and `workspace = true` entries that the root
+# manifest gives a path), sorted by directory. Manifests are read at evaluation time from
+# the flake's own source: no import-from-derivation.
+{ internal }:
+{ src, dirs }:
+let
+  inherit (builtins) attrValues concatMap filter fromTOML genericClosure isAttrs map
+    pathExists readFile sort;
+  inherit (internal) normalizePath;
+
+  rootManifest =
+    if pathExists (src + "/Cargo.toml") then fromTOML (readFile (src + "/Cargo.toml")) else { };
+  workspaceDeps = rootManifest.workspace.dependencies or { };
+
+  manifestOf = dir:
+    let file = src + "/${dir}/Cargo.toml"; in
+    if pathExists file then fromTOML (readFile file) else throw ''
+      mirage-nix: there is no crate at '${dir}' (no ${dir}/Cargo.toml), but a plan or a
+      Cargo.toml names it. Create the crate, or fix the path and regenerate the plans with
+      `mirage-nix configure`.
+    '';
+
+  depTables = m:
+    [ (m.dependencies or { }) (m.build-dependencies or { }) (m.dev-dependencies or { }) ]
+    ++ concatMap (t: [ (t.dependencies or { }) (t.build-dependencies or { }) (t.dev-dependencies or { }) ])
+      (attrValues (m.target or { }));
+
+  pathDepsOf = dir:
+    let
+      m = manifestOf dir;
+      pathOf = name: spec:
+        if !isAttrs spec then null
+        else if spec ? path then normalizePath "${dir}/${spec.path}"
+        else if spec.workspace or false && isAttrs (workspaceDeps.${name} or null)
+          && workspaceDeps.${name} ? path then normalizePath workspaceDeps.${name}.path
+        else null;
+    in
+    filter (p: p != null)
+      (concatMap (t: map (n: pathOf n t.${n}) (builtins.attrNames t)) (depTables m));
+
+  closure = genericClosure {
+    startSet = map (d: { key = normalizePath d; }) dirs;
+    operator = item: map (d: { key = d; }) (pathDepsOf item.key);
+  };
+in
+sort (a: b: a.dir < b.dir) (map
+  (item:
+    let m = manifestOf item.key; in
+    {
+      dir = item.key;
+      name = m.package.name or (throw ''
+        mirage-nix: ${item.key}/Cargo.toml has no [package] name; a plan can only use
+        package crates.
+      '');
+      manifest = m;
+    })
+  closure)
