@@ -8,11 +8,11 @@
 # is the vendored-crate directory they must use too (the same path keeps cargo's
 # fingerprints valid).
 { mkCargoDerivation, mkWorkspace, vendorCargoDeps }:
-{ name, src, dirs, cargoCommands, extraCrates ? [ ] }:
+{ name, src, dirs, cargoCommands, extraCrates ? [ ], ... }@args:
 let
   ws = mkWorkspace { inherit src dirs extraCrates; dummy = true; };
   vendorDir = vendorCargoDeps { inherit (ws) lock; name = "${name}-vendor"; };
-  drv = mkCargoDerivation {
+  drv = mkCargoDerivation (removeAttrs args [ "src" "dirs" "cargoCommands" "extraCrates" ] // {
     name = "${name}-deps";
     crates = ws.layout;
     inherit (ws) rootManifest cargoLock;
@@ -24,6 +24,6 @@ let
       mkdir -p "$out"
       cp -a "$CARGO_TARGET_DIR" "$out/target"
     '';
-  };
+  });
 in
 drv // { inherit vendorDir; workspace = ws; }

@@ -5,8 +5,8 @@
 #
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
-#   buildWorkspacePackage planCrateDirs mkDepsCrate buildUnikernel mkBootCheck
-#   mkUnikernelPackages
+#   buildWorkspacePackage planCrateDirs mkStandInManifest renderCommand
+#   buildUnikernel mkBootCheck mkUnikernelPackages checkPlansFresh mkFormatter
 { toolchain }:
 let
   callLib = path:
@@ -28,10 +28,13 @@ let
     buildDepsOnly = callLib ./buildDepsOnly.nix;
     buildWorkspacePackage = callLib ./buildWorkspacePackage.nix;
     planCrateDirs = callLib ./planCrateDirs.nix;
-    mkDepsCrate = callLib ./mkDepsCrate.nix;
+    mkStandInManifest = callLib ./mkStandInManifest.nix;
+    renderCommand = callLib ./renderCommand.nix;
     buildUnikernel = callLib ./buildUnikernel.nix;
     mkBootCheck = callLib ./mkBootCheck.nix;
     mkUnikernelPackages = callLib ./mkUnikernelPackages.nix;
+    checkPlansFresh = callLib ./checkPlansFresh.nix;
+    mkFormatter = callLib ./mkFormatter.nix;
   };
 in
 scope

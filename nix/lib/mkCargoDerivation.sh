@@ -9,6 +9,7 @@ export CARGO_BUILD_JOBS="${NIX_BUILD_CORES:-1}" SOURCE_DATE_EPOCH=1
 # One path for every build, in or out of the sandbox, so outputs do not name the build dir.
 export RUSTFLAGS="--remap-path-prefix=$top=/build ${extraRustflags:-}"
 mkdir -p "$HOME" "$CARGO_HOME" "$top/src"
+[ -z "${extraPath:-}" ] || export PATH="$extraPath:$PATH"
 
 echo "mirage-nix: toolchain: ${MIRAGE_NIX_TOOLCHAIN%%$'\n'*}"
 

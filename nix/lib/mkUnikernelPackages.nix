@@ -4,20 +4,28 @@
 # Everything the committed plans describe, for one toolchain source:
 #   images      "<example>-<target>" = buildUnikernel, one per plans/<target>.json;
 #   depsLayers  "<target>" = buildDepsOnly over the crates of every plan of that target
-#               (a stand-in crate per plan, mkDepsCrate), shared by all its images;
+#               (a stand-in crate per plan, mkStandInManifest), shared by all its images;
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
 # A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
-{ internal, findPlans, readPlan, planCrateDirs, mkDepsCrate, buildDepsOnly, buildUnikernel, mkBootCheck }:
-{ src, mirage-nix, examplesDir ? "examples" }:
+{ internal, findPlans, readPlan, planCrateDirs, mkStandInManifest, renderCommand, buildDepsOnly
+, buildUnikernel, mkBootCheck }:
+{ src
+, mirage-nix
+, examplesDir ? "examples"
+  # The generator's Cargo.toml template, whose [profile] the dependency layer copies.
+, cargoTemplate ? builtins.readFile (src + "/generator/templates/Cargo.toml.tera")
+}:
 let
   inherit (builtins) attrNames attrValues concatMap filter listToAttrs map mapAttrs tryEval;
   inherit (internal) unique filterAttrs;
 
   found = findPlans { inherit src examplesDir; };
   plans = mapAttrs (_: p: readPlan { inherit src; inherit (p) dir target; }) found;
-  # A plan that does not read (unknown version, stale...) fails on its own package only.
-  healthy = filterAttrs (n: _: (tryEval (builtins.deepSeq plans.${n}.crates plans.${n}.planFile)).success) plans;
+  # A plan that does not read (unknown version, stale...) or names a crate that does not
+  # exist yet fails on its own package only, not on the layer its target shares.
+  usable = p: builtins.all (d: builtins.pathExists (src + "/${d}/Cargo.toml")) (planCrateDirs p);
+  healthy = filterAttrs (n: _: (tryEval (usable plans.${n})).success && usable plans.${n}) plans;
   targets = unique (map (n: found.${n}.target) (attrNames found));
 
   depsLayers = listToAttrs (map
@@ -29,9 +37,11 @@ let
           name = "mirage-${target}";
           inherit src;
           dirs = unique (concatMap planCrateDirs ofTarget);
-          extraCrates = map (plan: mkDepsCrate { inherit src plan; }) ofTarget;
           cargoCommands = map
-            (p: "cargo build --release --offline -p mirage-deps-${p.name}-${p.target}")
+            (plan: renderCommand {
+              inherit plan;
+              standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
+            })
             ofTarget;
         };
       })

@@ -39,5 +39,6 @@ in
     sha256 = checksum;
   };
 
+  formatter = pkgs.nixpkgs-fmt;
   derivationAttrs = { };
 }

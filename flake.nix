@@ -1,0 +1,93 @@
+{
+  description = "mirage-nix: MirageOS/Functoria in Rust, unikernels built from committed plans";
+
+  # Fetched lazily: only the nixpkgs toolchain source touches it, so offline machines
+  # using the host toolchain never need it.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+
+  outputs = { self, nixpkgs }:
+    let
+      system = "x86_64-linux";
+
+      # THE toolchain switch (docs/nix.md, "Toolchain sources"). The standard outputs
+      # (packages, checks, apps, devShells, hydraJobs) use this source; both sources are
+      # always reachable as legacyPackages.${system}.{host,nixpkgs}.<name>, e.g.
+      # `nix build .#nixpkgs.hello-unix`.
+      #   "host"     the rustc/cargo/cc installed on this machine, imported and identified
+      #              by scripts/setup-nix (offline; run `eval "$(scripts/setup-nix)"`).
+      #   "nixpkgs"  the pinned nixpkgs input (hermetic; needs it fetched once).
+      defaultToolchain = "host";
+
+      toolchains = {
+        host = import ./nix/toolchains/host.nix {
+          inherit system;
+          identityFile = ./nix/host-toolchain.json;
+        };
+        nixpkgs = import ./nix/toolchains/nixpkgs.nix {
+          pkgs = nixpkgs.legacyPackages.${system};
+        };
+      };
+
+      # Everything this repository builds, for one toolchain source.
+      mkOutputs = toolchain:
+        let
+          lib = import ./nix/lib { inherit toolchain; };
+          mirage-nix = lib.buildWorkspacePackage { src = self; dir = "generator"; };
+          unikernels = lib.mkUnikernelPackages { src = self; inherit mirage-nix; };
+          images = unikernels.images;
+          packages = images // {
+            inherit mirage-nix;
+            default = images.hello-unix or mirage-nix;
+          };
+          checks = unikernels.checks // {
+            inherit mirage-nix;
+            nix-unit-tests = import ./nix/tests { inherit lib toolchain; };
+            plans-fresh = lib.checkPlansFresh { src = self; inherit mirage-nix; };
+          };
+          devShell = derivation {
+            name = "mirage-nix-shell";
+            inherit system;
+            builder = toolchain.shell;
+            args = [ "-c" "echo \"$MIRAGE_NIX_TOOLCHAIN\" >$out" ];
+            outputs = [ "out" ];
+            PATH = "${mirage-nix}/bin:${toolchain.path}";
+            MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
+          };
+          formatter = lib.mkFormatter { };
+        in
+        {
+          inherit lib packages checks devShell formatter unikernels;
+          apps = builtins.mapAttrs (_: a: a) unikernels.apps // {
+            mirage-nix = { type = "app"; program = "${mirage-nix}/bin/mirage-nix"; };
+          };
+        };
+
+      outputsFor = builtins.mapAttrs (_: mkOutputs) toolchains;
+      default = outputsFor.${defaultToolchain};
+    in
+    {
+      packages.${system} = default.packages;
+      legacyPackages.${system} = builtins.mapAttrs (_: o: o.packages // { inherit (o) checks; }) outputsFor;
+      checks.${system} = default.checks;
+      apps.${system} = default.apps // {
+        default = default.apps.hello-unix or default.apps.mirage-nix;
+      };
+      devShells.${system}.default = default.devShell;
+      formatter.${system} = default.formatter;
+      hydraJobs = {
+        packages.${system} = default.packages;
+        checks.${system} = default.checks;
+      };
+      templates.default = {
+        path = ./nix/template;
+        description = "A new mirage-nix unikernel: unikernel.toml, its crate, and a flake that builds its plans";
+      };
+      # The library for a downstream flake: `mirage-nix.lib.${system}.mkUnikernelPackages`
+      # and the functions it is made of, with the default toolchain source;
+      # `lib.${system}.withToolchain.{host,nixpkgs}` for the other.
+      lib.${system} = default.lib // {
+        withToolchain = builtins.mapAttrs (_: o: o.lib) outputsFor;
+        inherit toolchains;
+      };
+    };
+}

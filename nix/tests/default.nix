@@ -1,0 +1,151 @@
+# The library's unit tests, `{ expr; expected; }` tables over the fixture workspace in
+# ./fixtures/ws, run at evaluation time. The result is a derivation (a flake check) that
+# builds only if every test passes; a failure aborts evaluation listing each failing test
+# with what it got and what it expected. `nix eval .#checks.x86_64-linux.nix-unit-tests`
+# runs them without building anything.
+{ lib, toolchain }:
+let
+  inherit (builtins) attrNames filter length map tryEval deepSeq toJSON;
+  src = ./fixtures/ws;
+  throws = e: !(tryEval (deepSeq e e)).success;
+
+  lock = lib.parseCargoLock (src + "/Cargo.lock");
+  hello = lib.readPlan { inherit src; dir = "examples/hello"; target = "unix"; };
+
+  tests = {
+    # readPlan
+    testReadPlanFields = {
+      expr = { inherit (hello) name target dir; version = hello.version; };
+      expected = { name = "hello"; target = "unix"; dir = "examples/hello"; version = 1; };
+    };
+    testReadPlanUnknownVersionThrows = {
+      expr = throws (lib.readPlan { inherit src; dir = "examples/hello"; target = "future"; });
+      expected = true;
+    };
+    testReadPlanMissingThrows = {
+      expr = throws (lib.readPlan { inherit src; dir = "examples/hello"; target = "xen"; });
+      expected = true;
+    };
+    testReadPlanStaleThrows = {
+      expr = throws (lib.readPlan { inherit src; dir = "examples/hello"; target = "stale"; });
+      expected = true;
+    };
+    testFindPlans = {
+      expr = lib.findPlans { inherit src; };
+      expected = {
+        hello-future = { dir = "examples/hello"; target = "future"; };
+        hello-stale = { dir = "examples/hello"; target = "stale"; };
+        hello-unix = { dir = "examples/hello"; target = "unix"; };
+      };
+    };
+    testPlanCrateDirs = {
+      expr = lib.planCrateDirs hello;
+      expected = [ "runtime/core" "runtime/unix" "examples/hello" ];
+    };
+
+    # Cargo.lock
+    testParseCargoLockKinds = {
+      expr = map (p: "${p.id} ${p.kind}") lock.packages;
+      expected = [
+        "hello 0.1.0 path"
+        "libc 0.2.170 registry"
+        "log 0.4.26 registry"
+        "mirage-runtime 0.1.0 path"
+        "mirage-unix 0.1.0 path"
+        "mirage-xen 0.1.0 path"
+        "spin 0.5.2 registry"
+        "spin 0.9.8 registry"
+      ];
+    };
+    testParseCargoLockResolvesVersionedDeps = {
+      expr = lock.byId."mirage-xen 0.1.0".deps;
+      expected = [ "mirage-runtime 0.1.0" "spin 0.9.8" ];
+    };
+    testParseCargoLockOldFormatThrows = {
+      expr = throws (lib.parseCargoLock { text = "[[package]]\nname = \"a\"\nversion = \"1\"\n"; });
+      expected = true;
+    };
+    testClosureLeavesOutOtherTargets = {
+      expr = map (p: p.id) (lib.cargoLockClosure { inherit lock; roots = [ "mirage-unix" "hello" ]; }).packages;
+      expected = [ "hello 0.1.0" "libc 0.2.170" "log 0.4.26" "mirage-runtime 0.1.0" "mirage-unix 0.1.0" ];
+    };
+    testClosureUnknownRootThrows = {
+      expr = throws (lib.cargoLockClosure { inherit lock; roots = [ "nope" ]; });
+      expected = true;
+    };
+    testWriteCargoLockRoundTrips = {
+      expr =
+        let pruned = lib.cargoLockClosure { inherit lock; roots = [ "mirage-xen" ]; }; in
+        map (p: p.id) (lib.parseCargoLock { text = lib.writeCargoLock pruned; }).packages;
+      expected = [ "log 0.4.26" "mirage-runtime 0.1.0" "mirage-xen 0.1.0" "spin 0.9.8" ];
+    };
+
+    # Workspace crates and source filtering
+    testPathCratesFollowsPathAndWorkspaceDeps = {
+      expr = map (c: "${c.dir}=${c.name}") (lib.pathCrates { inherit src; dirs = [ "runtime/unix" ]; });
+      expected = [ "runtime/core=mirage-runtime" "runtime/unix=mirage-unix" ];
+    };
+    testCleanCrateSourceDropsPlansAndConfig = {
+      expr = builtins.attrNames (builtins.readDir (lib.cleanCrateSource { inherit src; dir = "examples/hello"; }));
+      expected = [ "Cargo.toml" "src" ];
+    };
+    testCleanCrateSourceDummyKeepsManifest = {
+      expr = builtins.attrNames (builtins.readDir (lib.cleanCrateSource { inherit src; dir = "examples/hello"; dummy = true; }));
+      expected = [ "Cargo.toml" ];
+    };
+    testCrateSourceIgnoresSiblings = {
+      # runtime/xen's source path does not depend on runtime/unix: same path either way.
+      expr = lib.cleanCrateSource { inherit src; dir = "runtime/unix"; }
+        == lib.cleanCrateSource { src = ./fixtures/ws; dir = "runtime/unix"; };
+      expected = true;
+    };
+    testWorkspaceMembersAreTheSlice = {
+      expr = (builtins.fromTOML (lib.mkWorkspace { inherit src; dirs = [ "examples/hello" ]; }).rootManifest).workspace.members;
+      expected = [ "examples/hello" "runtime/core" ];
+    };
+    testWorkspaceKeepsProfile = {
+      expr = (builtins.fromTOML (lib.mkWorkspace { inherit src; dirs = [ "runtime/core" ]; }).rootManifest).profile;
+      expected = { release.panic = "abort"; };
+    };
+    testDummyFiles = {
+      expr = map (c: c.dummyFiles) (lib.mkWorkspace { inherit src; dirs = [ "examples/hello" ]; dummy = true; }).layout;
+      expected = [ [ "src/lib.rs" ] [ ] ];
+    };
+
+    # The dependency layer's stand-in manifest
+    testStandInManifest = {
+      expr =
+        let m = builtins.fromTOML (lib.mkStandInManifest {
+          plan = hello;
+          template = "[package]\nname = \"x\"\n\n[profile.release]\nlto = true\npanic = \"abort\"\n\n# end\n[workspace]\n";
+        }); in
+        { inherit (m) profile; deps = m.dependencies.mirage-unix; };
+      expected = {
+        profile.release = { lto = true; panic = "abort"; };
+        deps = { path = "../../../../runtime/unix"; features = [ "std" ]; };
+      };
+    };
+
+    # Helpers
+    testNormalizePath = {
+      expr = lib.internal.normalizePath "examples/hello/./../../runtime/core";
+      expected = "runtime/core";
+    };
+    testToTOMLParsesBack = {
+      expr = builtins.fromTOML (lib.internal.toTOML { a.b = [ "x" ]; c = { d = 1; "e.f" = true; }; });
+      expected = { a.b = [ "x" ]; c = { d = 1; "e.f" = true; }; };
+    };
+  };
+
+  failures = filter (n: tests.${n}.expr != tests.${n}.expected) (attrNames tests);
+  report = map (n: "${n}:\n  got      ${toJSON tests.${n}.expr}\n  expected ${toJSON tests.${n}.expected}") failures;
+  summary = "${toString (length (attrNames tests) - length failures)} passed, ${toString (length failures)} failed";
+in
+if failures != [ ] then throw ("mirage-nix: Nix unit tests failed (${summary}):\n" + builtins.concatStringsSep "\n" report)
+else derivation {
+  name = "nix-unit-tests";
+  inherit (toolchain) system;
+  builder = toolchain.shell;
+  inherit summary;
+  args = [ "-c" "echo \"$summary\"; echo \"$summary\" >$out" ];
+} // { inherit tests summary; }
