@@ -33,7 +33,14 @@
         let
           lib = import ./nix/lib { inherit toolchain; };
           mirage-nix = lib.buildWorkspacePackage { src = self; dir = "generator"; };
-          unikernels = lib.mkUnikernelPackages { src = self; inherit mirage-nix; };
+          unikernels = lib.mkUnikernelPackages {
+            src = self;
+            inherit mirage-nix;
+            boot = {
+              hello-unix.expect = "Hello World!";
+              block-unix.setup = "head -c 1048576 /dev/zero >disk.img";
+            };
+          };
           images = unikernels.images;
           packages = images // {
             inherit mirage-nix;

@@ -1,10 +1,12 @@
-# mkBootCheck :: { image, args ? [ ], expect ? null, timeout ? 30 } -> derivation
+# mkBootCheck :: { image, args ? [ ], expect ? null, timeout ? 30, setup ? "" } -> derivation
 #
 # Boots a unix image (buildUnikernel) in the build sandbox and succeeds if it exits 0
 # within `timeout` seconds and, when `expect` is given, prints that line. Its output is
-# kept in $out/log. Targets that need a hypervisor plug their runner in here.
+# kept in $out/log. `setup` (shell) runs first in the image's working directory, for
+# examples that need a file to boot on (block: a disk image). Targets that need a
+# hypervisor plug their runner in here.
 { toolchain, internal }:
-{ image, args ? [ ], expect ? null, timeout ? 30 }:
+{ image, args ? [ ], expect ? null, timeout ? 30, setup ? "" }:
 derivation ({
   name = "${image.name}-boot";
   inherit (toolchain) system;
@@ -13,10 +15,13 @@ derivation ({
   exe = "${image}/${image.image}";
   expect = if expect == null then "" else expect;
   bootArgs = map toString args;
+  inherit setup;
   args = [
     "-euc"
     ''
-      mkdir -p "$out"
+      mkdir -p "$out" "$NIX_BUILD_TOP/run"
+      cd "$NIX_BUILD_TOP/run"
+      eval "$setup"
       status=0
       timeout ${toString timeout} "$exe" $bootArgs >"$out/log" 2>&1 || status=$?
       cat "$out/log"

@@ -15,6 +15,8 @@
 , examplesDir ? "examples"
   # The generator's Cargo.toml template, whose [profile] the dependency layer copies.
 , cargoTemplate ? builtins.readFile (src + "/generator/templates/Cargo.toml.tera")
+  # "<example>-<target>" = { setup; args; expect; } for its boot check (mkBootCheck).
+, boot ? { }
 }:
 let
   inherit (builtins) attrNames attrValues concatMap filter listToAttrs map mapAttrs tryEval;
@@ -47,19 +49,23 @@ let
       })
     targets);
 
+  # Plans whose crates do not all exist yet (a target still being written) get no image;
+  # a plan that fails to read keeps its entry, so its fix-it error shows.
+  buildable = filterAttrs (n: _: let r = tryEval (usable plans.${n}); in !r.success || r.value) plans;
   images = mapAttrs
     (n: plan: buildUnikernel {
       inherit src plan mirage-nix;
       depsArtifacts = depsLayers.${found.${n}.target};
     })
-    plans;
+    buildable;
 
   unix = filterAttrs (n: _: found.${n}.target == "unix") images;
 in
 {
   inherit images depsLayers plans;
+  unavailable = attrNames (removeAttrs plans (attrNames buildable));
   checks = listToAttrs (map
-    (n: { name = "${n}-boot"; value = mkBootCheck { image = images.${n}; }; })
+    (n: { name = "${n}-boot"; value = mkBootCheck ({ image = images.${n}; } // boot.${n} or { });  })
     (attrNames unix));
   apps = mapAttrs (_: img: { type = "app"; program = "${img}/${img.image}"; }) unix;
 }
