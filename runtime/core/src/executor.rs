@@ -13,6 +13,10 @@
 //!
 //! The root future's completion ends `block_on`, dropping the tasks left, as `Lwt_main.run`
 //! does.
+//!
+//! Wakers are `Send` as the `Waker` contract requires, and a wake from another thread does
+//! queue the task, but it does not interrupt a platform blocked in [`Platform::wait`]: the
+//! task runs when the wait next returns. The runtime is built for one thread.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;

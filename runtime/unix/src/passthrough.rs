@@ -7,6 +7,9 @@
 //! so that a symlink pointing out of the directory is refused with [`KvError::Forbidden`].
 //! Symlinks staying inside the root are followed. The check and the open are two steps: a
 //! host user who can swap files inside the root while the unikernel runs can race them.
+//!
+//! Files are read synchronously: `poll(2)` never reports a regular file as not ready, so
+//! there is nothing to wait for in the executor.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
