@@ -11,6 +11,7 @@ use std::path::{Component, Path};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::config::{Body, Config, CrateSource, Literal};
 use crate::diag::{Diagnostic, Report};
@@ -30,6 +31,9 @@ pub struct Plan {
     pub version: u32,
     /// The unikernel's name.
     pub name: String,
+    /// The SHA-256 (hex) of the `unikernel.toml` the plan was made from, so that a build
+    /// can tell a stale plan without running the generator.
+    pub config_sha256: String,
     /// The target the image is for.
     pub target: String,
     /// The image file.
@@ -493,9 +497,11 @@ pub fn lower(
             diagnostics: diags,
         });
     }
+    let digest = Sha256::digest(config.sources.text(config.file).as_bytes());
     Ok(Plan {
         version: PLAN_VERSION,
         name: main.name.clone(),
+        config_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
         target: ctx.target.clone(),
         image: Image {
             file: target.image.replace("{name}", &main.name),

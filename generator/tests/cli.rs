@@ -264,7 +264,7 @@ fn configure_check_passes_fresh_plans_and_fails_stale_ones() {
         dir.path().join("unikernel.toml"),
         std::fs::read_to_string(example("kv_ro").join("unikernel.toml"))
             .unwrap()
-            .replace("(\\\"t\\\")", "(\\\"u\\\")"),
+            .replace("(\"t\")", "(\"u\")"),
     )
     .unwrap();
     ok(&["configure", "-t", "unix", d]);
