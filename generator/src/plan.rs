@@ -62,6 +62,10 @@ pub struct Image {
     pub std: bool,
     /// The runtime crate providing its entry point.
     pub runtime: String,
+    /// Extra rustc flags for every crate of the image; `{runtime}` stands for the runtime
+    /// crate's folder on the building machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rustflags: Vec<String>,
 }
 
 /// The unikernel's own crate.
@@ -508,6 +512,7 @@ pub fn lower(
             format: target.format.clone(),
             std: target.std,
             runtime: target.runtime.clone(),
+            rustflags: target.rustflags.clone(),
         },
         unikernel: Unikernel {
             crate_name: main.crate_name.clone(),

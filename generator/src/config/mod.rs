@@ -62,6 +62,8 @@ pub struct Target {
     pub image: String,
     /// The image format.
     pub format: String,
+    /// Extra rustc flags, with `{runtime}` for the runtime crate's folder.
+    pub rustflags: Vec<String>,
 }
 
 /// A device signature (Functoria's `typ`).
@@ -563,6 +565,7 @@ impl Loader {
                     std: t.std,
                     image: t.image.into_inner(),
                     format: t.format.into_inner(),
+                    rustflags: t.rustflags.into_iter().map(|f| f.into_inner()).collect(),
                 },
             );
         }

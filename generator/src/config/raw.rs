@@ -79,6 +79,10 @@ pub struct Target {
     pub image: S,
     /// The image format, for tools.
     pub format: S,
+    /// Extra rustc flags images of the target are compiled with; `{runtime}` stands for the
+    /// runtime crate's folder (for a linker script, say).
+    #[serde(default)]
+    pub rustflags: Vec<S>,
 }
 
 /// `[signatures.NAME]`.

@@ -87,11 +87,13 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
         )
     })?;
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // From inside the crate, so that its .cargo/config.toml (the target's rustc flags) applies.
     cargo
+        .current_dir(&crate_dir)
         .arg("build")
         .arg("--release")
         .arg("--manifest-path")
-        .arg(crate_dir.join("Cargo.toml"))
+        .arg("Cargo.toml")
         .env("CARGO_TARGET_DIR", &opts.target_dir);
     if opts.quiet {
         cargo.arg("--quiet");
