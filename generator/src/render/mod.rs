@@ -398,6 +398,12 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
         path: PathBuf::from("Cargo.toml"),
         contents: cargo.into_bytes(),
     });
+    if !plan.image.rustflags.is_empty() {
+        files.push(File {
+            path: PathBuf::from(".cargo/config.toml"),
+            contents: cargo_config(plan, roots).into_bytes(),
+        });
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -467,6 +473,31 @@ mod tests {
             relative(Path::new("/a/../b"), Path::new("/c")),
             PathBuf::from("/c")
         );
+    }
+
+    #[test]
+    fn target_flags_go_to_the_cargo_config_with_the_runtime_folder() {
+        let mut plan =
+            crate::plan::Plan::from_json(include_str!("../../../examples/hello/plans/unix.json"))
+                .unwrap();
+        let roots = Roots {
+            mirage: PathBuf::from("/m"),
+            unikernel: PathBuf::from("/m/examples/hello"),
+        };
+        let has_config = |plan: &Plan| {
+            crate_files(plan, &roots, Path::new("/o"))
+                .unwrap()
+                .iter()
+                .any(|f| f.path.ends_with("config.toml"))
+        };
+        assert!(!has_config(&plan), "no flags, no config");
+        plan.image.rustflags = vec!["-C".into(), "link-arg=-T{runtime}/image.ld".into()];
+        let config = cargo_config(&plan, &roots);
+        assert!(
+            config.contains("rustflags = [\"-C\", \"link-arg=-T/m/runtime/unix/image.ld\"]"),
+            "{config}"
+        );
+        assert!(has_config(&plan));
     }
 
     #[test]
