@@ -492,6 +492,28 @@ fn source_offsets(raw: &str, value: &str) -> expr::OffsetMap {
     (map.len() == value.len() + 1).then_some(map)
 }
 
+/// `name` if `map` declares it, else an `unknown-<what>` diagnostic suggesting the closest name.
+fn known<T>(
+    map: &BTreeMap<String, T>,
+    name: &str,
+    what: &str,
+    span: Span,
+    help: String,
+) -> Result<String, Diagnostic> {
+    if map.contains_key(name) {
+        return Ok(name.to_string());
+    }
+    let code = match what {
+        "signature" => "unknown-signature",
+        "key" => "unknown-key",
+        "crate" => "unknown-crate",
+        "target" => "unknown-target",
+        other => unreachable!("no diagnostic code for an unknown {other}"),
+    };
+    let hint = did_you_mean(name, map.keys().map(String::as_str));
+    Err(Diagnostic::error(code, span, format!("unknown {what} `{name}`{hint}")).with_help(help))
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -924,81 +946,66 @@ impl Loader {
         })
     }
 
+    /// Keeps a checked value, or records why it was rejected.
+    fn keep<T>(&mut self, r: Result<T, Diagnostic>) -> Option<T> {
+        r.map_err(|d| self.diags.push(d)).ok()
+    }
+
     fn signature_name(&mut self, file: FileId, s: &S) -> Option<String> {
-        let name = s.get_ref().trim();
-        if self.signatures.contains_key(name) {
-            return Some(name.to_string());
-        }
-        self.diags.push(
-            Diagnostic::error("unknown-signature", self.span(file, s), format!("unknown signature `{name}`{}", did_you_mean(name, self.signatures.keys().map(String::as_str))))
-                .with_help("use a built-in signature (run `mirage-nix catalogue`) or declare it under [signatures]"),
+        let help = "use a built-in signature (run `mirage-nix catalogue`) or declare it under [signatures]";
+        let r = known(
+            &self.signatures,
+            s.get_ref().trim(),
+            "signature",
+            self.span(file, s),
+            help.into(),
         );
-        None
+        self.keep(r)
     }
 
     fn known_key(&mut self, file: FileId, k: &S) -> Option<String> {
-        if self.keys.contains_key(k.get_ref()) {
-            return Some(k.get_ref().clone());
-        }
-        self.diags.push(
-            Diagnostic::error(
-                "unknown-key",
-                self.span(file, k),
-                format!(
-                    "unknown key `{}`{}",
-                    k.get_ref(),
-                    did_you_mean(k.get_ref(), self.keys.keys().map(String::as_str))
-                ),
-            )
-            .with_help("declare it under [keys.NAME] with a type, default, stage and doc"),
+        let help = "declare it under [keys.NAME] with a type, default, stage and doc";
+        let r = known(
+            &self.keys,
+            k.get_ref(),
+            "key",
+            self.span(file, k),
+            help.into(),
         );
-        None
+        self.keep(r)
     }
 
     fn crate_name(&mut self, file: FileId, c: &S) -> Option<String> {
-        if self.crates.contains_key(c.get_ref()) {
-            return Some(c.get_ref().clone());
-        }
-        self.diags.push(
-            Diagnostic::error(
-                "unknown-crate",
-                self.span(file, c),
-                format!(
-                    "unknown crate `{}`{}",
-                    c.get_ref(),
-                    did_you_mean(c.get_ref(), self.crates.keys().map(String::as_str))
-                ),
-            )
-            .with_help("declare it under [crates.NAME] with `path` or `version`"),
+        let help = "declare it under [crates.NAME] with `path` or `version`";
+        let r = known(
+            &self.crates,
+            c.get_ref(),
+            "crate",
+            self.span(file, c),
+            help.into(),
         );
-        None
+        self.keep(r)
     }
 
     fn targets_of(&mut self, file: FileId, ts: &Option<Vec<S>>) -> Option<Option<Vec<String>>> {
         let Some(ts) = ts else { return Some(None) };
-        let mut out = Vec::new();
-        for t in ts {
-            if !self.targets.contains_key(t.get_ref()) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "unknown-target",
-                        self.span(file, t),
-                        format!(
-                            "unknown target `{}`{}",
-                            t.get_ref(),
-                            did_you_mean(t.get_ref(), self.targets.keys().map(String::as_str))
-                        ),
-                    )
-                    .with_help(format!(
-                        "targets are {}",
-                        self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )),
-                );
-                return None;
-            }
-            out.push(t.get_ref().clone());
-        }
-        Some(Some(out))
+        let help = format!(
+            "targets are {}",
+            self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        let r: Result<Vec<String>, Diagnostic> = ts
+            .iter()
+            .map(|t| {
+                known(
+                    &self.targets,
+                    t.get_ref(),
+                    "target",
+                    self.span(file, t),
+                    help.clone(),
+                )
+            })
+            .collect();
+        self.keep(r).map(Some)
     }
 
     #[allow(clippy::too_many_arguments)]
