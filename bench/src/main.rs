@@ -107,4 +107,43 @@ fn main() {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
+    reference(runs.min(10));
+}
+
+/// The reference: Functoria compiles `config.ml` (with dune, against the mirage library) and
+/// runs it. Functoria is not packaged for Debian, so this times the smallest OCaml config
+/// there can be, compiled by `ocamlopt` and run: a lower bound of what `mirage configure` does.
+fn reference(runs: usize) {
+    const CONFIG_ML: &str = "type 'a typ = Typ of string\n\
+        let console : unit typ = Typ \"console\"\n\
+        let register name devices =\n  \
+          Printf.printf \"{\\\"name\\\": %S, \\\"devices\\\": [%s]}\\n\" name\n    \
+          (String.concat \", \" (List.map (Printf.sprintf \"%S\") devices))\n\
+        let () = ignore console; register \"console\" [\"default_console\"; \"default_time\"]\n";
+    let dir = std::env::temp_dir().join("mirage-nix-bench-ocaml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.ml"), CONFIG_ML).unwrap();
+    let compile_and_run = || {
+        let built = Command::new("ocamlopt")
+            .current_dir(&dir)
+            .args(["config.ml", "-o", "config.exe"])
+            .output();
+        matches!(built, Ok(o) if o.status.success())
+            && Command::new(dir.join("config.exe"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    println!();
+    if compile_and_run() {
+        let d = time(runs, || assert!(compile_and_run()));
+        println!("| reference: lower bound of Functoria's configure | ms |");
+        println!("|---|---:|");
+        println!(
+            "| the smallest OCaml config, compiled by `ocamlopt` and run | {} |",
+            ms(d)
+        );
+    } else {
+        println!("(reference not measured: `ocamlopt` is missing; `apt-get install ocaml-nox` provides it)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
