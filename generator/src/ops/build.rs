@@ -1,9 +1,11 @@
-//! `build`: render a unikernel's crate and compile its image.
+//! `build --cargo`: render a unikernel's crate and compile its image with cargo directly.
 //!
-//! Until the Nix build drives this, images of targets that link `std` (unix) are compiled with
-//! cargo directly: the crate is rendered under `DIR/.mirage-nix/<target>/crate`, compiled with
-//! a target directory shared by every unikernel (so dependencies build once), and the image is
-//! copied to `DIR/dist/`.
+//! `mirage-nix build` goes through Nix ([`super::nix`]); this is the fallback for machines
+//! without Nix (or `--cargo`): the crate is rendered under `DIR/.mirage-nix/<target>/crate`,
+//! compiled from inside it (so its `.cargo/config.toml`, the target's rustc flags, applies)
+//! with a target directory shared by every unikernel (so dependencies build once), and the
+//! image is copied to `DIR/dist/`. Unlike Nix it builds the plan the config and keys give,
+//! committed or not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,10 +70,10 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
             "build for a target whose runtime exists (run `mirage-nix targets`)",
         ));
     }
-    if !plan.image.std {
+    if !plan.image.std && plan.image.rustflags.is_empty() {
         return Err(fail(
             format!(
-                "{} images are bare-metal and are built through Nix, not with cargo directly",
+                "{} images are bare-metal and their target declares no rustc flags to link them with cargo directly",
                 plan.target
             ),
             &format!("run `nix build .#{}`", plan.nix_attr()),

@@ -9,11 +9,15 @@
 mod build;
 mod configure;
 mod describe;
+pub mod explain;
+pub mod nix;
 mod query;
 
 pub use build::{build, crate_dir, BuildOptions, Built};
 pub use configure::{check_plans, configure, Outcome, Stale};
 pub use describe::{catalogue, describe, describe_json, targets, DescribeFormat};
+pub use explain::{explain_specs, ExplainOptions, Explanation};
+pub use nix::{build_with_nix, find_nix, NixOptions};
 pub use query::{query, QueryInfo};
 
 use std::path::{Path, PathBuf};

@@ -82,6 +82,10 @@ const OWN_FLAGS: &[&str] = &[
     "mirage-root",
     "quiet",
     "target",
+    "cargo",
+    "print-build-logs",
+    "rebuild",
+    "toolchain",
 ];
 
 impl KeyedCommand {
@@ -185,12 +189,14 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
     while i < args.len() {
         let a = args[i];
         if a.starts_with('-') {
-            let takes_value = matches!(a, "-t" | "--target" | "--mirage-root" | "-l" | "--logs")
-                || (a.starts_with("--")
-                    && !a.contains('=')
-                    && i + 1 < args.len()
-                    && !args[i + 1].starts_with('-')
-                    && !looks_like_dir(args[i + 1]));
+            let takes_value = matches!(
+                a,
+                "-t" | "--target" | "--mirage-root" | "--toolchain" | "-l" | "--logs"
+            ) || (a.starts_with("--")
+                && !a.contains('=')
+                && i + 1 < args.len()
+                && !args[i + 1].starts_with('-')
+                && !looks_like_dir(args[i + 1]));
             i += if takes_value { 2 } else { 1 };
         } else {
             out.push(a);

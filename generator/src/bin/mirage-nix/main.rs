@@ -75,9 +75,22 @@ fn cli() -> Command {
             .mut_arg("dir", |a| a.index(2))
             .arg(Arg::new("info").index(1).required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
-        .subcommand(args::keyed("build", "Render the crate and compile the image into DIR/dist/")
+        .subcommand(args::keyed("build", "Build the image of the committed plan with `nix build` (or with cargo: --cargo), print its path and how to boot it")
+            .long_about("Build the image of the plan for the target with `nix build` of the flake that builds it (the unikernel's own flake.nix, else the mirage-nix tree's), as package <name>-<target>. Nix builds committed plans: run `mirage-nix configure` first when the config or keys changed. Prints the image's path on stdout and how to boot it on stderr. Without Nix on PATH, or with --cargo, the crate is rendered and compiled with cargo into DIR/dist/ instead.")
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
-            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress")))
+            .arg(Arg::new("cargo").long("cargo").action(ArgAction::SetTrue).help("Build with cargo directly, not Nix (the default when nix is not on PATH)"))
+            .arg(Arg::new("print-build-logs").long("print-build-logs").short('L').action(ArgAction::SetTrue).conflicts_with("cargo").help("Show the builders' logs (nix build -L) instead of nix's progress"))
+            .arg(Arg::new("rebuild").long("rebuild").action(ArgAction::SetTrue).conflicts_with("cargo").help("Build again although the image is in the store, and fail unless it is bit-for-bit the same"))
+            .arg(Arg::new("toolchain").long("toolchain").value_name("SOURCE").value_parser(["host", "nixpkgs"]).conflicts_with("cargo").help("The toolchain source (default: the flake's, see docs/nix.md)"))
+            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress (with --cargo)")))
+        .subcommand(Command::new("explain")
+            .visible_alias("why-rebuild")
+            .about("Name the inputs that make two builds different derivations, down to where the change starts")
+            .long_about("Compare the derivations of A and B and name what differs: sources (with the files that differ), environment variables, builders, and input derivations, explained the same way recursively. A and B are each a .drv path, a flake installable (FLAKE#ATTR), a plan file (its image), or with --attr a git revision of the mirage-nix tree (`.` for the working tree).")
+            .arg(Arg::new("a").required(true).value_name("A").help("The old side: .drv, FLAKE#ATTR, plan file, or git revision (with --attr)"))
+            .arg(Arg::new("b").required(true).value_name("B").help("The new side, the same kinds as A"))
+            .arg(Arg::new("attr").long("attr").short('a').value_name("PACKAGE").help("The package to compare when A or B is a git revision, e.g. hello-unix"))
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
         .subcommand(Command::new("render")
             .about("Render the specialised crate of a plan (Cargo.toml, src/main.rs, embedded files) from the plan alone")
             .arg(Arg::new("plan").required(true).value_name("PLAN").value_parser(clap::value_parser!(PathBuf)).help("A plan file, e.g. examples/hello/plans/unix.json"))
@@ -141,6 +154,24 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 out.display(),
                 files.len()
             );
+        }
+        ("explain", m) => {
+            let nix = ops::find_nix().ok_or_else(|| {
+                args::report(
+                    "no-nix",
+                    "explain compares Nix derivations and there is no `nix` on PATH: set it up with `eval \"$(scripts/setup-nix)\"`".into(),
+                )
+            })?;
+            let opts = ops::ExplainOptions {
+                mirage_root: ops::mirage_root(
+                    m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path),
+                )?,
+                attr: m.get_one::<String>("attr").cloned(),
+                nix,
+            };
+            let a = m.get_one::<String>("a").expect("required");
+            let b = m.get_one::<String>("b").expect("required");
+            print!("{}", ops::explain_specs(a, b, &opts)?.render());
         }
         ("clean", m) => {
             let dir = args::dir_of(m);
@@ -246,6 +277,29 @@ fn keyed_command(
             let plan = uk.plan(&ctx)?;
             let mirage =
                 ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path))?;
+            let nix = if m.get_flag("cargo") {
+                None
+            } else {
+                let found = ops::find_nix();
+                if found.is_none() {
+                    eprintln!("nix is not on PATH: building with cargo instead (set Nix up with `eval \"$(scripts/setup-nix)\"`, see docs/nix.md)");
+                }
+                found
+            };
+            if let Some(nix) = nix {
+                let opts = ops::NixOptions {
+                    mirage_root: mirage,
+                    toolchain: m.get_one::<String>("toolchain").cloned(),
+                    print_build_logs: m.get_flag("print-build-logs"),
+                    rebuild: m.get_flag("rebuild"),
+                    nix,
+                };
+                eprintln!("building {} for {} with nix", plan.name, plan.target);
+                let built = ops::build_with_nix(&plan, dir, &opts)?;
+                println!("{}", built.image.display());
+                eprintln!("{}", built.run_hint);
+                return Ok(ExitCode::SUCCESS);
+            }
             let opts = ops::BuildOptions {
                 target_dir: mirage.join("target").join("mirage-nix"),
                 roots: Roots {
@@ -254,7 +308,7 @@ fn keyed_command(
                 },
                 quiet: m.get_flag("quiet"),
             };
-            eprintln!("building {} for {}", plan.name, plan.target);
+            eprintln!("building {} for {} with cargo", plan.name, plan.target);
             let built = ops::build(&plan, dir, &opts)?;
             println!("{}", built.image.display());
             eprintln!("{}", built.run_hint);
