@@ -132,10 +132,11 @@ impl Unikernel {
 
     /// The plan for `ctx`: evaluate, check every device exists on the target, lower.
     pub fn plan(&self, ctx: &Context) -> Result<plan::Plan, Report> {
+        let reachable = self.reachable_keys(ctx);
         let unreachable: Vec<&String> = ctx
             .explicit
             .keys()
-            .filter(|k| !self.reachable_keys(ctx).contains(*k))
+            .filter(|k| !reachable.contains(*k))
             .collect();
         if let Some(k) = unreachable.first() {
             return Err(Report {
