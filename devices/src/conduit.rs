@@ -4,7 +4,8 @@
 use core::fmt;
 use core::net::SocketAddrV4;
 
-use crate::tcp::{Flow, Listener, TcpError};
+use crate::stack::Stack;
+use crate::tcp::{Flow, Listener, Tcp, TcpError};
 
 /// `ConduitError` is why a conduit could not listen or connect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,4 +43,31 @@ pub trait Conduit: Clone {
 
     /// `connect_tcp(dst)` opens a TCP connection to `dst`.
     async fn connect_tcp(&self, dst: SocketAddrV4) -> Result<Self::Flow, ConduitError>;
+}
+
+/// `Direct<S>` is the conduit over a stack `S` (Mirage's `conduit_direct`): TCP endpoints are
+/// the stack's own listeners and flows.
+#[derive(Clone, Debug)]
+pub struct Direct<S> {
+    stack: S,
+}
+
+impl<S: Stack> Direct<S> {
+    /// `new(stack)` is the conduit over `stack`.
+    pub fn new(stack: S) -> Direct<S> {
+        Direct { stack }
+    }
+}
+
+impl<S: Stack> Conduit for Direct<S> {
+    type Flow = <S::Tcp as Tcp>::Flow;
+    type Listener = <S::Tcp as Tcp>::Listener;
+
+    async fn listen_tcp(&self, port: u16) -> Result<Self::Listener, ConduitError> {
+        Ok(self.stack.tcp().listen(port).await?)
+    }
+
+    async fn connect_tcp(&self, dst: SocketAddrV4) -> Result<Self::Flow, ConduitError> {
+        Ok(self.stack.tcp().connect(dst).await?)
+    }
 }

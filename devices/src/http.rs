@@ -1,10 +1,15 @@
 //! The `http` signature: an HTTP/1.1 server that calls a handler for each request, as
-//! `Cohttp_mirage.Server`.
+//! `Cohttp_mirage.Server`, and (feature `http`) its implementation over a conduit, [`Server`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::conduit::ConduitError;
+
+#[cfg(feature = "http")]
+mod server;
+#[cfg(feature = "http")]
+pub use server::{reason, Limits, Server};
 
 /// A `Request` is one parsed HTTP request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,5 +71,5 @@ pub trait HttpServer: Clone {
     async fn serve<H, F>(&self, port: u16, handler: H) -> Result<(), ConduitError>
     where
         H: Fn(Request) -> F + Clone + 'static,
-        F: core::future::Future<Output = Response>;
+        F: core::future::Future<Output = Response> + 'static;
 }

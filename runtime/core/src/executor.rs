@@ -295,6 +295,13 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// `now_ns()` is the platform clock as read at the start of the current executor round (0
+/// outside [`block_on`]): a cheap clock for portable devices, such as the direct TCP/IP stack,
+/// that have no clock device of their own.
+pub fn now_ns() -> u64 {
+    shared::with(|s| s.now.get())
+}
+
 /// `sleep_until(deadline)` completes once the platform clock reaches `deadline` (in
 /// [`Platform::now_ns`] nanoseconds). Targets' `Time` devices are built on it.
 pub fn sleep_until(deadline: u64) -> Sleep {

@@ -28,7 +28,9 @@
 //! executor with the [`Unix`] platform (`poll(2)`), and turns the outcome into Mirage's exit
 //! codes. The devices of this target are the process's [`Console`], the host clocks
 //! ([`Time`], [`Mclock`], [`Pclock`]), [`Random`] (`getrandom(2)`), [`Passthrough`] (a
-//! host directory as a key-value store) and [`BlockFile`] (a host file as a disk).
+//! host directory as a key-value store), [`BlockFile`] (a host file as a disk), the
+//! [`SocketStack`] (the host's TCP/IP through non-blocking sockets) and [`Tap`] (a tap
+//! interface, the network device of the direct stack).
 //!
 //! Devices that do I/O on descriptors use [`reactor::retry`] and [`reactor::ready`]; every
 //! `unsafe` block of the crate is in its `sys` module.
@@ -42,7 +44,9 @@ mod error;
 mod passthrough;
 mod random;
 pub mod reactor;
+pub mod socket;
 mod sys;
+mod tap;
 #[cfg(test)]
 mod test_util;
 
@@ -58,7 +62,9 @@ pub use error::OpenError;
 pub use passthrough::Passthrough;
 pub use random::Random;
 pub use reactor::Unix;
+pub use socket::SocketStack;
 pub use sys::set_nonblocking;
+pub use tap::Tap;
 
 /// `main!(NAME, KEYS, unikernel)` defines the process's `fn main`: it runs
 /// [`run`]`(NAME, KEYS, unikernel)` with the command line and exits with its status.

@@ -1,6 +1,10 @@
 //! The system calls the safe API needs and std does not offer: `poll(2)`, unbuffered `read(2)`
-//! on a borrowed descriptor, and `O_NONBLOCK`.
+//! on a borrowed descriptor, `O_NONBLOCK`, and the TUN/TAP `ioctl(2)`s.
 #![allow(unsafe_code)]
+
+mod tap;
+
+pub(crate) use tap::{mtu, open_tap};
 
 use std::io;
 use std::os::fd::RawFd;
