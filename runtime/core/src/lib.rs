@@ -16,11 +16,11 @@
 //! the one primitive "block until an I/O source is ready or a deadline passes" (`poll(2)` on
 //! unix, `SCHEDOP_poll` on Xen, `solo5_yield` on Solo5), and keeps a [`Readiness`] registry of
 //! the futures waiting on its I/O sources.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(not(any(feature = "std", feature = "bare-metal")))]
+#[cfg(not(any(feature = "std", feature = "bare-metal", test)))]
 compile_error!("mirage-runtime needs the `std` feature (hosted) or `bare-metal` (Xen, Solo5)");
 
 extern crate alloc;
@@ -31,7 +31,7 @@ pub mod ipv4;
 pub mod outcome;
 pub mod readiness;
 mod shared;
-#[cfg(not(feature = "std"))]
+#[cfg(not(any(feature = "std", test)))]
 mod sys;
 
 pub use args::{usage, ArgError, BootArgs, KeyKind, KeySpec};

@@ -77,22 +77,22 @@ impl Shared {
     }
 }
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 std::thread_local! {
     static SHARED: Shared = const { Shared::new() };
 }
 
 /// `with(f)` runs `f` on this thread's executor state.
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 pub(crate) fn with<R>(f: impl FnOnce(&Shared) -> R) -> R {
     SHARED.with(f)
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(not(any(feature = "std", test)))]
 static SHARED: crate::sys::SingleCore<Shared> = crate::sys::SingleCore(Shared::new());
 
 /// `with(f)` runs `f` on the executor state.
-#[cfg(not(feature = "std"))]
+#[cfg(not(any(feature = "std", test)))]
 pub(crate) fn with<R>(f: impl FnOnce(&Shared) -> R) -> R {
     f(&SHARED.0)
 }

@@ -1,0 +1,99 @@
+//! The instructions the runtime uses directly: the time-stamp counter, CPUID, RDRAND, port
+//! I/O and halting.
+
+use core::arch::asm;
+use core::arch::x86_64::{__cpuid, _rdtsc, CpuidResult};
+
+/// `rdtsc()` is the time-stamp counter.
+pub(crate) fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads a counter; Xen PV guests and PVH/HVM guests may execute it.
+    unsafe { _rdtsc() }
+}
+
+/// `cpuid(leaf)` is what CPUID reports for `leaf` (sub-leaf 0).
+pub(crate) fn cpuid(leaf: u32) -> CpuidResult {
+    __cpuid(leaf)
+}
+
+/// `rdrand()` is a random word from the processor, or `None` if RDRAND failed ten times.
+/// Callers check `has_rdrand()` first.
+pub(crate) fn rdrand() -> Option<u64> {
+    for _ in 0..10 {
+        let (value, ok): (u64, u8);
+        // SAFETY: RDRAND writes only its output register and the carry flag; callers made
+        // sure the processor has it (CPUID.1:ECX bit 30).
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok,
+                 options(nomem, nostack));
+        }
+        if ok == 1 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// `has_rdrand()` says whether the processor has RDRAND (CPUID.1:ECX bit 30).
+pub(crate) fn has_rdrand() -> bool {
+    cpuid(1).ecx & (1 << 30) != 0
+}
+
+/// `outb(port, v)` writes a byte to an I/O port.
+///
+/// # Safety
+///
+/// The caller must know what the device at `port` does with `v` (only used on PVH under a
+/// plain hypervisor, where the ports are the PC's).
+pub(crate) unsafe fn outb(port: u16, v: u8) {
+    // SAFETY: the caller vouches for the device; OUT touches no memory.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack)) }
+}
+
+/// `outw(port, v)` writes a 16-bit word to an I/O port.
+///
+/// # Safety
+///
+/// As [`outb`].
+pub(crate) unsafe fn outw(port: u16, v: u16) {
+    // SAFETY: the caller vouches for the device; OUT touches no memory.
+    unsafe { asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack)) }
+}
+
+/// `inb(port)` reads a byte from an I/O port.
+///
+/// # Safety
+///
+/// As [`outb`]: reading some ports has side effects.
+pub(crate) unsafe fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: the caller vouches for the device; IN touches no memory.
+    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack)) }
+    v
+}
+
+/// `wrmsr(msr, value)` writes a model-specific register.
+///
+/// # Safety
+///
+/// Only in ring 0 (PVH), with an MSR whose effect the caller knows.
+pub(crate) unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: as the caller vouches; WRMSR writes no memory the compiler knows of, but the
+    // hypercall-page MSR makes Xen write a page, hence no `nomem`.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack));
+    }
+}
+
+/// `halt_forever()` stops the processor with interrupts off (ring 0 only).
+pub(crate) fn halt_forever() -> ! {
+    loop {
+        // SAFETY: `cli; hlt` only stops this processor; it is the end of the program.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
+    }
+}
+
+/// `pause()` hints a spin-wait loop.
+pub(crate) fn pause() {
+    core::hint::spin_loop();
+}

@@ -1,0 +1,111 @@
+//! The xen target of mirage-nix: a unikernel as a Xen guest kernel.
+//!
+//! An image is one ELF64 executable, linked at 1 MiB by [`xen.ld`](../xen.ld) with the
+//! target's rustc flags (the catalogue's `[targets.xen] rustflags`), that boots two ways:
+//!
+//! 1. **PV**, on the real Xen (as the initial domain, or as a domU through `xl`): Xen reads the
+//!    image's ELF notes, fills its hypercall page and enters `_start` in 64-bit mode. The
+//!    console is Xen's own (`console_io`) for the initial domain and the PV console ring
+//!    otherwise; the clocks come from the shared-info page's `vcpu_time_info` and wall clock;
+//!    sleeping is `SCHEDOP_poll` with a timeout, event upcalls masked.
+//! 2. **PVH** (`XEN_ELFNOTE_PHYS32_ENTRY`), directly under `qemu-system-x86_64 -kernel` or as a
+//!    PVH domU: `_start32` builds page tables and enters long mode. Without Xen underneath the
+//!    console is COM1, the clocks are the time-stamp counter (rate measured against the PIT)
+//!    and the CMOS clock, and the exit status goes to QEMU's `isa-debug-exit` port. With Xen
+//!    detected through CPUID, the PV devices above are used.
+//!
+//! The layers, bottom up: `arch` (entries, ELF notes, `mem*`, CPU instructions) and `sys`
+//! (hypercalls, shared info, console ring, PC devices, heap, panic handler) hold every
+//! `unsafe` block; the modules below are safe: the [`Xen`] platform for the shared executor,
+//! and the devices [`Console`], [`Time`], [`Mclock`], [`Pclock`] and [`Random`].
+//!
+//! A rendered crate's `main.rs` ends with `mirage_xen::main!("hello", RUNTIME_KEYS,
+//! unikernel);`: the boot code calls it once the machine is set up, [`run`] parses the
+//! command line against the runtime keys and runs `unikernel`, and the domain shuts down with
+//! the outcome (see [Exit](#exit)).
+//!
+//! # Exit
+//!
+//! Returning successfully shuts the domain down with reason *poweroff*, or *reboot* for the
+//! initial domain (whose poweroff would only halt the machine; a reboot ends QEMU under
+//! `-no-reboot`). A failure, bad boot arguments, `--help` and panics shut it down with reason
+//! *crash*, which Xen logs and `xl`'s `on_crash` acts on. Under QEMU without Xen, the exit
+//! code `c` becomes QEMU's status `2c + 1` (101 for a panic).
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+// The host build of the unit tests leaves out the boot code that uses most of `sys`.
+#![cfg_attr(test, allow(dead_code))]
+
+extern crate alloc;
+
+mod arch;
+mod clock;
+mod console;
+mod platform;
+mod random;
+mod sys;
+mod time;
+
+use core::future::Future;
+
+use mirage_runtime::{exit, BootArgs, Failure, KeySpec};
+
+pub use clock::{Mclock, Pclock, Time};
+pub use console::Console;
+pub use platform::Xen;
+pub use random::Random;
+
+/// `main!(NAME, KEYS, unikernel)` defines the image's entry, which the boot code calls once
+/// the machine is ready: it runs [`run`]`(NAME, KEYS, unikernel)` and the domain shuts down
+/// with the resulting exit code.
+#[macro_export]
+macro_rules! main {
+    ($name:expr, $keys:expr, $unikernel:expr $(,)?) => {
+        /// The image's entry, called by mirage-xen's boot code.
+        #[no_mangle]
+        pub fn __mirage_xen_main() -> i32 {
+            $crate::run($name, $keys, $unikernel)
+        }
+    };
+}
+
+/// `run(name, keys, unikernel)` parses the domain's command line (words separated by
+/// spaces) against `keys` and runs `unikernel` with the result on the executor; it returns the
+/// exit code, printing what went wrong on the console:
+///
+/// - `--help`: the usage, [`exit::HELP`] (63);
+/// - bad arguments: the error naming the key, a hint and the usage,
+///   [`exit::BAD_ARGUMENTS`] (64);
+/// - a [`Failure`]: `error: ...`, [`exit::FAILURE`] (1);
+/// - success: [`exit::SUCCESS`] (0).
+pub fn run<F, Fut>(name: &str, keys: &'static [KeySpec], unikernel: F) -> i32
+where
+    F: FnOnce(BootArgs) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    use mirage_devices::Console as _;
+    let console = Console::connect();
+    let say = |text: &str| {
+        let _ = console.write_blocking(text.as_bytes());
+    };
+    let args = match BootArgs::parse(keys, sys::cmdline().split_ascii_whitespace()) {
+        Ok(args) => args,
+        Err(e @ mirage_runtime::ArgError::Help) => {
+            say(&mirage_runtime::usage(name, keys));
+            return e.exit_code();
+        }
+        Err(e) => {
+            say(&alloc::format!("{name}: {e}\n"));
+            say(&mirage_runtime::usage(name, keys));
+            return e.exit_code();
+        }
+    };
+    match mirage_runtime::block_on(&Xen, unikernel(args)) {
+        Ok(()) => exit::SUCCESS,
+        Err(failure) => {
+            say(&alloc::format!("error: {failure}\n"));
+            exit::FAILURE
+        }
+    }
+}

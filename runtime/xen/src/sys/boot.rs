@@ -1,0 +1,223 @@
+//! The Rust side of the two entries in `arch::boot`: read what the loader passed, set up the
+//! console, clocks and heap, run the image's `main!` and shut down with its exit code.
+
+use alloc::string::String;
+use core::ptr::read_volatile;
+
+use super::hypercall;
+use super::pc;
+use super::ring::Ring;
+use super::shared_info::SharedInfo;
+use super::{exit, heap, set_cmdline, set_machine, Machine};
+use crate::arch::{self, cpuid, wrmsr};
+use crate::time::TscScale;
+
+extern "C" {
+    static mirage_xen_shared_info_page: [u8; 4096];
+    static mirage_xen_console_page: [u8; 4096];
+    static _end: u8;
+}
+
+extern "Rust" {
+    /// Defined by [`main!`](crate::main) in the image's crate.
+    fn __mirage_xen_main() -> i32;
+}
+
+/// `start_info` flag: this is the initial domain.
+const SIF_INITDOMAIN: u32 = 1 << 1;
+/// `hvm_start_info.magic`.
+const HVM_START_MAGIC: u32 = 0x336e_c578;
+/// The most a command line holds (`MAX_GUEST_CMDLINE`).
+const CMDLINE_MAX: usize = 1024;
+
+fn align_up(v: u64, to: u64) -> u64 {
+    v.div_ceil(to) * to
+}
+
+/// `read<T>(addr)` reads a `T` the loader left at `addr`.
+///
+/// # Safety
+///
+/// `addr` must be mapped and hold a `T`.
+unsafe fn read<T: Copy>(addr: u64) -> T {
+    // SAFETY: as the caller guarantees; the loader's structures need not be aligned.
+    unsafe { core::ptr::read_unaligned(addr as *const T) }
+}
+
+/// `copy_cstr(addr, buf)` copies the NUL-terminated string at `addr` into `buf` and returns
+/// its length.
+///
+/// # Safety
+///
+/// `addr` must be mapped up to its NUL or `buf.len()` bytes.
+unsafe fn copy_cstr(addr: u64, buf: &mut [u8; CMDLINE_MAX]) -> usize {
+    let mut n = 0;
+    while n < CMDLINE_MAX {
+        // SAFETY: as the caller guarantees.
+        let b = unsafe { read_volatile((addr + n as u64) as *const u8) };
+        if b == 0 {
+            break;
+        }
+        buf[n] = b;
+        n += 1;
+    }
+    n
+}
+
+/// `finish(cmdline)` keeps the command line, runs the image and exits with its code.
+fn finish(cmdline: &[u8]) -> ! {
+    let text = String::from_utf8_lossy(cmdline).into_owned();
+    set_cmdline(text.leak());
+    // SAFETY: `main!` defines `__mirage_xen_main` in every image's crate; the machine, heap and
+    // command line are ready.
+    let code = unsafe { __mirage_xen_main() };
+    exit(code)
+}
+
+/// The PV entry, called by `_start` on the image's stack with Xen's `start_info` and the stack
+/// pointer Xen gave (the end of the bootstrap region's stack).
+#[no_mangle]
+extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
+    // SAFETY: Xen maps `start_info` (struct start_info, public/xen.h) for the guest.
+    let (shared_maddr, flags, console_mfn, console_port) = unsafe {
+        (
+            read::<u64>(start_info + 40),
+            read::<u32>(start_info + 48),
+            read::<u64>(start_info + 72),
+            read::<u32>(start_info + 80),
+        )
+    };
+    let mut cmdline = [0u8; CMDLINE_MAX];
+    // SAFETY: `cmd_line` is a 1024-byte array at offset 128 of `start_info`.
+    let len = unsafe { copy_cstr(start_info + 128, &mut cmdline) };
+
+    let shared_va = (&raw const mirage_xen_shared_info_page) as u64;
+    // SAFETY: the page is reserved in the bss for this mapping and never used otherwise.
+    unsafe { hypercall::map_frame(shared_va, shared_maddr) };
+    // SAFETY: the page now shows the domain's shared info, for good.
+    let shared = unsafe { SharedInfo::new(shared_va as usize) };
+    shared.mask_upcalls();
+    let initial = flags & SIF_INITDOMAIN != 0;
+    let console = if initial {
+        None
+    } else {
+        let ring_va = (&raw const mirage_xen_console_page) as u64;
+        // SAFETY: the page is reserved in the bss for the console ring.
+        unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
+        // SAFETY: the ring is mapped for good, and only the runtime writes it.
+        Some(unsafe { Ring::new(ring_va as usize, console_port) })
+    };
+    set_machine(Machine::Xen {
+        shared,
+        console,
+        initial,
+    });
+
+    // The bootstrap region ends on a 4 MiB boundary at least 512 KiB past the bootstrap stack
+    // (public/xen.h, "start of day memory layout"): that padding is the heap.
+    let start = align_up(boot_rsp, 4096);
+    let mut end = align_up(start, 4 << 20);
+    if end - start < 512 << 10 {
+        end += 4 << 20;
+    }
+    // SAFETY: [start, end) is mapped and writable and holds nothing (ABI above); the image's
+    // own stack is in its bss, below.
+    unsafe { heap::init(start, end) };
+    finish(&cmdline[..len])
+}
+
+/// `xen_base()` is the CPUID leaf where Xen's leaves start, if Xen is underneath.
+fn xen_base() -> Option<u32> {
+    (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
+        let r = cpuid(base);
+        (r.ebx, r.ecx, r.edx) == (0x566e_6558, 0x65584d4d, 0x4d4d566e) && r.eax >= base + 2
+    })
+}
+
+/// The PVH entry, called by `_start32` once in long mode, with the physical address of
+/// `hvm_start_info` (identity-mapped).
+#[no_mangle]
+extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
+    let si = u64::from(start_info);
+    // SAFETY: the loader passes a `hvm_start_info` (public/arch-x86/hvm/start_info.h) below
+    // 4 GiB, inside the identity map of the first GiB.
+    let (magic, version, cmdline_paddr, memmap_paddr, memmap_entries) = unsafe {
+        (
+            read::<u32>(si),
+            read::<u32>(si + 4),
+            read::<u64>(si + 24),
+            read::<u64>(si + 40),
+            read::<u32>(si + 48),
+        )
+    };
+    let mut cmdline = [0u8; CMDLINE_MAX];
+    let len = if magic == HVM_START_MAGIC && cmdline_paddr != 0 {
+        // SAFETY: the command line is a NUL-terminated string at a physical address below
+        // 4 GiB, in loader memory under 1 MiB in practice.
+        unsafe { copy_cstr(cmdline_paddr, &mut cmdline) }
+    } else {
+        0
+    };
+
+    let machine = match xen_base() {
+        Some(base) => {
+            // SAFETY: ring 0; Xen's MSR (CPUID base + 2, EBX) fills the page at the written
+            // physical address, a page of the bss reserved for it.
+            unsafe { wrmsr(cpuid(base + 2).ebx, hypercall::page()) };
+            let shared_pa = (&raw const mirage_xen_shared_info_page) as u64;
+            // SAFETY: the page is reserved in the bss for the shared info.
+            unsafe { hypercall::add_shared_info(shared_pa >> 12) };
+            // SAFETY: Xen now shows the shared info there (identity-mapped), for good.
+            let shared = unsafe { SharedInfo::new(shared_pa as usize) };
+            shared.mask_upcalls();
+            // HVM_PARAM_CONSOLE_PFN (17) and HVM_PARAM_CONSOLE_EVTCHN (18).
+            let console = match (hypercall::hvm_param(17), hypercall::hvm_param(18)) {
+                (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 18) => {
+                    // SAFETY: the console page is guest memory, identity-mapped below 1 GiB,
+                    // and only the runtime writes it.
+                    Some(unsafe { Ring::new((pfn << 12) as usize, port as u32) })
+                }
+                _ => None,
+            };
+            Machine::Xen {
+                shared,
+                console,
+                initial: false,
+            }
+        }
+        None => {
+            let boot_wall = pc::rtc_unix_secs();
+            let scale = TscScale::new(pc::tsc_hz());
+            Machine::Pc {
+                boot_tsc: arch::rdtsc(),
+                scale,
+                boot_wall,
+            }
+        }
+    };
+    set_machine(machine);
+
+    // The heap: the RAM range holding the image's end, capped by the 1 GiB identity map.
+    let start = align_up((&raw const _end) as u64, 4096);
+    let mut end = 0;
+    if magic == HVM_START_MAGIC && version >= 1 && memmap_paddr != 0 {
+        for i in 0..u64::from(memmap_entries) {
+            // SAFETY: `memmap_entries` entries of 24 bytes (addr, size, type) at
+            // `memmap_paddr`, identity-mapped.
+            let (addr, size, kind) = unsafe {
+                let e = memmap_paddr + 24 * i;
+                (read::<u64>(e), read::<u64>(e + 8), read::<u32>(e + 16))
+            };
+            if kind == 1 && addr <= start && start < addr + size {
+                end = addr + size;
+            }
+        }
+    }
+    if end == 0 {
+        end = pc::memory_top();
+    }
+    let end = end.min(1 << 30) & !0xfff;
+    // SAFETY: [start, end) is RAM past the image, identity-mapped, used by nothing else.
+    unsafe { heap::init(start, end.max(start)) };
+    finish(&cmdline[..len])
+}

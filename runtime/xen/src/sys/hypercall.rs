@@ -1,0 +1,191 @@
+//! Hypercalls through the hypercall page, and the few argument structures the runtime uses
+//! (Xen's `public/xen.h`, `sched.h`, `event_channel.h`, `memory.h`, `hvm/hvm_op.h`).
+//!
+//! On x86_64 a hypercall is a `call` to `hypercall_page + 32 * number`, with arguments in
+//! `%rdi`, `%rsi`, `%rdx`, `%r10`, `%r8` and the result in `%rax`. Xen fills the page: for a
+//! PV guest when it loads the image (`XEN_ELFNOTE_HYPERCALL_PAGE`), for a PVH guest when the
+//! guest writes the page's address to the MSR that CPUID leaf `base + 2` names.
+
+use core::arch::asm;
+
+extern "C" {
+    static mirage_xen_hypercall_page: [u8; 4096];
+}
+
+/// `HYPERVISOR_update_va_mapping`.
+const UPDATE_VA_MAPPING: usize = 14;
+/// `HYPERVISOR_console_io`.
+const CONSOLE_IO: usize = 18;
+/// `HYPERVISOR_memory_op`.
+const MEMORY_OP: usize = 12;
+/// `HYPERVISOR_sched_op`.
+const SCHED_OP: usize = 29;
+/// `HYPERVISOR_event_channel_op`.
+const EVENT_CHANNEL_OP: usize = 32;
+/// `HYPERVISOR_hvm_op`.
+const HVM_OP: usize = 34;
+
+/// `SHUTDOWN_*`: why a domain stops (`public/sched.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Reason {
+    /// The domain's work is done: the toolstack destroys it.
+    Poweroff = 0,
+    /// Restart; for the initial domain, Xen resets the machine (QEMU `-no-reboot` exits).
+    Reboot = 1,
+    /// The domain failed: the toolstack applies `on_crash`, and Xen logs it.
+    Crash = 3,
+}
+
+/// `page()` is the address of the hypercall page.
+pub(crate) fn page() -> u64 {
+    (&raw const mirage_xen_hypercall_page) as u64
+}
+
+/// `call(nr, a1, a2, a3)` makes hypercall `nr`.
+///
+/// # Safety
+///
+/// The hypercall page must be filled (by Xen for PV, by [`page`]'s MSR for PVH), and the
+/// arguments must be what hypercall `nr` expects: pointers to live, correctly laid out
+/// structures that Xen may read and write.
+unsafe fn call(nr: usize, a1: u64, a2: u64, a3: u64) -> i64 {
+    let ret: i64;
+    let entry = page() + 32 * nr as u64;
+    // SAFETY: the caller guarantees the page and the arguments; the stub follows the
+    // hypercall ABI (it clobbers %rcx and %r11, and may clobber argument registers).
+    unsafe {
+        asm!(
+            "call {entry}",
+            entry = in(reg) entry,
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            lateout("rax") ret,
+            out("rcx") _,
+            out("r11") _,
+            out("r10") _,
+            out("r8") _,
+        );
+    }
+    ret
+}
+
+/// `console_write(bytes)` writes to Xen's console (`CONSOLEIO_write`), which only the
+/// initial domain may do on a release build of Xen.
+pub(crate) fn console_write(bytes: &[u8]) {
+    // SAFETY: CONSOLEIO_write reads `len` bytes at `ptr`, which `bytes` provides.
+    unsafe { call(CONSOLE_IO, 0, bytes.len() as u64, bytes.as_ptr() as u64) };
+}
+
+/// `shutdown(reason)` stops the domain; it does not return.
+pub(crate) fn shutdown(reason: Reason) -> ! {
+    #[repr(C)]
+    struct SchedShutdown {
+        reason: u32,
+    }
+    let arg = SchedShutdown {
+        reason: reason as u32,
+    };
+    loop {
+        // SAFETY: SCHEDOP_shutdown (2) reads one `sched_shutdown`.
+        unsafe { call(SCHED_OP, 2, (&raw const arg) as u64, 0) };
+    }
+}
+
+/// `poll(ports, timeout)` blocks the vCPU until an event is pending on one of `ports` or Xen's
+/// system time reaches `timeout` (0: no timeout), with event upcalls masked
+/// (`SCHEDOP_poll`).
+pub(crate) fn poll(ports: &[u32], timeout: u64) {
+    #[repr(C)]
+    struct SchedPoll {
+        ports: u64,
+        nr_ports: u32,
+        _pad: u32,
+        timeout: u64,
+    }
+    let arg = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        _pad: 0,
+        timeout,
+    };
+    // SAFETY: SCHEDOP_poll (3) reads one `sched_poll` and `nr_ports` ports at `ports`.
+    unsafe { call(SCHED_OP, 3, (&raw const arg) as u64, 0) };
+}
+
+/// `notify(port)` signals the other end of event channel `port` (`EVTCHNOP_send`).
+pub(crate) fn notify(port: u32) {
+    #[repr(C)]
+    struct EvtchnSend {
+        port: u32,
+    }
+    let arg = EvtchnSend { port };
+    // SAFETY: EVTCHNOP_send (4) reads one `evtchn_send`.
+    unsafe { call(EVENT_CHANNEL_OP, 4, (&raw const arg) as u64, 0) };
+}
+
+/// `map_frame(va, maddr)` makes the page at virtual address `va` show the machine page at
+/// `maddr` (PV only: `update_va_mapping` with a present, writable, user, accessed, dirty
+/// entry, flushing that address).
+///
+/// # Safety
+///
+/// `va` must be a page of the image that nothing else uses (its old frame is abandoned) and
+/// `maddr` a frame the domain may map: its shared-info page or its console ring.
+pub(crate) unsafe fn map_frame(va: u64, maddr: u64) -> i64 {
+    const PTE: u64 = 0x1 | 0x2 | 0x4 | 0x20 | 0x40;
+    const UVMF_INVLPG: u64 = 2;
+    // SAFETY: the caller vouches for `va` and `maddr`.
+    unsafe { call(UPDATE_VA_MAPPING, va, (maddr & !0xfff) | PTE, UVMF_INVLPG) }
+}
+
+/// `add_shared_info(gpfn)` asks Xen to put the shared-info page at guest frame `gpfn`
+/// (PVH: `XENMEM_add_to_physmap` with `XENMAPSPACE_shared_info`).
+///
+/// # Safety
+///
+/// Frame `gpfn` must be a page of the image that nothing else uses.
+pub(crate) unsafe fn add_shared_info(gpfn: u64) -> i64 {
+    #[repr(C)]
+    struct AddToPhysmap {
+        domid: u16,
+        size: u16,
+        space: u32,
+        idx: u64,
+        gpfn: u64,
+    }
+    let arg = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: 0,
+        idx: 0,
+        gpfn,
+    };
+    // SAFETY: XENMEM_add_to_physmap (7) reads one `xen_add_to_physmap`; the caller vouches
+    // for the frame it replaces.
+    unsafe { call(MEMORY_OP, 7, (&raw const arg) as u64, 0) }
+}
+
+/// `DOMID_SELF`: the calling domain.
+const DOMID_SELF: u16 = 0x7ff0;
+
+/// `hvm_param(index)` is the value of HVM parameter `index` (`HVMOP_get_param`), or `None`.
+pub(crate) fn hvm_param(index: u32) -> Option<u64> {
+    #[repr(C)]
+    struct HvmParam {
+        domid: u16,
+        _pad: u16,
+        index: u32,
+        value: u64,
+    }
+    let mut arg = HvmParam {
+        domid: DOMID_SELF,
+        _pad: 0,
+        index,
+        value: 0,
+    };
+    // SAFETY: HVMOP_get_param (1) reads and writes one `xen_hvm_param`.
+    let rc = unsafe { call(HVM_OP, 1, (&raw mut arg) as u64, 0) };
+    (rc == 0).then_some(arg.value)
+}

@@ -1,0 +1,119 @@
+//! Clock arithmetic, free of machine access so that it is tested on the host: scaling
+//! time-stamp counter deltas the way Xen's `vcpu_time_info` says, and turning the CMOS clock's
+//! calendar fields into POSIX time.
+
+/// The fields of a `vcpu_time_info` needed to extrapolate system time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TimeInfo {
+    /// The time-stamp counter when `system_time` was sampled.
+    pub(crate) tsc_timestamp: u64,
+    /// Xen's system time, in ns, at `tsc_timestamp`.
+    pub(crate) system_time: u64,
+    /// Counter ticks to ns: a 32.32 fixed-point multiplier...
+    pub(crate) tsc_to_system_mul: u32,
+    /// ...applied after shifting the delta left by this (right if negative).
+    pub(crate) tsc_shift: i8,
+}
+
+/// `scale_delta(delta, info)` is `delta` counter ticks in ns:
+/// `((delta << tsc_shift) * tsc_to_system_mul) >> 32`.
+pub(crate) fn scale_delta(delta: u64, info: &TimeInfo) -> u64 {
+    let shifted = if info.tsc_shift >= 0 {
+        delta << info.tsc_shift
+    } else {
+        delta >> -i32::from(info.tsc_shift)
+    };
+    ((u128::from(shifted) * u128::from(info.tsc_to_system_mul)) >> 32) as u64
+}
+
+/// `TscScale` turns counter ticks into ns for a counter of known rate, as a 32.32 multiplier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TscScale {
+    mul: u64,
+}
+
+impl TscScale {
+    /// `new(hz)` is the scale of a counter ticking `hz` times a second (at least 1).
+    pub(crate) fn new(hz: u64) -> TscScale {
+        TscScale {
+            mul: ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64,
+        }
+    }
+
+    /// `ns(ticks)` is `ticks` in nanoseconds.
+    pub(crate) fn ns(&self, ticks: u64) -> u64 {
+        ((u128::from(ticks) * u128::from(self.mul)) >> 32) as u64
+    }
+}
+
+/// `from_bcd(v)` is the binary value of the packed BCD byte `v`.
+pub(crate) fn from_bcd(v: u8) -> u8 {
+    (v >> 4) * 10 + (v & 0x0f)
+}
+
+/// `civil_to_unix(year, month, day, hour, minute, second)` is the POSIX time of that UTC date
+/// (proleptic Gregorian calendar; `month` 1-12, `day` 1-31).
+pub(crate) fn civil_to_unix(
+    year: i64,
+    month: u8,
+    day: u8,
+    hour: u8,
+    minute: u8,
+    second: u8,
+) -> i64 {
+    // Days from 1970-01-01, counting years from March so that February is last.
+    let (m, d) = (i64::from(month), i64::from(day));
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xen_scaling_matches_the_formula() {
+        // A 2 GHz counter: mul = 2^31 with shift 0 halves ticks.
+        let info = TimeInfo {
+            tsc_timestamp: 0,
+            system_time: 0,
+            tsc_to_system_mul: 1 << 31,
+            tsc_shift: 0,
+        };
+        assert_eq!(scale_delta(2_000_000_000, &info), 1_000_000_000);
+        let shifted = TimeInfo {
+            tsc_shift: -1,
+            tsc_to_system_mul: u32::MAX,
+            ..info
+        };
+        assert_eq!(scale_delta(1 << 33, &shifted), (1u64 << 32) - 1);
+        let left = TimeInfo {
+            tsc_shift: 2,
+            tsc_to_system_mul: 1 << 30,
+            ..info
+        };
+        assert_eq!(scale_delta(1000, &left), 1000);
+    }
+
+    #[test]
+    fn tsc_scale() {
+        assert_eq!(TscScale::new(1_000_000_000).ns(123_456_789), 123_456_789);
+        assert_eq!(TscScale::new(3_000_000_000).ns(3_000_000_000), 999_999_999);
+        assert_eq!(TscScale::new(0).ns(1), 1_000_000_000);
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(from_bcd(0x59), 59);
+        assert_eq!(civil_to_unix(1970, 1, 1, 0, 0, 0), 0);
+        assert_eq!(civil_to_unix(2000, 3, 1, 0, 0, 0), 951_868_800);
+        assert_eq!(civil_to_unix(2026, 11, 27, 12, 30, 5), 1_795_782_605);
+        assert_eq!(civil_to_unix(1969, 12, 31, 23, 59, 59), -1);
+    }
+}
