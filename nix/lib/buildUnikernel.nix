@@ -6,8 +6,8 @@
 # the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise.
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
-{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, renderCommand }:
-{ src, plan, mirage-nix, depsArtifacts, rustflags ? "" }:
+{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand }:
+{ src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan }:
 let
   inherit (internal) shellEscape;
   ws = mkWorkspace { inherit src; dirs = planCrateDirs plan; };

@@ -5,7 +5,7 @@
 #
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
-#   buildWorkspacePackage planCrateDirs mkStandInManifest renderCommand
+#   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest renderCommand
 #   buildUnikernel mkBootCheck mkUnikernelPackages checkPlansFresh mkFormatter
 { toolchain }:
 let
@@ -28,6 +28,7 @@ let
     buildDepsOnly = callLib ./buildDepsOnly.nix;
     buildWorkspacePackage = callLib ./buildWorkspacePackage.nix;
     planCrateDirs = callLib ./planCrateDirs.nix;
+    planRustflags = callLib ./planRustflags.nix;
     mkStandInManifest = callLib ./mkStandInManifest.nix;
     renderCommand = callLib ./renderCommand.nix;
     buildUnikernel = callLib ./buildUnikernel.nix;

@@ -1,5 +1,6 @@
 # mkCargoDerivation :: { name, crates, rootManifest, cargoLock, vendorDir, buildPhase,
-#                        installPhase, cargoArtifacts ? null, ... } -> derivation
+#                        installPhase, cargoArtifacts ? null, rustflags ? [ ], ... }
+#                     -> derivation
 #
 # The one core every build of this library lowers to (crane's mkCargoDerivation, minus
 # stdenv): a plain `derivation` whose builder is the toolchain's bash, running
@@ -12,6 +13,8 @@
 #   3. restores `cargoArtifacts` (a previous derivation's `target/`, e.g. buildDepsOnly's)
 #      keeping its timestamps, so cargo reuses every unit whose inputs did not change;
 #   4. runs `buildPhase` then `installPhase` (shell text) in the workspace.
+# `rustflags` (planRustflags) apply to every crate built for the target, through
+# CARGO_ENCODED_RUSTFLAGS (not to build scripts: CARGO_BUILD_TARGET is set).
 # Every derivation gets the toolchain's PATH and identity (MIRAGE_NIX_TOOLCHAIN), so a
 # toolchain change invalidates all of them, and a fixed layout (/build in the sandbox,
 # remapped to /build outside it) so outputs do not depend on where the build ran.
@@ -24,7 +27,7 @@
 , buildPhase
 , installPhase
 , cargoArtifacts ? null
-, rustflags ? ""
+, rustflags ? [ ]
 , ...
 }@args:
 let
@@ -33,7 +36,7 @@ let
     (c: "${c.dir} ${c.src} ${concatStringsSep "," (c.dummyFiles or [ ])}")
     crates);
 in
-derivation ((removeAttrs args [ "crates" "cargoArtifacts" ]) // {
+derivation ((removeAttrs args [ "crates" "cargoArtifacts" "rustflags" ]) // {
   inherit name buildPhase installPhase rootManifest cargoLock vendorDir;
   inherit (toolchain) system;
   builder = toolchain.shell;
@@ -44,6 +47,6 @@ derivation ((removeAttrs args [ "crates" "cargoArtifacts" ]) // {
   CARGO_BUILD_TARGET = toolchain.rustTarget;
   cargoArtifacts = if cargoArtifacts == null then "" else cargoArtifacts;
   crateLayout = crateLines;
-  extraRustflags = rustflags;
+  extraRustflags = concatStringsSep "\n" rustflags;
   passAsFile = [ "rootManifest" "cargoLock" "crateLayout" ];
 } // (toolchain.derivationAttrs or { }))

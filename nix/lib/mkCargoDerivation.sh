@@ -6,8 +6,13 @@ export HOME="$top/home" CARGO_HOME="$top/cargo-home"
 export CARGO_TARGET_DIR="$top/target" CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 export CARGO_BUILD_JOBS="${NIX_BUILD_CORES:-1}" SOURCE_DATE_EPOCH=1
 [ "${CARGO_BUILD_JOBS}" = 0 ] && export CARGO_BUILD_JOBS=1
-# One path for every build, in or out of the sandbox, so outputs do not name the build dir.
-export RUSTFLAGS="--remap-path-prefix=$top=/build ${extraRustflags:-}"
+# One path for every build, in or out of the sandbox, so outputs do not name the build dir;
+# then the target's flags, one a line, `@top@` standing for this directory.
+flags=("--remap-path-prefix=$top=/build")
+while IFS= read -r f; do [ -z "$f" ] || flags+=("${f//@top@/$top}"); done <<<"${extraRustflags:-}"
+CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "${flags[*]}")
+export CARGO_ENCODED_RUSTFLAGS
+unset RUSTFLAGS
 mkdir -p "$HOME" "$CARGO_HOME" "$top/src"
 [ -z "${extraPath:-}" ] || export PATH="$extraPath:$PATH"
 

@@ -8,8 +8,8 @@
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
 # A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
-{ internal, findPlans, readPlan, planCrateDirs, mkStandInManifest, renderCommand, buildDepsOnly
-, buildUnikernel, mkBootCheck }:
+{ internal, findPlans, readPlan, planCrateDirs, planRustflags, mkStandInManifest, renderCommand
+, buildDepsOnly, buildUnikernel, mkBootCheck }:
 { src
 , mirage-nix
 , examplesDir ? "examples"
@@ -19,7 +19,8 @@
 , boot ? { }
 }:
 let
-  inherit (builtins) attrNames attrValues concatMap filter listToAttrs map mapAttrs tryEval;
+  inherit (builtins) attrNames attrValues concatMap filter head length listToAttrs map mapAttrs
+    tryEval;
   inherit (internal) unique filterAttrs;
 
   found = findPlans { inherit src examplesDir; };
@@ -32,12 +33,24 @@ let
 
   depsLayers = listToAttrs (map
     (target:
-      let ofTarget = filter (p: p.target == target) (attrValues healthy); in
+      let
+        ofTarget = filter (p: p.target == target) (attrValues healthy);
+        # The target's rustc flags (the same in every plan of a target: they come from
+        # the catalogue), so the layer compiles crates exactly as its images do.
+        flagSets = unique (map planRustflags ofTarget);
+        rustflags =
+          if length flagSets <= 1 then (if flagSets == [ ] then [ ] else head flagSets)
+          else throw ''
+            mirage-nix: the plans for ${target} disagree on the target's rustc flags
+            (${builtins.toJSON flagSets}): some are stale.
+            Regenerate them: `mirage-nix configure -t ${target} <dir>` for each example.
+          '';
+      in
       {
         name = target;
         value = buildDepsOnly {
           name = "mirage-${target}";
-          inherit src;
+          inherit src rustflags;
           dirs = unique (concatMap planCrateDirs ofTarget);
           cargoCommands = map
             (plan: renderCommand {

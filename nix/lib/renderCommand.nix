@@ -6,7 +6,7 @@
 # pruned Cargo.lock, and build it with cargo. For the image the crate is what
 # `mirage-nix render` makes of the plan (the plan's JSON alone, copied to
 # <dir>/plans/<target>.json where the generator expects it); for the dependency layer it
-# is `standIn` (mkStandInManifest) with an empty main.rs of the same kind (std or no_std).
+# is `standIn` (mkStandInManifest) with an empty main.rs (std) or lib.rs (bare metal).
 # Both compile every third-party crate at the same place with the same profile, so the
 # image reuses the layer's artifacts.
 { internal }:
@@ -15,16 +15,11 @@ let
   inherit (internal) shellEscape;
   planPath = "${plan.dir}/plans/${plan.target}.json";
   appDir = "${plan.dir}/.mirage-nix/${plan.target}";
-  emptyMain =
-    if plan.image.std or true then "fn main() {}\n"
-    else ''
-      #![no_std]
-      #![no_main]
-      #[panic_handler]
-      fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
-      #[no_mangle]
-      pub extern "C" fn main() -> i32 { 0 }
-    '';
+  # The stand-in's code: an empty program, or for a bare-metal target an empty library
+  # (mkStandInManifest), so nothing is linked.
+  std = plan.image.std or true;
+  emptyMain = if std then "fn main() {}\n" else "#![no_std]\n";
+  standInFile = if std then "main.rs" else "lib.rs";
   make =
     if standIn == null then ''
       mkdir -p "$(dirname ${shellEscape planPath})"
@@ -34,7 +29,7 @@ let
     else ''
       mkdir -p ${shellEscape appDir}/src
       cp ${builtins.toFile "Cargo.toml" standIn} ${shellEscape appDir}/Cargo.toml
-      cp ${builtins.toFile "main.rs" emptyMain} ${shellEscape appDir}/src/main.rs
+      cp ${builtins.toFile standInFile emptyMain} ${shellEscape appDir}/src/${standInFile}
     '';
 in
 make + ''

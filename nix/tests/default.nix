@@ -126,6 +126,28 @@ let
       };
     };
 
+    testStandInBareMetalIsALibrary = {
+      expr =
+        let m = builtins.fromTOML (lib.mkStandInManifest {
+          plan = hello // { image = hello.image // { std = false; }; };
+          template = "";
+        }); in
+        { lib = m.lib or null; bin = m.bin or null; };
+      expected = { lib.path = "src/lib.rs"; bin = null; };
+    };
+
+    # The target's rustc flags, with {runtime} at the runtime crate's folder in the build
+    testPlanRustflags = {
+      expr = lib.planRustflags (hello // {
+        image = hello.image // { runtime = "mirage-unix"; rustflags = [ "-C" "link-arg=-T{runtime}/link.ld" ]; };
+      });
+      expected = [ "-C" "link-arg=-T@top@/src/runtime/unix/link.ld" ];
+    };
+    testPlanRustflagsNone = {
+      expr = lib.planRustflags hello;
+      expected = [ ];
+    };
+
     # Helpers
     testNormalizePath = {
       expr = lib.internal.normalizePath "examples/hello/./../../runtime/core";
