@@ -2,7 +2,9 @@
 #
 # Lists the committed plans, `<examplesDir>/<example>/plans/<target>.json`, by reading
 # directories only: a broken plan fails when its package is evaluated, not when the flake
-# is listed.
+# is listed. An example with a unikernel.toml and no plan at all is listed as
+# `<example>-unix`, whose evaluation fails naming the missing plan and the command that
+# writes it (readPlan).
 { internal }:
 { src, examplesDir ? "examples" }:
 let
@@ -15,13 +17,16 @@ let
         (attrNames (readDir (src + "/${examplesDir}")))
     else [ ];
   plansOf = name:
-    let d = src + "/${dirOf' name}/plans"; in
-    if !pathExists d then [ ] else
+    let
+      d = src + "/${dirOf' name}/plans";
+      files = if pathExists d then builtins.filter (f: hasSuffix ".json" f) (attrNames (readDir d)) else [ ];
+      unplanned = files == [ ] && pathExists (src + "/${dirOf' name}/unikernel.toml");
+    in
     map
-      (file: let target = removeSuffix ".json" file; in {
+      (target: {
         name = "${name}-${target}";
         value = { dir = dirOf' name; inherit target; };
       })
-      (builtins.filter (f: hasSuffix ".json" f) (attrNames (readDir d)));
+      (if unplanned then [ "unix" ] else map (removeSuffix ".json") files);
 in
 listToAttrs (concatMap plansOf examples)

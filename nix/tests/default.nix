@@ -36,7 +36,13 @@ let
         hello-future = { dir = "examples/hello"; target = "future"; };
         hello-stale = { dir = "examples/hello"; target = "stale"; };
         hello-unix = { dir = "examples/hello"; target = "unix"; };
+        # A config without plans is listed, so its package names the missing plan.
+        unplanned-unix = { dir = "examples/unplanned"; target = "unix"; };
       };
+    };
+    testReadPlanUnplannedThrows = {
+      expr = throws (lib.readPlan { inherit src; dir = "examples/unplanned"; target = "unix"; });
+      expected = true;
     };
     testPlanCrateDirs = {
       expr = lib.planCrateDirs hello;

@@ -1,0 +1,348 @@
+//! Nix end-to-end: caching, reproducibility, bad plans, bare-metal flags, `mirage-nix build`
+//! and `explain`, each on a scratch clone of this repository (the real tree is never
+//! edited). They need Nix set up (`eval "$(scripts/setup-nix)"`) and take minutes, so they
+//! are ignored by `cargo test`; `scripts/test` runs them:
+//!
+//!     cargo test -p mirage-nix --test nix -- --ignored --test-threads=1
+//!
+//! Derivations are counted with `nix build --dry-run`, which lists exactly the derivations
+//! a build would run (there is no binary cache to fetch from).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use mirage_nix::ops::nix::{find_nix, nix_command, nix_config};
+
+const UNIX_IMAGES: &[&str] = &["hello-unix", "console-unix", "kv_ro-unix", "block-unix"];
+
+fn root() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+}
+
+/// A clone of this repository's HEAD in a temporary directory.
+struct Scratch {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+fn scratch() -> Scratch {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mirage-nix");
+    run(Command::new("git")
+        .args(["clone", "--quiet"])
+        .arg(root())
+        .arg(&dir));
+    for (k, v) in [
+        ("user.name", "test"),
+        ("user.email", "test@example.invalid"),
+    ] {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(&dir)
+            .args(["config", k, v]));
+    }
+    Scratch { _tmp: tmp, dir }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl Scratch {
+    fn nix(&self, args: &[&str]) -> Command {
+        let nix = find_nix().expect("nix on PATH: run `eval \"$(scripts/setup-nix)\"`");
+        let mut cmd = nix_command(&nix, nix_config(&root()).as_deref());
+        cmd.current_dir(&self.dir).args(args);
+        cmd
+    }
+
+    fn attr(&self, name: &str) -> String {
+        format!("{}#{name}", self.dir.display())
+    }
+
+    /// Builds `names` (packages of the scratch flake).
+    fn build(&self, names: &[&str]) {
+        let mut args = vec!["build", "--no-link"];
+        let attrs: Vec<String> = names.iter().map(|n| self.attr(n)).collect();
+        args.extend(attrs.iter().map(String::as_str));
+        run(&mut self.nix(&args));
+    }
+
+    /// The names of the derivations `nix build` of `names` would run.
+    fn to_build(&self, names: &[&str]) -> Vec<String> {
+        let mut args = vec!["build", "--no-link", "--dry-run"];
+        let attrs: Vec<String> = names.iter().map(|n| self.attr(n)).collect();
+        args.extend(attrs.iter().map(String::as_str));
+        let out = run(&mut self.nix(&args));
+        let text = String::from_utf8_lossy(&out.stderr);
+        let mut drvs: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("/nix/store/") && l.ends_with(".drv"))
+            .map(|l| mirage_nix::ops::explain::store_name(l).to_string())
+            .collect();
+        drvs.sort();
+        drvs
+    }
+
+    fn edit(&self, file: &str, f: impl FnOnce(String) -> String) {
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, f(text)).unwrap();
+    }
+
+    /// Stages everything (flakes see tracked files only).
+    fn add(&self) {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["add", "-A"]));
+    }
+
+    fn mirage_nix(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+            .current_dir(&self.dir)
+            .env("MIRAGE_NIX_ROOT", &self.dir)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `nix eval` of an attribute that must fail; its error text.
+    fn eval_error(&self, attr: &str) -> String {
+        let out = self
+            .nix(&["eval", "--raw", &format!("{}.drvPath", self.attr(attr))])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{attr} evaluated");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn an_unchanged_image_builds_nothing() {
+    let s = scratch();
+    s.build(&["hello-unix"]);
+    assert_eq!(s.to_build(&["hello-unix"]), Vec::<String>::new());
+    let start = Instant::now();
+    s.build(&["hello-unix"]);
+    let took = start.elapsed();
+    eprintln!("no-op nix build .#hello-unix: {took:.2?}");
+    assert!(took.as_secs_f64() < 5.0, "a no-op build took {took:?}");
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn every_image_rebuilds_bit_for_bit() {
+    let s = scratch();
+    let out = run(&mut s.nix(&[
+        "eval",
+        "--json",
+        &s.attr("packages.x86_64-linux"),
+        "--apply",
+        "builtins.attrNames",
+    ]));
+    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    let images: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !matches!(*n, "default" | "mirage-nix"))
+        .collect();
+    assert!(images.contains(&"hello-unix"), "{images:?}");
+    s.build(&images);
+    let mut args = vec!["build", "--no-link", "--rebuild"];
+    let attrs: Vec<String> = images.iter().map(|n| s.attr(n)).collect();
+    args.extend(attrs.iter().map(String::as_str));
+    // Fails with "may not be deterministic" if any output differs.
+    run(&mut s.nix(&args));
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn an_app_change_or_a_key_rebuilds_one_derivation() {
+    let s = scratch();
+    s.build(UNIX_IMAGES);
+    s.edit("examples/hello/src/lib.rs", |t| {
+        t.replacen("for _ in 0..4 {", "for _ in 0..4 { // a one-line change", 1)
+    });
+    // The crate and its link are one derivation; the dependency layer, the generator and
+    // the other images are untouched.
+    assert_eq!(s.to_build(UNIX_IMAGES), ["hello-unix"]);
+    s.build(&["hello-unix"]);
+
+    // A key's value changes the plan, hence the image, not the layer.
+    let out = s.mirage_nix(&["configure", "-t", "unix", "--hello=Hi", "examples/hello"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(s.to_build(UNIX_IMAGES), ["hello-unix"]);
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn a_change_to_another_runtime_rebuilds_no_unix_image() {
+    let s = scratch();
+    s.build(UNIX_IMAGES);
+    // runtime/xen (created if the Xen runtime has not landed yet), with a new dependency.
+    s.edit("runtime/xen/Cargo.toml", |t| {
+        if t.is_empty() {
+            "[package]\nname = \"mirage-xen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nlog = \"0.4\"\n".into()
+        } else {
+            t + "\n# an edit\n"
+        }
+    });
+    s.edit("runtime/xen/src/lib.rs", |t| {
+        if t.is_empty() {
+            "#![no_std]\n".into()
+        } else {
+            t + "\n// an edit\n"
+        }
+    });
+    s.add();
+    assert_eq!(s.to_build(UNIX_IMAGES), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn bad_plans_fail_evaluation_naming_the_file_and_the_fix() {
+    let s = scratch();
+    let plan = "examples/hello/plans/unix.json";
+    let fix = "mirage-nix configure -t unix examples/hello";
+
+    // An unknown schema version.
+    let original = std::fs::read_to_string(s.dir.join(plan)).unwrap();
+    s.edit(plan, |t| t.replace("\"version\": 1", "\"version\": 99"));
+    let err = s.eval_error("hello-unix");
+    assert!(
+        err.contains(plan) && err.contains("plan version 99"),
+        "{err}"
+    );
+    assert!(err.contains("configure -t unix examples/hello"), "{err}");
+    std::fs::write(s.dir.join(plan), &original).unwrap();
+
+    // A stale plan: the config changed after it was made.
+    s.edit("examples/hello/unikernel.toml", |t| t + "\n# an edit\n");
+    let err = s.eval_error("hello-unix");
+    assert!(err.contains(plan) && err.contains("stale"), "{err}");
+    assert!(err.contains(fix), "{err}");
+    run(Command::new("git")
+        .arg("-C")
+        .arg(&s.dir)
+        .args(["checkout", "examples/hello/unikernel.toml"]));
+
+    // A missing plan: an example with a config and no plans.
+    std::fs::remove_dir_all(s.dir.join("examples/hello/plans")).unwrap();
+    s.add();
+    let err = s.eval_error("hello-unix");
+    assert!(err.contains(plan) && err.contains("no plan"), "{err}");
+    assert!(err.contains("mirage-nix configure"), "{err}");
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn bare_metal_images_and_layers_share_the_targets_rustflags() {
+    let s = scratch();
+    let flags = r#"["-C", "link-arg=-T{runtime}/link.ld", "-C", "relocation-model=static"]"#;
+    if !s.dir.join("runtime/xen/Cargo.toml").exists() {
+        // The Xen runtime has not landed: a stand-in crate, and flags in its plans.
+        s.edit("runtime/xen/Cargo.toml", |_| {
+            "[package]\nname = \"mirage-xen\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nmirage-runtime = { path = \"../core\" }\n".into()
+        });
+        s.edit("runtime/xen/src/lib.rs", |_| "#![no_std]\n".into());
+        s.edit("runtime/xen/link.ld", |_| "ENTRY(_start)\n".into());
+        s.edit("Cargo.toml", |t| {
+            t.replacen(
+                "\"runtime/unix\",",
+                "\"runtime/unix\",\n    \"runtime/xen\",",
+                1,
+            )
+        });
+        run(Command::new("cargo").current_dir(&s.dir).args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+        ]));
+        for entry in std::fs::read_dir(s.dir.join("examples")).unwrap() {
+            let plan = entry.unwrap().path().join("plans/xen.json");
+            if plan.exists() {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+                v["image"]["rustflags"] = serde_json::from_str(flags).unwrap();
+                std::fs::write(&plan, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+            }
+        }
+    }
+    s.add();
+    // The image derivation exists now that its runtime crate does.
+    let env_of = |attr: &str| -> serde_json::Value {
+        let out = run(&mut s.nix(&["show-derivation", &s.attr(attr)]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_object().unwrap().values().next().unwrap()["env"].clone()
+    };
+    let image = env_of("hello-xen");
+    let layer = env_of("hello-xen.depsArtifacts");
+    assert_eq!(image["extraRustflags"], layer["extraRustflags"]);
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.join("examples/hello/plans/xen.json")).unwrap(),
+    )
+    .unwrap();
+    if let Some(flags) = plan["image"]["rustflags"].as_array() {
+        let text = image["extraRustflags"].as_str().unwrap();
+        assert_eq!(text.lines().count(), flags.len(), "{text}");
+        assert!(!text.contains("{runtime}"), "{text}");
+    }
+    // The layer compiles every crate of the target's plans with those flags.
+    s.build(&["hello-xen.depsArtifacts"]);
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn mirage_nix_build_and_explain() {
+    let s = scratch();
+    let out = s.mirage_nix(&["build", "examples/hello"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        image.starts_with("/nix/store") && image.ends_with("bin/hello"),
+        "{image:?}"
+    );
+    assert!(image.is_file());
+    assert!(stderr.contains("run it with"), "{stderr}");
+    assert!(s
+        .dir
+        .join("examples/hello/.mirage-nix/unix/result")
+        .exists());
+
+    // A build of an uncommitted key value is refused with the command that fixes it.
+    let out = s.mirage_nix(&["build", "--hello=Hi", "examples/hello"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("mirage-nix configure -t unix --hello=Hi"),
+        "{stderr}"
+    );
+
+    s.edit("examples/hello/src/lib.rs", |t| t + "\n// an edit\n");
+    let out = s.mirage_nix(&["explain", "HEAD", ".", "--attr", "hello-unix"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("source examples-hello-src changed"), "{text}");
+    assert!(text.contains("differs: src/lib.rs"), "{text}");
+    assert!(!text.contains("mirage-unix-deps"), "{text}");
+}
