@@ -14,7 +14,8 @@
 //! 2. **Portable implementations**, functors over other signatures, each behind a feature so
 //!    that an image only carries what its graph uses:
 //!    [`block::Ramdisk`] (always), [`kv::Crunch`] (`crunch`), [`kv::Tar`] (`tar`) and
-//!    [`logs::Reporter`] (`logs`).
+//!    [`logs::Reporter`] (`logs`), the direct TCP/IP stack [`net`] (`net`, `dhcp`: smoltcp),
+//!    [`conduit::Direct`] and the HTTP/1.1 [`http::Server`] (`http`).
 //!
 //! 3. **Test doubles** in [`testing`] (feature `testing`), to unit-test unikernel code.
 //!
@@ -44,6 +45,8 @@ pub mod kv_ro;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod mclock;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod network;
 pub mod pclock;
 pub mod random;

@@ -82,7 +82,8 @@ where
                 // Out of descriptors or buffers: existing connections go on; retry shortly.
                 Err(e) => {
                     log::warn!(target: "http", "accept failed: {e}");
-                    mirage_runtime::sleep_until(mirage_runtime::executor::now_ns() + 10_000_000).await;
+                    mirage_runtime::sleep_until(mirage_runtime::executor::now_ns() + 10_000_000)
+                        .await;
                 }
             }
         }

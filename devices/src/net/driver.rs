@@ -1,0 +1,559 @@
+//! The direct stack's core: one smoltcp interface, its sockets, and the task that drives it.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::future::{poll_fn, Future};
+use core::net::Ipv4Addr;
+use core::pin::pin;
+use core::task::{Poll, Waker};
+
+use mirage_runtime::Ipv4Prefix;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, HardwareAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
+
+use crate::arp::ArpError;
+use crate::ethernet::{EtherType, EthernetError};
+use crate::ipv4::{Ipv4Error, Proto};
+use crate::network::{Mac, Network};
+
+/// Frames smoltcp may queue for the driver to send before it is told to wait.
+const TX_QUEUE: usize = 128;
+/// Copies of received frames (or datagrams) kept for a layer reader that is behind.
+const TAP_QUEUE: usize = 64;
+/// ARP requests sent for one query before it fails, one a second.
+const ARP_TRIES: u32 = 3;
+/// The Ethernet header length.
+const ETHERNET_HEADER: usize = 14;
+
+/// `now()` is the executor's clock as smoltcp's.
+pub(crate) fn now() -> Instant {
+    Instant::from_micros(i64::try_from(mirage_runtime::executor::now_ns() / 1000).unwrap_or(0))
+}
+
+/// `Queues` is smoltcp's view of the device: frames received and not yet processed, frames
+/// produced and not yet sent. The driver task fills one and drains the other.
+pub(crate) struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+    mtu: usize,
+}
+
+/// A received frame handed to smoltcp.
+pub(crate) struct Rx(Vec<u8>);
+
+/// Room for one frame in the transmit queue.
+pub(crate) struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; len];
+        let r = f(&mut frame);
+        self.0.push_back(frame);
+        r
+    }
+}
+
+impl phy::Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let frame = self.rx.pop_front()?;
+        Some((Rx(frame), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        (self.tx.len() < TX_QUEUE).then_some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        caps
+    }
+}
+
+/// The mutable state of the core.
+pub(crate) struct Inner {
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) device: Queues,
+    /// Sockets closed by their owners, removed once their connection has wound down.
+    pub(crate) closing: Vec<SocketHandle>,
+    #[cfg(feature = "dhcp")]
+    dhcp: Option<SocketHandle>,
+    address: Option<Ipv4Prefix>,
+    gateway: Option<Ipv4Addr>,
+    neighbours: BTreeMap<Ipv4Addr, Mac>,
+    frames: Option<VecDeque<Vec<u8>>>,
+    datagrams: Option<VecDeque<(Ipv4Addr, Proto, Vec<u8>)>>,
+    next_port: u16,
+}
+
+/// `Core<N>` is the shared state of a direct stack over `N`.
+pub(crate) struct Core<N> {
+    pub(crate) net: N,
+    pub(crate) inner: RefCell<Inner>,
+    /// Set when a socket has something for the driver to do before its next timer.
+    kicked: Cell<bool>,
+    driver: RefCell<Option<Waker>>,
+    /// Futures waiting for any change: accepts, configuration, ARP answers, layer reads.
+    changed: RefCell<Vec<Waker>>,
+}
+
+impl<N: Network + 'static> Core<N> {
+    /// `start(net)` is a new core over `net`, with its driver task spawned.
+    pub(crate) fn start(net: N) -> Rc<Core<N>> {
+        let mut device = Queues {
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+            mtu: net.mtu(),
+        };
+        let mac = net.mac();
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac.0)));
+        let seed = mac
+            .0
+            .iter()
+            .fold(mirage_runtime::executor::now_ns(), |h, &b| {
+                h.rotate_left(8) ^ u64::from(b)
+            });
+        config.random_seed = seed;
+        let iface = Interface::new(config, &mut device, now());
+        let core = Rc::new(Core {
+            net,
+            inner: RefCell::new(Inner {
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                device,
+                closing: Vec::new(),
+                #[cfg(feature = "dhcp")]
+                dhcp: None,
+                address: None,
+                gateway: None,
+                neighbours: BTreeMap::new(),
+                frames: None,
+                datagrams: None,
+                next_port: 49152 + (seed % 16384) as u16,
+            }),
+            kicked: Cell::new(false),
+            driver: RefCell::new(None),
+            changed: RefCell::new(Vec::new()),
+        });
+        log::info!(target: "net", "direct stack on {mac}, MTU {}", core.net.mtu());
+        mirage_runtime::spawn(drive(core.clone()));
+        core
+    }
+}
+
+impl<N: Network> Core<N> {
+    /// `kick()` makes the driver poll the interface now (a socket has data to send).
+    pub(crate) fn kick(&self) {
+        self.kicked.set(true);
+        if let Some(w) = self.driver.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// `on_change(waker)` wakes `waker` after the driver's next poll.
+    pub(crate) fn on_change(&self, waker: &Waker) {
+        let mut changed = self.changed.borrow_mut();
+        if !changed.iter().any(|w| w.will_wake(waker)) {
+            changed.push(waker.clone());
+        }
+    }
+
+    fn wake_changed(&self) {
+        let wakers = core::mem::take(&mut *self.changed.borrow_mut());
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// `ephemeral_port()` is a local port for an outgoing connection.
+    pub(crate) fn ephemeral_port(&self) -> u16 {
+        let mut inner = self.inner.borrow_mut();
+        let port = inner.next_port;
+        inner.next_port = if port == u16::MAX { 49152 } else { port + 1 };
+        port
+    }
+
+    /// `configure(address, gateway)` sets the interface's address and default route.
+    pub(crate) fn configure(&self, address: Option<Ipv4Prefix>, gateway: Option<Ipv4Addr>) {
+        let mut inner = self.inner.borrow_mut();
+        inner.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            if let Some(p) = address {
+                // One address fits any capacity smoltcp is built with.
+                let _ = addrs.push(IpCidr::new(p.address().into(), p.prefix_len()));
+            }
+        });
+        let routes = inner.iface.routes_mut();
+        routes.remove_default_ipv4_route();
+        if let Some(gw) = gateway {
+            // The route table has room for the default route once the old one is removed.
+            let _ = routes.add_default_ipv4_route(gw);
+        }
+        inner.address = address;
+        inner.gateway = gateway;
+        drop(inner);
+        self.wake_changed();
+    }
+
+    /// `address()` is the interface's address, if configured.
+    pub(crate) fn address(&self) -> Option<Ipv4Prefix> {
+        self.inner.borrow().address
+    }
+
+    /// `gateway()` is the default gateway, if any.
+    pub(crate) fn gateway(&self) -> Option<Ipv4Addr> {
+        self.inner.borrow().gateway
+    }
+
+    /// `start_dhcp()` adds a DHCP client to the interface.
+    #[cfg(feature = "dhcp")]
+    pub(crate) fn start_dhcp(&self) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.dhcp.is_none() {
+            let handle = inner.sockets.add(smoltcp::socket::dhcpv4::Socket::new());
+            inner.dhcp = Some(handle);
+        }
+        drop(inner);
+        self.kick();
+    }
+
+    /// `configured()` completes with the interface's address once it has one.
+    #[cfg(feature = "dhcp")]
+    pub(crate) async fn configured(&self) -> Ipv4Prefix {
+        poll_fn(|cx| match self.address() {
+            Some(a) => Poll::Ready(a),
+            None => {
+                self.on_change(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// `dhcp_events(inner)` applies what the DHCP client learnt since the last poll.
+    #[cfg(feature = "dhcp")]
+    fn dhcp_events(&self) {
+        use smoltcp::socket::dhcpv4::{Event, Socket};
+        let change = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(handle) = inner.dhcp else { return };
+            match inner.sockets.get_mut::<Socket>(handle).poll() {
+                Some(Event::Configured(config)) => {
+                    let a = config.address;
+                    Some((Ipv4Prefix::new(a.address(), a.prefix_len()), config.router))
+                }
+                Some(Event::Deconfigured) => Some((None, None)),
+                None => None,
+            }
+        };
+        match change {
+            Some((None, _)) => {
+                log::warn!(target: "dhcp", "lease lost");
+                self.configure(None, None);
+            }
+            Some((address, router)) => self.configure(address, router),
+            None => {}
+        }
+    }
+
+    /// `observe(frame)` learns neighbours from ARP and keeps copies for the layer readers.
+    fn observe(&self, frame: &[u8]) {
+        let mut inner = self.inner.borrow_mut();
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        match eth.ethertype() {
+            EthernetProtocol::Arp => {
+                let arp = ArpPacket::new_checked(eth.payload()).and_then(|p| ArpRepr::parse(&p));
+                if let Ok(ArpRepr::EthernetIpv4 {
+                    source_hardware_addr,
+                    source_protocol_addr,
+                    ..
+                }) = arp
+                {
+                    inner
+                        .neighbours
+                        .insert(source_protocol_addr, Mac(source_hardware_addr.0));
+                }
+            }
+            EthernetProtocol::Ipv4 => {
+                let ours = inner.address.map(|p| p.address());
+                if let Some(queue) = inner.datagrams.as_mut() {
+                    if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+                        if Some(ip.dst_addr()) == ours {
+                            push_bounded(
+                                queue,
+                                (
+                                    ip.src_addr(),
+                                    ip.next_header().into(),
+                                    ip.payload().to_vec(),
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(queue) = inner.frames.as_mut() {
+            push_bounded(queue, frame.to_vec());
+        }
+    }
+
+    /// `next_frame()` is a copy of the next frame received (copies start with the first call).
+    pub(crate) async fn next_frame(&self) -> Vec<u8> {
+        poll_fn(|cx| {
+            let mut inner = self.inner.borrow_mut();
+            match inner.frames.get_or_insert_with(VecDeque::new).pop_front() {
+                Some(f) => Poll::Ready(f),
+                None => {
+                    drop(inner);
+                    self.on_change(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// `next_datagram()` is the next IPv4 datagram received for the interface's address.
+    pub(crate) async fn next_datagram(&self) -> (Ipv4Addr, Proto, Vec<u8>) {
+        poll_fn(|cx| {
+            let mut inner = self.inner.borrow_mut();
+            match inner
+                .datagrams
+                .get_or_insert_with(VecDeque::new)
+                .pop_front()
+            {
+                Some(d) => Poll::Ready(d),
+                None => {
+                    drop(inner);
+                    self.on_change(cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// `write_frame(dst, proto, payload)` sends one Ethernet frame beside smoltcp's.
+    pub(crate) async fn write_frame(
+        &self,
+        dst: Mac,
+        proto: EtherType,
+        payload: &[u8],
+    ) -> Result<(), EthernetError> {
+        if payload.len() > self.net.mtu() {
+            return Err(EthernetError::TooBig { len: payload.len() });
+        }
+        let repr = EthernetRepr {
+            src_addr: EthernetAddress(self.net.mac().0),
+            dst_addr: EthernetAddress(dst.0),
+            ethertype: EthernetProtocol::from(proto.to_u16()),
+        };
+        let mut frame = vec![0u8; repr.buffer_len() + payload.len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        repr.emit(&mut eth);
+        eth.payload_mut().copy_from_slice(payload);
+        self.net.send(&frame).await?;
+        Ok(())
+    }
+
+    /// `resolve(addr)` is the hardware address of neighbour `addr`, asking with ARP requests.
+    pub(crate) async fn resolve(&self, addr: Ipv4Addr) -> Result<Mac, ArpError> {
+        if addr.is_broadcast() {
+            return Ok(Mac::BROADCAST);
+        }
+        for _ in 0..ARP_TRIES {
+            if let Some(mac) = self.inner.borrow().neighbours.get(&addr) {
+                return Ok(*mac);
+            }
+            let ours = self
+                .address()
+                .map_or(Ipv4Addr::UNSPECIFIED, |p| p.address());
+            let request = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_hardware_addr: EthernetAddress(self.net.mac().0),
+                source_protocol_addr: ours,
+                target_hardware_addr: EthernetAddress([0; 6]),
+                target_protocol_addr: addr,
+            };
+            let mut payload = vec![0u8; request.buffer_len()];
+            request.emit(&mut ArpPacket::new_unchecked(&mut payload[..]));
+            self.write_frame(Mac::BROADCAST, EtherType::Arp, &payload)
+                .await
+                .map_err(ArpError::Ethernet)?;
+            let deadline = mirage_runtime::executor::now_ns() + 1_000_000_000;
+            let mut timer = pin!(mirage_runtime::sleep_until(deadline));
+            poll_fn(|cx| {
+                if self.inner.borrow().neighbours.contains_key(&addr) {
+                    return Poll::Ready(());
+                }
+                self.on_change(cx.waker());
+                timer.as_mut().poll(cx)
+            })
+            .await;
+        }
+        let known = self.inner.borrow().neighbours.get(&addr).copied();
+        known.ok_or(ArpError::Timeout { addr })
+    }
+
+    /// `write_datagram(dst, proto, payload)` sends one raw IPv4 datagram to `dst`.
+    pub(crate) async fn write_datagram(
+        &self,
+        dst: Ipv4Addr,
+        proto: Proto,
+        payload: &[u8],
+    ) -> Result<(), Ipv4Error> {
+        let prefix = self.address().ok_or(Ipv4Error::NotConfigured)?;
+        let hop = if prefix.contains(dst) || dst.is_broadcast() {
+            dst
+        } else {
+            self.gateway().ok_or(Ipv4Error::NoRoute { dst })?
+        };
+        let repr = Ipv4Repr {
+            src_addr: prefix.address(),
+            dst_addr: dst,
+            next_header: IpProtocol::from(proto),
+            payload_len: payload.len(),
+            hop_limit: 64,
+        };
+        let len = repr.buffer_len() + payload.len();
+        if len > self.net.mtu() {
+            return Err(Ipv4Error::TooBig { len: payload.len() });
+        }
+        let mac = self
+            .resolve(hop)
+            .await
+            .map_err(|_| Ipv4Error::NoRoute { dst })?;
+        let mut datagram = vec![0u8; len];
+        let mut packet = Ipv4Packet::new_unchecked(&mut datagram[..]);
+        repr.emit(&mut packet, &smoltcp::phy::ChecksumCapabilities::default());
+        packet.payload_mut().copy_from_slice(payload);
+        self.write_frame(mac, EtherType::Ipv4, &datagram)
+            .await
+            .map_err(|_| Ipv4Error::Link)
+    }
+
+    /// `poll()` runs smoltcp once and drops the closed sockets whose connection is over.
+    fn poll(&self) {
+        let mut inner = self.inner.borrow_mut();
+        let Inner {
+            iface,
+            sockets,
+            device,
+            closing,
+            ..
+        } = &mut *inner;
+        iface.poll(now(), device, sockets);
+        closing.retain(|&h| {
+            use smoltcp::socket::tcp::{Socket, State};
+            let done = matches!(
+                sockets.get::<Socket>(h).state(),
+                State::Closed | State::TimeWait
+            );
+            if done {
+                sockets.remove(h);
+            }
+            !done
+        });
+    }
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.len() >= TAP_QUEUE {
+        queue.pop_front();
+    }
+    queue.push_back(item);
+}
+
+/// `split_frame(frame)` is a frame's source, protocol and payload, if it is long enough.
+pub(crate) fn split_frame(frame: &[u8]) -> Option<(Mac, EtherType, &[u8])> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let src = Mac(eth.src_addr().0);
+    let proto = EtherType::from_u16(u16::from(eth.ethertype()));
+    Some((src, proto, &frame[ETHERNET_HEADER..]))
+}
+
+/// What woke the driver.
+enum Event {
+    Frame(Result<usize, crate::NetError>),
+    Due,
+}
+
+/// `drive(core)` is the driver task: poll the interface, send what it produced, then wait
+/// for a frame, a kick or smoltcp's next deadline.
+async fn drive<N: Network>(core: Rc<Core<N>>) {
+    let mut buf = vec![0u8; core.net.mtu() + ETHERNET_HEADER + 4];
+    loop {
+        core.kicked.set(false);
+        core.poll();
+        #[cfg(feature = "dhcp")]
+        core.dhcp_events();
+        core.wake_changed();
+        loop {
+            let frame = core.inner.borrow_mut().device.tx.pop_front();
+            let Some(frame) = frame else { break };
+            if let Err(e) = core.net.send(&frame).await {
+                log::warn!(target: "net", "dropped an outgoing frame: {e}");
+            }
+        }
+        if core.kicked.get() || !core.inner.borrow().device.tx.is_empty() {
+            continue;
+        }
+        let delay = {
+            let mut inner = core.inner.borrow_mut();
+            let Inner { iface, sockets, .. } = &mut *inner;
+            iface.poll_delay(now(), sockets)
+        };
+        let deadline = delay
+            .map(|d| mirage_runtime::executor::now_ns().saturating_add(d.total_micros() * 1000));
+        let event = {
+            let mut recv = pin!(core.net.recv(&mut buf));
+            let mut timer = pin!(deadline.map(mirage_runtime::sleep_until));
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = recv.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Frame(r));
+                }
+                if core.kicked.get() {
+                    return Poll::Ready(Event::Due);
+                }
+                *core.driver.borrow_mut() = Some(cx.waker().clone());
+                match timer.as_mut().as_pin_mut() {
+                    Some(t) => t.poll(cx).map(|()| Event::Due),
+                    None => Poll::Pending,
+                }
+            })
+            .await
+        };
+        match event {
+            Event::Frame(Ok(n)) => {
+                let frame = buf[..n].to_vec();
+                core.observe(&frame);
+                core.inner.borrow_mut().device.rx.push_back(frame);
+            }
+            Event::Frame(Err(e)) => {
+                log::warn!(target: "net", "receive failed: {e}");
+                mirage_runtime::sleep_until(mirage_runtime::executor::now_ns() + 10_000_000).await;
+            }
+            Event::Due => {}
+        }
+    }
+}

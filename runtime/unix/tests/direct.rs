@@ -1,0 +1,176 @@
+//! End to end over the direct stack: images whose TCP/IP is smoltcp over a tap device, in a
+//! network namespace of their own (the host side of the tap is 10.0.0.1/24), asked with curl,
+//! ping and UDP from inside that namespace. No traffic leaves it. Where the kernel refuses
+//! namespaces (no CAP_SYS_ADMIN, no /dev/net/tun) the tests say so and pass.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{image, Process};
+
+/// A `Netns` is a network namespace with a tap device `tap0` at 10.0.0.1/24, deleted (with
+/// everything in it) when dropped.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// `create()` is a fresh namespace, or `None` (after saying why) where they are refused.
+    fn create() -> Option<Netns> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "mirage-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let added = Command::new("ip").args(["netns", "add", &name]).output();
+        match added {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: network namespaces are refused here (`ip netns add`: {})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run `ip` ({e}); install iproute2");
+                return None;
+            }
+        }
+        let ns = Netns { name };
+        for cmd in [
+            "ip link set lo up",
+            "ip tuntap add mode tap tap0",
+            "ip addr add 10.0.0.1/24 dev tap0",
+            "ip link set tap0 up",
+        ] {
+            let out = ns
+                .exec(&cmd.split(' ').collect::<Vec<_>>())
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                eprintln!(
+                    "SKIPPED: cannot make a tap device in a namespace (`{cmd}`: {})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+        }
+        Some(ns)
+    }
+
+    /// `exec(args)` is a command running inside the namespace.
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).args(args);
+        cmd
+    }
+
+    /// `until_ok(args, within)` runs `args` in the namespace until it succeeds; its output.
+    fn until_ok(&self, args: &[&str], within: Duration, server: &mut Process) -> Vec<u8> {
+        let start = Instant::now();
+        loop {
+            let out = self.exec(args).output().unwrap();
+            if out.status.success() {
+                return out.stdout;
+            }
+            assert!(server.is_running(), "the unikernel exited");
+            assert!(
+                start.elapsed() < within,
+                "{args:?} kept failing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// `boot(ns, image, args)` runs `image` inside `ns` on tap0.
+fn boot(ns: &Netns, image: &std::path::Path, args: &[&str]) -> Process {
+    let image = image.to_string_lossy().into_owned();
+    let mut argv = vec![image.as_str(), "--interface=tap0"];
+    argv.extend_from_slice(args);
+    Process::spawn(&mut ns.exec(&argv))
+}
+
+#[test]
+fn conduit_server_on_the_direct_stack_answers_curl_and_ping() {
+    let image = image("conduit_server", &["--net=direct"]);
+    let Some(ns) = Netns::create() else { return };
+    let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=8080"]);
+    let curl = ["curl", "-sS", "--max-time", "3", "http://10.0.0.2:8080/"];
+    let body = ns.until_ok(&curl, Duration::from_secs(20), &mut server);
+    assert_eq!(body, b"hello mirage world!\n");
+    ns.until_ok(
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"],
+        Duration::from_secs(10),
+        &mut server,
+    );
+    // Many requests in a row, over fresh connections each.
+    for _ in 0..20 {
+        let out = ns.exec(&curl).output().unwrap();
+        assert_eq!(out.stdout, b"hello mirage world!\n");
+    }
+    let log = server.stop();
+    assert!(log.contains("direct stack on"), "{log}");
+}
+
+#[test]
+fn conduit_server_gets_its_address_from_dnsmasq() {
+    let image = image("conduit_server", &["--net=direct", "--dhcp=true"]);
+    let Some(ns) = Netns::create() else { return };
+    let leases = std::env::temp_dir().join(format!("{}.leases", ns.name));
+    let mut dnsmasq = Process::spawn(&mut ns.exec(&[
+        "dnsmasq",
+        "--no-daemon",
+        "--port=0",
+        "--no-resolv",
+        "--no-hosts",
+        "--interface=tap0",
+        "--bind-interfaces",
+        "--dhcp-range=10.0.0.50,10.0.0.50,255.255.255.0,1h",
+        "--dhcp-option=option:router,10.0.0.1",
+        &format!("--dhcp-leasefile={}", leases.display()),
+        "--pid-file",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(dnsmasq.is_running(), "dnsmasq exited: {}", dnsmasq.stop());
+    let mut server = boot(&ns, &image, &["--port=8080"]);
+    let curl = ["curl", "-sS", "--max-time", "3", "http://10.0.0.50:8080/"];
+    let body = ns.until_ok(&curl, Duration::from_secs(30), &mut server);
+    assert_eq!(body, b"hello mirage world!\n");
+    let log = server.stop();
+    assert!(log.contains("leased 10.0.0.50/24"), "{log}");
+    drop(dnsmasq);
+    let _ = std::fs::remove_file(leases);
+}
+
+#[test]
+fn network_echoes_udp_answers_ping_and_shows_its_device() {
+    let image = image("network", &[]);
+    let Some(ns) = Netns::create() else { return };
+    let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=7"]);
+    ns.until_ok(
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.2"],
+        Duration::from_secs(20),
+        &mut server,
+    );
+    let echo = "exec 3<>/dev/udp/10.0.0.2/7; printf 'mirage echo' >&3; timeout 3 head -c 11 <&3";
+    let got = ns.until_ok(&["bash", "-c", echo], Duration::from_secs(10), &mut server);
+    assert_eq!(got, b"mirage echo");
+    let log = server.stop();
+    assert!(log.contains("network device: MTU 1500, MAC "), "{log}");
+    assert!(log.contains("UDP echo on port 7"), "{log}");
+}
