@@ -1,0 +1,175 @@
+//! `cargo run --release -p mirage-nix-bench --bin xen_images`: the xen target's images beside
+//! the unix ones. For hello, console and kv_ro it renders each committed plan, builds the image
+//! with cargo and the plan's flags only, and prints a Markdown table of
+//!
+//! - the image's size in bytes;
+//! - the time from starting QEMU (or the unix process) to the first line of the unikernel's
+//!   output, and to the end of the run (medians of a few runs).
+//!
+//! Xen images are booted as dom0 on Xen 4.17 under QEMU TCG and through their PVH entry
+//! directly under QEMU (TCG); both need `scripts/setup`'s packages. hello and console sleep
+//! four seconds in all, which the times to exit include.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mirage_nix::render::{self, Roots};
+
+const RUNS: usize = 3;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn work() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let dir = std::path::absolute(target.join("bench-images")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `build(example, target)` renders and builds the example's image; it returns its path.
+fn build(example: &str, target: &str) -> PathBuf {
+    let root = root();
+    let dir = root.join("examples").join(example);
+    let plan = mirage_nix::ops::read_plan(&dir.join("plans").join(format!("{target}.json")))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let out = work().join("crates").join(format!("{example}-{target}"));
+    let roots = Roots {
+        mirage: root,
+        unikernel: dir,
+    };
+    render::write(&render::crate_files(&plan, &roots, &out).unwrap(), &out).unwrap();
+    let cargo_target = work().join(format!("target-{target}"));
+    let status = Command::new("cargo")
+        .current_dir(&out)
+        .args(["build", "--release", "--quiet"])
+        .env("CARGO_TARGET_DIR", &cargo_target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {example} for {target} failed");
+    cargo_target.join("release").join(&plan.name)
+}
+
+/// `time(cmd, is_guest_line)` runs `cmd` and returns the times to its first guest line and to
+/// its end.
+fn time(mut cmd: Command, is_guest_line: fn(&str) -> bool) -> (Duration, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        if first.is_none() && is_guest_line(&line) {
+            first = Some(start.elapsed());
+        }
+    }
+    child.wait().unwrap();
+    (first.unwrap_or_default(), start.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn qemu() -> Command {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-display", "none", "-serial", "stdio"])
+        .args(["-monitor", "none", "-no-reboot"]);
+    c
+}
+
+/// How one kind of image is started, and which of its output lines are the unikernel's.
+struct Runner {
+    what: &'static str,
+    image: PathBuf,
+    command: Box<dyn Fn() -> Command>,
+    is_guest_line: fn(&str) -> bool,
+}
+
+fn main() {
+    let xen = work().join("xen-4.17");
+    if !xen.exists() {
+        let out = Command::new("zcat")
+            .arg("/boot/xen-4.17-amd64.gz")
+            .output()
+            .expect("zcat /boot/xen-4.17-amd64.gz (run scripts/setup)");
+        std::fs::write(&xen, out.stdout).unwrap();
+    }
+    println!("| example | image | size (bytes) | to first line (ms) | to exit (ms) |");
+    println!("|---|---|---:|---:|---:|");
+    for example in ["hello", "console", "kv_ro"] {
+        let unix = build(example, "unix");
+        let image = build(example, "xen");
+        let runners = [
+            Runner {
+                what: "unix process",
+                image: unix.clone(),
+                command: Box::new(move || Command::new(&unix)),
+                is_guest_line: |_| true,
+            },
+            Runner {
+                what: "xen: dom0 on Xen 4.17, QEMU TCG",
+                image: image.clone(),
+                command: Box::new({
+                    let (image, xen) = (image.clone(), xen.clone());
+                    move || {
+                        let mut c = qemu();
+                        c.args(["-m", "256", "-kernel"])
+                            .arg(&xen)
+                            .args(["-append", "console=com1 dom0_mem=32M", "-initrd"])
+                            .arg(&image);
+                        c
+                    }
+                }),
+                is_guest_line: |l| !l.starts_with("(XEN)") && !l.trim().is_empty(),
+            },
+            Runner {
+                what: "xen: PVH entry, QEMU TCG",
+                image: image.clone(),
+                command: Box::new({
+                    let image = image.clone();
+                    move || {
+                        let mut c = qemu();
+                        c.args([
+                            "-m",
+                            "64",
+                            "-device",
+                            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                        ])
+                        .arg("-kernel")
+                        .arg(&image);
+                        c
+                    }
+                }),
+                is_guest_line: |l| !l.trim().is_empty(),
+            },
+        ];
+        for r in &runners {
+            let (firsts, ends): (Vec<_>, Vec<_>) = (0..RUNS)
+                .map(|_| time((r.command)(), r.is_guest_line))
+                .unzip();
+            println!(
+                "| {example} | {} | {} | {:.0} | {:.0} |",
+                r.what,
+                std::fs::metadata(&r.image).unwrap().len(),
+                median(firsts).as_secs_f64() * 1e3,
+                median(ends).as_secs_f64() * 1e3,
+            );
+        }
+    }
+}
