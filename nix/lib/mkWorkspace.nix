@@ -2,8 +2,9 @@
 #
 # The slice of the repository a build needs, as inputs for mkCargoDerivation:
 #   crates        the workspace crates `dirs` need (pathCrates), each with its own source
-#                 path (cleanCrateSource; only manifests when `dummy`, plus the list of
-#                 empty programs to write in place of its sources);
+#                 path (cleanCrateSource; only manifests when `dummy` or for crates only
+#                 dev-dependencies reach, plus the list of empty programs to write in place
+#                 of its sources);
 #   rootManifest  a root Cargo.toml with the repository's [workspace.package],
 #                 [workspace.lints], [workspace.dependencies] and [profile] and only these
 #                 members, so adding a crate elsewhere in the repository changes nothing;
@@ -65,8 +66,8 @@ in
   layout = map
     (c: {
       inherit (c) dir;
-      src = cleanCrateSource { inherit src dummy; inherit (c) dir; };
-      dummyFiles = if dummy then dummyFilesOf c else [ ];
+      src = cleanCrateSource { inherit src; inherit (c) dir; dummy = dummy || c.devOnly; };
+      dummyFiles = if dummy || c.devOnly then dummyFilesOf c else [ ];
     })
     crates ++ extraCrates;
 }

@@ -1,10 +1,14 @@
-# pathCrates :: { src, dirs } -> [ { dir; name; manifest; } ]
+# pathCrates :: { src, dirs } -> [ { dir; name; manifest; devOnly; } ]
 #
 # The workspace crates (directories relative to `src`, holding a Cargo.toml) that `dirs`
 # need, following path dependencies of every kind ([dependencies], [build-dependencies],
 # [dev-dependencies], their [target.*] forms, and `workspace = true` entries that the root
 # manifest gives a path), sorted by directory. Manifests are read at evaluation time from
 # the flake's own source: no import-from-derivation.
+# `devOnly` marks crates reached only through [dev-dependencies] (runtime/unix's tests link
+# examples/hello): cargo needs their manifests to resolve the workspace but never compiles
+# them in a release build, so mkWorkspace gives them as manifests only, and an edit to
+# examples/hello does not touch the images of other examples.
 { internal }:
 { src, dirs }:
 let
@@ -24,12 +28,14 @@ let
       `mirage-nix configure`.
     '';
 
-  depTables = m:
-    [ (m.dependencies or { }) (m.build-dependencies or { }) (m.dev-dependencies or { }) ]
-    ++ concatMap (t: [ (t.dependencies or { }) (t.build-dependencies or { }) (t.dev-dependencies or { }) ])
-      (attrValues (m.target or { }));
+  depTables = withDev: m:
+    let
+      kinds = t: [ (t.dependencies or { }) (t.build-dependencies or { }) ]
+        ++ (if withDev then [ (t.dev-dependencies or { }) ] else [ ]);
+    in
+    kinds m ++ concatMap kinds (attrValues (m.target or { }));
 
-  pathDepsOf = dir:
+  pathDepsOf = withDev: dir:
     let
       m = manifestOf dir;
       pathOf = name: spec:
@@ -40,12 +46,14 @@ let
         else null;
     in
     filter (p: p != null)
-      (concatMap (t: map (n: pathOf n t.${n}) (builtins.attrNames t)) (depTables m));
+      (concatMap (t: map (n: pathOf n t.${n}) (builtins.attrNames t)) (depTables withDev m));
 
-  closure = genericClosure {
+  closureWith = withDev: genericClosure {
     startSet = map (d: { key = normalizePath d; }) dirs;
-    operator = item: map (d: { key = d; }) (pathDepsOf item.key);
+    operator = item: map (d: { key = d; }) (pathDepsOf withDev item.key);
   };
+  closure = closureWith true;
+  built = map (item: item.key) (closureWith false);
 in
 sort (a: b: a.dir < b.dir) (map
   (item:
@@ -57,5 +65,6 @@ sort (a: b: a.dir < b.dir) (map
         package crates.
       '');
       manifest = m;
+      devOnly = !(builtins.elem item.key built);
     })
   closure)

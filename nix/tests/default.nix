@@ -89,7 +89,16 @@ let
     # Workspace crates and source filtering
     testPathCratesFollowsPathAndWorkspaceDeps = {
       expr = map (c: "${c.dir}=${c.name}") (lib.pathCrates { inherit src; dirs = [ "runtime/unix" ]; });
-      expected = [ "runtime/core=mirage-runtime" "runtime/unix=mirage-unix" ];
+      expected = [ "examples/hello=hello" "runtime/core=mirage-runtime" "runtime/unix=mirage-unix" ];
+    };
+    testPathCratesMarksDevOnlyCrates = {
+      # runtime/unix's tests link examples/hello: its manifest is needed, its code is not.
+      expr = map (c: "${c.dir} ${builtins.toJSON c.devOnly}") (lib.pathCrates { inherit src; dirs = [ "runtime/unix" ]; });
+      expected = [ "examples/hello true" "runtime/core false" "runtime/unix false" ];
+    };
+    testDevOnlyCratesAreManifestsInImageBuilds = {
+      expr = map (c: c.dummyFiles) (lib.mkWorkspace { inherit src; dirs = [ "runtime/unix" ]; }).layout;
+      expected = [ [ "src/lib.rs" ] [ ] [ ] ];
     };
     testCleanCrateSourceDropsPlansAndConfig = {
       expr = builtins.attrNames (builtins.readDir (lib.cleanCrateSource { inherit src; dir = "examples/hello"; }));
