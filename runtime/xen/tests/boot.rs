@@ -5,7 +5,8 @@
 //! - as the initial domain (dom0) on the real Xen 4.17 under QEMU TCG, where the console is
 //!   Xen's and the domain's shutdown reason shows in Xen's log; and
 //! - through its PVH entry directly under `qemu-system-x86_64 -kernel`, where the console is
-//!   COM1 and the exit code comes back through `isa-debug-exit` as `2 * code + 1`.
+//!   COM1 and the exit code comes back through `isa-debug-exit` as `2 * code + 1`; and
+//! - through its PVH entry as a PVH dom0 on Xen (`dom0=pvh`), the way a PVH domU starts.
 //!
 //! Runs end by themselves (dom0 shuts down with reason reboot or crash, which ends QEMU under
 //! `-no-reboot`); a timeout guards against hangs. QEMU runs one at a time, so that the timing
@@ -201,6 +202,29 @@ fn dom0(image: &Path, cmdline: &str) -> Run {
     )
 }
 
+/// `pvh_dom0(image, cmdline)` boots `image` as a PVH dom0 on Xen (`dom0=pvh`): the PVH entry
+/// with Xen underneath (hypercall page through the MSR, shared info placed with
+/// `XENMEM_add_to_physmap`). QEMU's `-cpu max` gives Xen the nested paging it needs.
+fn pvh_dom0(image: &Path, cmdline: &str) -> Run {
+    let xen = xen();
+    let module = format!("{} {cmdline}", image.display());
+    qemu(
+        &[
+            "-cpu",
+            "max",
+            "-m",
+            "256",
+            "-kernel",
+            xen.to_str().unwrap(),
+            "-append",
+            "console=com1 dom0_mem=32M dom0=pvh dom0-iommu=none",
+            "-initrd",
+            &module,
+        ],
+        Duration::from_secs(90),
+    )
+}
+
 /// `pvh(image, cmdline)` boots `image` through its PVH entry directly under QEMU.
 fn pvh(image: &Path, cmdline: &str) -> Run {
     qemu(
@@ -255,6 +279,15 @@ fn hello_boots_through_pvh_directly_under_qemu() {
     assert_eq!(run.status, Some(1), "exit code 0 is QEMU status 1");
     let run = pvh(&image, "--hello=Hallo");
     assert_eq!(run.serial, hello_lines("Hallo"));
+}
+
+#[test]
+fn hello_boots_as_a_pvh_dom0_on_xen() {
+    require_qemu!();
+    let run = pvh_dom0(&image("examples/hello/plans/xen.json"), "--hello=Hej");
+    assert_eq!(run.guest(), hello_lines("Hej"), "{}", run.serial);
+    assert!(run.serial.contains(REBOOTED), "{}", run.serial);
+    assert_eq!(run.status, Some(0));
 }
 
 #[test]
@@ -382,4 +415,5 @@ fn clocks_are_right_on_xen_and_under_plain_qemu() {
     check_clocks(&run);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     check_clocks(&pvh(&image, ""));
+    check_clocks(&pvh_dom0(&image, ""));
 }

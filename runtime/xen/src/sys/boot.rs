@@ -141,10 +141,11 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
     let si = u64::from(start_info);
     // SAFETY: the loader passes a `hvm_start_info` (public/arch-x86/hvm/start_info.h) below
     // 4 GiB, inside the identity map of the first GiB.
-    let (magic, version, cmdline_paddr, memmap_paddr, memmap_entries) = unsafe {
+    let (magic, version, flags, cmdline_paddr, memmap_paddr, memmap_entries) = unsafe {
         (
             read::<u32>(si),
             read::<u32>(si + 4),
+            read::<u32>(si + 8),
             read::<u64>(si + 24),
             read::<u64>(si + 40),
             read::<u32>(si + 48),
@@ -182,7 +183,8 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             Machine::Xen {
                 shared,
                 console,
-                initial: false,
+                // A PVH dom0 (Xen's `dom0=pvh`) has the same flags as a PV one.
+                initial: magic == HVM_START_MAGIC && flags & SIF_INITDOMAIN != 0,
             }
         }
         None => {

@@ -6,12 +6,12 @@
 //! [`Machine`] that boot code records once.
 #![allow(unsafe_code)]
 
-#[cfg(not(test))]
+#[cfg(mirage_xen_image)]
 mod boot;
-#[cfg(not(test))]
+#[cfg(mirage_xen_image)]
 mod heap;
 pub(crate) mod hypercall;
-#[cfg(not(test))]
+#[cfg(mirage_xen_image)]
 mod panic;
 pub(crate) mod pc;
 pub(crate) mod ring;
