@@ -43,6 +43,7 @@ extern crate alloc;
 
 mod arch;
 mod clock;
+mod cmdline;
 mod console;
 mod platform;
 mod random;
@@ -72,12 +73,12 @@ macro_rules! main {
     };
 }
 
-/// `run(name, keys, unikernel)` parses the domain's command line (words separated by
-/// spaces) against `keys` and runs `unikernel` with the result on the executor; it returns the
+/// `run(name, keys, unikernel)` parses the domain's command line (words separated by blanks,
+/// with shell-like quotes and backslashes) against `keys` and runs `unikernel` with the result on the executor; it returns the
 /// exit code, printing what went wrong on the console:
 ///
 /// - `--help`: the usage, [`exit::HELP`] (63);
-/// - bad arguments: the error naming the key, a hint and the usage,
+/// - bad arguments: the error naming the key, then the usage,
 ///   [`exit::BAD_ARGUMENTS`] (64);
 /// - a [`Failure`]: `error: ...`, [`exit::FAILURE`] (1);
 /// - success: [`exit::SUCCESS`] (0).
@@ -91,7 +92,7 @@ where
     let say = |text: &str| {
         let _ = console.write_blocking(text.as_bytes());
     };
-    let args = match BootArgs::parse(keys, sys::cmdline().split_ascii_whitespace()) {
+    let args = match BootArgs::parse(keys, cmdline::split(sys::cmdline())) {
         Ok(args) => args,
         Err(e @ mirage_runtime::ArgError::Help) => {
             say(&mirage_runtime::usage(name, keys));

@@ -263,8 +263,13 @@ fn hello_boots_as_dom0_and_shuts_down_cleanly() {
 fn hello_takes_its_keys_from_the_xen_command_line() {
     require_qemu!();
     let image = image("examples/hello/plans/xen.json");
-    let run = dom0(&image, "--hello=Bonjour");
-    assert_eq!(run.guest(), hello_lines("Bonjour"), "{}", run.serial);
+    let run = dom0(&image, "--hello='Bonjour tout le monde'");
+    assert_eq!(
+        run.guest(),
+        hello_lines("Bonjour tout le monde"),
+        "{}",
+        run.serial
+    );
     let quiet = dom0(&image, "--hello=Bonjour --logs=warn");
     assert_eq!(quiet.guest(), "", "{}", quiet.serial);
     assert!(quiet.serial.contains(REBOOTED));
@@ -277,8 +282,8 @@ fn hello_boots_through_pvh_directly_under_qemu() {
     let run = pvh(&image, "");
     assert_eq!(run.serial, hello_lines("Hello World!"));
     assert_eq!(run.status, Some(1), "exit code 0 is QEMU status 1");
-    let run = pvh(&image, "--hello=Hallo");
-    assert_eq!(run.serial, hello_lines("Hallo"));
+    let run = pvh(&image, r"--hello=Hallo\ Welt");
+    assert_eq!(run.serial, hello_lines("Hallo Welt"));
 }
 
 #[test]
