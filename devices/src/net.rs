@@ -232,3 +232,169 @@ impl<N: Network + 'static> crate::Stack for DirectStack<N> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::collections::VecDeque;
+    use core::cell::{Cell, RefCell};
+    use core::future::poll_fn;
+    use core::net::SocketAddrV4;
+    use core::task::{Poll, Waker};
+
+    use crate::{Flow as _, Listener as _, Tcp as _, Udp as _, UdpSocket as _};
+
+    /// One direction of a link: frames in flight and the receiver's waker.
+    #[derive(Default)]
+    struct Lane {
+        frames: VecDeque<Vec<u8>>,
+        waker: Option<Waker>,
+    }
+
+    /// One end of an in-memory Ethernet link.
+    #[derive(Clone)]
+    struct Wire {
+        mac: Mac,
+        rx: Rc<RefCell<Lane>>,
+        tx: Rc<RefCell<Lane>>,
+    }
+
+    fn link() -> (Wire, Wire) {
+        let (ab, ba) = (Rc::default(), Rc::default());
+        let a = Wire {
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+            rx: Rc::clone(&ba),
+            tx: Rc::clone(&ab),
+        };
+        let b = Wire {
+            mac: Mac([2, 0, 0, 0, 0, 2]),
+            rx: ab,
+            tx: ba,
+        };
+        (a, b)
+    }
+
+    impl Network for Wire {
+        fn mac(&self) -> Mac {
+            self.mac
+        }
+
+        fn mtu(&self) -> usize {
+            1500
+        }
+
+        async fn send(&self, frame: &[u8]) -> Result<(), crate::NetError> {
+            let mut lane = self.tx.borrow_mut();
+            lane.frames.push_back(frame.to_vec());
+            if let Some(w) = lane.waker.take() {
+                w.wake();
+            }
+            Ok(())
+        }
+
+        async fn recv(&self, buf: &mut [u8]) -> Result<usize, crate::NetError> {
+            poll_fn(|cx| {
+                let mut lane = self.rx.borrow_mut();
+                match lane.frames.pop_front() {
+                    Some(f) => {
+                        buf[..f.len()].copy_from_slice(&f);
+                        Poll::Ready(Ok(f.len()))
+                    }
+                    None => {
+                        lane.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            })
+            .await
+        }
+    }
+
+    /// Virtual time: waiting jumps to the deadline.
+    struct Virtual(Cell<u64>);
+
+    impl mirage_runtime::Platform for Virtual {
+        fn now_ns(&self) -> u64 {
+            self.0.get()
+        }
+
+        fn wait(&self, deadline: Option<u64>) {
+            let deadline = deadline.expect("every task waits and no timer is set");
+            self.0.set(self.0.get().max(deadline));
+        }
+    }
+
+    fn host(net: Wire, address: &str) -> (Arp<Wire>, Tcp<Wire>, Udp<Wire>) {
+        let eth = Ethernet::new(net);
+        let arp = Arp::new(eth.clone());
+        let prefix = address.parse().ok();
+        let ip = Ipv4::new_static(eth, arp.clone(), prefix, None);
+        (arp, Tcp::new(ip.clone()), Udp::new(ip))
+    }
+
+    #[test]
+    fn two_stacks_resolve_each_other_and_carry_tcp_and_udp() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let expected = data.clone();
+        let (mac, echoed, datagram) = mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (a, b) = link();
+            let (arp_a, tcp_a, udp_a) = host(a, "10.0.0.1/24");
+            let (_, tcp_b, udp_b) = host(b, "10.0.0.2/24");
+            let mac = crate::Arp::query(&arp_a, Ipv4Addr::new(10, 0, 0, 2)).await;
+            let listener = tcp_b.listen(80).await.unwrap();
+            mirage_runtime::spawn(async move {
+                let flow = listener.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = flow.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    flow.write(&buf[..n]).await.unwrap();
+                }
+                flow.close().await.unwrap();
+            });
+            let flow = tcp_a
+                .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80))
+                .await
+                .unwrap();
+            let mut echoed = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Each chunk goes and comes back before the next, so neither window fills.
+            for chunk in data.chunks(10_000) {
+                flow.write(chunk).await.unwrap();
+                let want = echoed.len() + chunk.len();
+                while echoed.len() < want {
+                    let n = flow.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the echo ended early");
+                    echoed.extend_from_slice(&buf[..n]);
+                }
+            }
+            flow.shutdown().await.unwrap();
+            loop {
+                let n = flow.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                echoed.extend_from_slice(&buf[..n]);
+            }
+            let sa = udp_a.bind(5000).await.unwrap();
+            let sb = udp_b.bind(6000).await.unwrap();
+            sa.send_to(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 6000), b"hi")
+                .await
+                .unwrap();
+            let mut dgram = [0u8; 16];
+            let (n, from) = sb.recv_from(&mut dgram).await.unwrap();
+            assert_eq!(from, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000));
+            (mac, echoed, dgram[..n].to_vec())
+        });
+        assert_eq!(mac, Ok(Mac([2, 0, 0, 0, 0, 2])));
+        assert!(
+            echoed == expected,
+            "{} of {} bytes",
+            echoed.len(),
+            expected.len()
+        );
+        assert_eq!(datagram, b"hi");
+    }
+}

@@ -19,9 +19,9 @@ use crate::tcp::TcpError;
 use crate::udp::UdpError;
 
 /// Each TCP connection's receive and send buffers, in bytes.
-const TCP_BUFFER: usize = 64 * 1024;
+const TCP_BUFFER: usize = 16 * 1024;
 /// Connections a listener keeps ready to accept (smoltcp listens with one socket each).
-const BACKLOG: usize = 16;
+const BACKLOG: usize = 64;
 /// Datagrams a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;
 

@@ -1,0 +1,388 @@
+//! HTTP throughput and latency of conduit_server, side by side with nginx, printed as a
+//! Markdown table (run on demand as root, not in CI):
+//!
+//! ```text
+//! cargo run --release -p mirage-nix-bench --bin http [-- --seconds S --connections C --runs N]
+//! ```
+//!
+//! Each row is `wrk` (one thread, C keep-alive connections, S seconds, the median of N runs)
+//! against one server answering every request with "hello mirage world!\n":
+//!
+//! - nginx with one worker process (`return 200`), on loopback;
+//! - conduit_server over the socket stack (its committed unix plan), on loopback;
+//! - conduit_server over the direct stack (`--net=direct`), smoltcp on a tap device in a
+//!   network namespace of its own, with wrk on the host side of the tap;
+//! - nginx again, in that namespace on the host side of the tap, for the same path length.
+//!
+//! It also reports each image's size and the server's peak resident memory (`VmHWM`). The
+//! images are rendered from plans and built with cargo under `target/bench-http/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The mirage-nix tree.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `run(cmd)` runs `cmd` and stops the benchmark with its output if it fails.
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("{cmd:?}: {e}")));
+    if !out.status.success() {
+        fail(&format!(
+            "{cmd:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    out.stdout
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("bench http: {message}");
+    std::process::exit(1)
+}
+
+/// `image(configure)` builds conduit_server for unix from its committed plan (no keys) or from
+/// the plan `configure` gives, and returns its path.
+fn image(work: &Path, configure: &[&str]) -> PathBuf {
+    let dir = root().join("examples/conduit_server");
+    let name = if configure.is_empty() {
+        "socket"
+    } else {
+        "direct"
+    };
+    let plan = if configure.is_empty() {
+        dir.join("plans/unix.json")
+    } else {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(root())
+            .args([
+                "run",
+                "-q",
+                "-p",
+                "mirage-nix",
+                "--",
+                "query",
+                "plan",
+                "-t",
+                "unix",
+            ])
+            .args(configure)
+            .arg(&dir);
+        let plan = work.join(format!("{name}.json"));
+        std::fs::write(&plan, run(&mut cmd)).unwrap_or_else(|e| fail(&e.to_string()));
+        plan
+    };
+    let krate = work.join(name);
+    run(Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["run", "-q", "-p", "mirage-nix", "--", "render"])
+        .arg(&plan)
+        .arg("-o")
+        .arg(&krate)
+        .arg("--unikernel-dir")
+        .arg(&dir));
+    run(Command::new(env!("CARGO"))
+        .args(["build", "-q", "--release", "--manifest-path"])
+        .arg(krate.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", work.join("target")));
+    let built = work.join(format!("conduit_server-{name}"));
+    std::fs::copy(work.join("target/release/conduit_server"), &built)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    built
+}
+
+/// A server process, killed when dropped.
+struct Server(Child);
+
+impl Server {
+    fn start(cmd: &mut Command) -> Server {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("{cmd:?}: {e}")));
+        Server(child)
+    }
+
+    /// `peak_kib()` is the peak resident memory of the process (or, for nginx, of its
+    /// worker, the process that serves), in KiB.
+    fn peak_kib(&self, worker: bool) -> Option<u64> {
+        let mut pid = self.0.id();
+        if worker {
+            let children =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+            pid = children.split_whitespace().next()?.parse().ok()?;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so that nginx's master stops its worker too; SIGKILL after 5 s.
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).output();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A network namespace with a tap `tap0` at 10.0.0.1/24, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("mirage-bench-{}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns(name);
+        for cmd in [
+            "ip link set lo up",
+            "ip tuntap add mode tap tap0",
+            "ip addr add 10.0.0.1/24 dev tap0",
+            "ip link set tap0 up",
+        ] {
+            run(&mut ns.exec(&cmd.split(' ').collect::<Vec<_>>()));
+        }
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0]).args(args);
+        cmd
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// `nginx(work, tag, addr)` is nginx with one worker on `addr` answering like conduit_server.
+fn nginx(work: &Path, tag: &str, addr: &str, ns: Option<&Netns>) -> Server {
+    let dir = work.join(format!("nginx-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
+         fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
+         server {{\n    listen {addr};\n    location / {{\n      default_type \"text/plain; charset=utf-8\";\n\
+         return 200 \"hello mirage world!\\n\";\n    }}\n  }}\n}}\n",
+        d = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap_or_else(|e| fail(&e.to_string()));
+    let path = path.to_string_lossy().into_owned();
+    let args = ["nginx", "-c", path.as_str()];
+    match ns {
+        Some(ns) => Server::start(&mut ns.exec(&args)),
+        None => Server::start(Command::new(args[0]).args(&args[1..])),
+    }
+}
+
+/// `wait_http(url, ns)` waits until `url` answers (at most 20 s).
+fn wait_http(url: &str, ns: Option<&Netns>) {
+    let start = Instant::now();
+    let args = ["curl", "-sf", "--max-time", "2", "-o", "/dev/null", url];
+    while start.elapsed() < Duration::from_secs(20) {
+        let ok = match ns {
+            Some(ns) => ns.exec(&args).output(),
+            None => Command::new(args[0]).args(&args[1..]).output(),
+        };
+        if ok.is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fail(&format!("{url} does not answer"));
+}
+
+/// One wrk measurement: requests per second and the 99th percentile latency in ms.
+#[derive(Clone, Copy)]
+struct Sample {
+    rps: f64,
+    p99_ms: f64,
+}
+
+/// `parse_duration_ms(text)` is wrk's `1.23ms` / `456.00us` / `1.01s` in milliseconds.
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// `wrk(url, options, ns)` runs wrk once and reads its report.
+fn wrk(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
+    let seconds = format!("{}s", options.seconds);
+    let connections = options.connections.to_string();
+    let args = [
+        "wrk",
+        "-t1",
+        "-c",
+        connections.as_str(),
+        "-d",
+        seconds.as_str(),
+        "--latency",
+        url,
+    ];
+    let out = match ns {
+        Some(ns) => run(&mut ns.exec(&args)),
+        None => run(Command::new(args[0]).args(&args[1..])),
+    };
+    let text = String::from_utf8_lossy(&out);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok());
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| parse_duration_ms(v.trim()));
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        eprintln!("bench http: wrk reported errors for {url}:\n{text}");
+    }
+    match (rps, p99) {
+        (Some(rps), Some(p99_ms)) => Sample { rps, p99_ms },
+        _ => fail(&format!("cannot read wrk's report:\n{text}")),
+    }
+}
+
+/// `measure(url, options, ns)` is the run with the median throughput of `options.runs`.
+fn measure(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
+    wait_http(url, ns);
+    let mut samples: Vec<Sample> = (0..options.runs).map(|_| wrk(url, options, ns)).collect();
+    samples.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    samples[samples.len() / 2]
+}
+
+struct Options {
+    seconds: u64,
+    connections: u64,
+    runs: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        seconds: 10,
+        connections: 64,
+        runs: 3,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).and_then(|v| v.parse::<u64>().ok());
+        match (pair[0].as_str(), value) {
+            ("--seconds", Some(v)) if v > 0 => o.seconds = v,
+            ("--connections", Some(v)) if v > 0 => o.connections = v,
+            ("--runs", Some(v)) if v > 0 => o.runs = usize::try_from(v).unwrap_or(1),
+            _ => fail("usage: http [--seconds S] [--connections C] [--runs N]"),
+        }
+    }
+    o
+}
+
+fn size_kib(path: &Path) -> String {
+    std::fs::metadata(path).map_or_else(|_| String::from("?"), |m| (m.len() / 1024).to_string())
+}
+
+fn row(server: &str, path: &str, s: Sample, size: &str, peak: Option<u64>) {
+    let peak = peak.map_or_else(|| String::from("?"), |p| p.to_string());
+    println!(
+        "| {server} | {path} | {:.0} | {:.2} | {size} | {peak} |",
+        s.rps, s.p99_ms
+    );
+}
+
+fn main() {
+    let options = options();
+    for tool in ["wrk", "nginx", "curl", "ip"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            fail(&format!("`{tool}` is missing: run scripts/setup"));
+        }
+    }
+    let work = root().join("target/bench-http");
+    std::fs::create_dir_all(&work).unwrap_or_else(|e| fail(&e.to_string()));
+    eprintln!("building conduit_server (socket and direct stacks)...");
+    let socket = image(&work, &[]);
+    let direct = image(&work, &["--net=direct"]);
+    eprintln!(
+        "wrk -t1 -c{} -d{}s, median of {} runs each",
+        options.connections, options.seconds, options.runs
+    );
+    println!("| server | path | requests/s | p99 latency (ms) | image (KiB) | peak RSS (KiB) |");
+    println!("|---|---|---:|---:|---:|---:|");
+
+    {
+        let server = nginx(&work, "loopback", "127.0.0.1:18081", None);
+        let s = measure("http://127.0.0.1:18081/", &options, None);
+        row("nginx, 1 worker", "loopback", s, "-", server.peak_kib(true));
+    }
+    {
+        let server = Server::start(Command::new(&socket).arg("--port=18080"));
+        let s = measure("http://127.0.0.1:18080/", &options, None);
+        let peak = server.peak_kib(false);
+        row(
+            "conduit_server, socket stack",
+            "loopback",
+            s,
+            &size_kib(&socket),
+            peak,
+        );
+    }
+    let ns = Netns::create();
+    {
+        let image = direct.to_string_lossy().into_owned();
+        let server = Server::start(&mut ns.exec(&[
+            &image,
+            "--interface=tap0",
+            "--ipv4=10.0.0.2/24",
+            "--port=8080",
+        ]));
+        let s = measure("http://10.0.0.2:8080/", &options, Some(&ns));
+        let peak = server.peak_kib(false);
+        row(
+            "conduit_server, direct stack",
+            "tap in a netns",
+            s,
+            &size_kib(&direct),
+            peak,
+        );
+    }
+    {
+        let server = nginx(&work, "netns", "10.0.0.1:8081", Some(&ns));
+        let s = measure("http://10.0.0.1:8081/", &options, Some(&ns));
+        row(
+            "nginx, 1 worker",
+            "netns, host side of the tap",
+            s,
+            "-",
+            server.peak_kib(true),
+        );
+    }
+}
