@@ -50,6 +50,7 @@
             inherit mirage-nix;
             nix-unit-tests = import ./nix/tests { inherit lib toolchain; };
             plans-fresh = lib.checkPlansFresh { src = self; inherit mirage-nix; };
+            nix-format = lib.checkNixFormat { src = self; inherit formatter; };
           };
           devShell = derivation {
             name = "mirage-nix-shell";
@@ -60,7 +61,7 @@
             PATH = "${mirage-nix}/bin:${toolchain.path}";
             MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
           };
-          formatter = lib.mkFormatter { };
+          formatter = lib.mkFormatter { src = self; };
         in
         {
           inherit lib packages checks devShell formatter unikernels;

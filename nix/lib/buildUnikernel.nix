@@ -14,22 +14,23 @@ let
   file = plan.image.file or plan.name;
   dest = if plan.target == "unix" then "bin/${file}" else file;
 in
-mkCargoDerivation {
-  name = "${plan.name}-${plan.target}";
-  crates = ws.layout;
-  inherit (ws) rootManifest cargoLock;
-  inherit (depsArtifacts) vendorDir;
-  cargoArtifacts = depsArtifacts;
-  inherit rustflags;
-  extraPath = "${mirage-nix}/bin";
-  buildPhase = renderCommand { inherit plan; };
-  installPhase = ''
-    exe=$(sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' "$NIX_BUILD_TOP/cargo.json" | tail -n1)
-    [ -n "$exe" ] || { echo "mirage-nix: cargo built no executable for ${plan.name}" >&2; exit 1; }
-    mkdir -p "$out/$(dirname ${shellEscape dest})"
-    cp "$exe" "$out/"${shellEscape dest}
-  '';
-} // {
+mkCargoDerivation
+  {
+    name = "${plan.name}-${plan.target}";
+    crates = ws.layout;
+    inherit (ws) rootManifest cargoLock;
+    inherit (depsArtifacts) vendorDir;
+    cargoArtifacts = depsArtifacts;
+    inherit rustflags;
+    extraPath = "${mirage-nix}/bin";
+    buildPhase = renderCommand { inherit plan; };
+    installPhase = ''
+      exe=$(sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' "$NIX_BUILD_TOP/cargo.json" | tail -n1)
+      [ -n "$exe" ] || { echo "mirage-nix: cargo built no executable for ${plan.name}" >&2; exit 1; }
+      mkdir -p "$out/$(dirname ${shellEscape dest})"
+      cp "$exe" "$out/"${shellEscape dest}
+    '';
+  } // {
   inherit plan depsArtifacts;
   image = "${dest}";
 }

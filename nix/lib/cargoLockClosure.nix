@@ -19,11 +19,12 @@ let
       found = if local != [ ] then local else named;
     in
     if length found == 1 then (head found).id
-    else throw ''
-      mirage-nix: the crate "${r}" is ${if found == [ ] then "not in" else "ambiguous in"} Cargo.lock.
-      Run `cargo update --workspace` (or `cargo generate-lockfile`) at the repository root
-      so the lock file covers every crate the plans use, and commit Cargo.lock.
-    '';
+    else
+      throw ''
+        mirage-nix: the crate "${r}" is ${if found == [ ] then "not in" else "ambiguous in"} Cargo.lock.
+        Run `cargo update --workspace` (or `cargo generate-lockfile`) at the repository root
+        so the lock file covers every crate the plans use, and commit Cargo.lock.
+      '';
   closure = genericClosure {
     startSet = map (r: { key = rootId r; }) roots;
     operator = item: map (d: { key = d; }) lock.byId.${item.key}.deps;

@@ -6,7 +6,7 @@
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
 #   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest renderCommand
-#   buildUnikernel mkBootCheck mkUnikernelPackages checkPlansFresh mkFormatter
+#   buildUnikernel mkBootCheck mkUnikernelPackages checkPlansFresh mkFormatter checkNixFormat
 { toolchain }:
 let
   callLib = path:
@@ -36,6 +36,7 @@ let
     mkUnikernelPackages = callLib ./mkUnikernelPackages.nix;
     checkPlansFresh = callLib ./checkPlansFresh.nix;
     mkFormatter = callLib ./mkFormatter.nix;
+    checkNixFormat = callLib ./checkNixFormat.nix;
   };
 in
 scope

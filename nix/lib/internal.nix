@@ -31,10 +31,11 @@ let
       parts = filter (p: isString p && p != "" && p != ".") (builtins.split "/" path);
       step = acc: p:
         if p == ".." then
-          (if acc == [ ] then throw ''
-            mirage-nix: the path '${path}' leaves the workspace root.
-            Path dependencies must point inside the repository; move the crate into it.
-          '' else builtins.genList (i: builtins.elemAt acc i) (length acc - 1))
+          (if acc == [ ] then
+            throw ''
+              mirage-nix: the path '${path}' leaves the workspace root.
+              Path dependencies must point inside the repository; move the crate into it.
+            '' else builtins.genList (i: builtins.elemAt acc i) (length acc - 1))
         else acc ++ [ p ];
     in
     concatStringsSep "/" (foldl' step [ ] parts);

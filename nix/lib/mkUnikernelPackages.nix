@@ -8,8 +8,17 @@
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
 # A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
-{ internal, findPlans, readPlan, planCrateDirs, planRustflags, mkStandInManifest, renderCommand
-, buildDepsOnly, buildUnikernel, mkBootCheck }:
+{ internal
+, findPlans
+, readPlan
+, planCrateDirs
+, planRustflags
+, mkStandInManifest
+, renderCommand
+, buildDepsOnly
+, buildUnikernel
+, mkBootCheck
+}:
 { src
 , mirage-nix
 , examplesDir ? "examples"
@@ -40,7 +49,8 @@ let
         flagSets = unique (map planRustflags ofTarget);
         rustflags =
           if length flagSets <= 1 then (if flagSets == [ ] then [ ] else head flagSets)
-          else throw ''
+          else
+          throw ''
             mirage-nix: the plans for ${target} disagree on the target's rustc flags
             (${builtins.toJSON flagSets}): some are stale.
             Regenerate them: `mirage-nix configure -t ${target} <dir>` for each example.
@@ -78,7 +88,7 @@ in
   inherit images depsLayers plans;
   unavailable = attrNames (removeAttrs plans (attrNames buildable));
   checks = listToAttrs (map
-    (n: { name = "${n}-boot"; value = mkBootCheck ({ image = images.${n}; } // boot.${n} or { });  })
+    (n: { name = "${n}-boot"; value = mkBootCheck ({ image = images.${n}; } // boot.${n} or { }); })
     (attrNames unix));
   apps = mapAttrs (_: img: { type = "app"; program = "${img}/${img.image}"; }) unix;
 }

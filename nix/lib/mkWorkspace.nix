@@ -32,7 +32,8 @@ let
 
   lockFile = src + "/Cargo.lock";
   lock =
-    if pathExists lockFile then parseCargoLock lockFile else throw ''
+    if pathExists lockFile then parseCargoLock lockFile else
+    throw ''
       mirage-nix: the repository has no Cargo.lock, so its crates cannot be vendored.
       Run `cargo generate-lockfile` at the repository root and `git add Cargo.lock`.
     '';

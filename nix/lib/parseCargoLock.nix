@@ -14,10 +14,11 @@ let
   parsed = builtins.fromTOML text;
   version = parsed.version or 1;
   packages0 =
-    if version < 3 then throw ''
-      mirage-nix: ${where} is a version ${toString version} lock file, which keeps checksums
-      apart from the packages. Rewrite it with a current cargo: `cargo update --workspace`.
-    ''
+    if version < 3 then
+      throw ''
+        mirage-nix: ${where} is a version ${toString version} lock file, which keeps checksums
+        apart from the packages. Rewrite it with a current cargo: `cargo update --workspace`.
+      ''
     else parsed.package or [ ];
 
   idOf = p: "${p.name} ${p.version}";
@@ -38,10 +39,11 @@ let
         else filter (p: p.version == elemAt words 1) candidates;
     in
     if length matching == 1 then idOf (head matching)
-    else throw ''
-      mirage-nix: ${where}: cannot resolve dependency "${dep}" of ${from}.
-      The lock file is inconsistent; regenerate it with `cargo update --workspace`.
-    '';
+    else
+      throw ''
+        mirage-nix: ${where}: cannot resolve dependency "${dep}" of ${from}.
+        The lock file is inconsistent; regenerate it with `cargo update --workspace`.
+      '';
 
   packages = map
     (p: p // {

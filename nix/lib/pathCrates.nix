@@ -22,7 +22,8 @@ let
 
   manifestOf = dir:
     let file = src + "/${dir}/Cargo.toml"; in
-    if pathExists file then fromTOML (readFile file) else throw ''
+    if pathExists file then fromTOML (readFile file) else
+    throw ''
       mirage-nix: there is no crate at '${dir}' (no ${dir}/Cargo.toml), but a plan or a
       Cargo.toml names it. Create the crate, or fix the path and regenerate the plans with
       `mirage-nix configure`.
@@ -57,14 +58,14 @@ let
 in
 sort (a: b: a.dir < b.dir) (map
   (item:
-    let m = manifestOf item.key; in
-    {
-      dir = item.key;
-      name = m.package.name or (throw ''
-        mirage-nix: ${item.key}/Cargo.toml has no [package] name; a plan can only use
-        package crates.
-      '');
-      manifest = m;
-      devOnly = !(builtins.elem item.key built);
-    })
+  let m = manifestOf item.key; in
+  {
+    dir = item.key;
+    name = m.package.name or (throw ''
+      mirage-nix: ${item.key}/Cargo.toml has no [package] name; a plan can only use
+      package crates.
+    '');
+    manifest = m;
+    devOnly = !(builtins.elem item.key built);
+  })
   closure)

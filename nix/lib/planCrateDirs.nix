@@ -7,10 +7,11 @@
 plan:
 map
   (c:
-    let s = c.source or { }; in
-    if s ? mirage then internal.normalizePath s.mirage
-    else if s ? local then internal.normalizePath "${plan.dir}/${s.local}"
-    else throw ''
+  let s = c.source or { }; in
+  if s ? mirage then internal.normalizePath s.mirage
+  else if s ? local then internal.normalizePath "${plan.dir}/${s.local}"
+  else
+    throw ''
       mirage-nix: the crate "${c.name or "?"}" of ${plan.dir}/plans/${plan.target}.json has a
       source this flake does not know (${builtins.toJSON s}); known: {"mirage": "<dir>"},
       {"local": "<dir>"}. Update the flake to the generator's revision, or regenerate the

@@ -16,7 +16,8 @@ let
   flags = plan.image.rustflags or [ ];
   usesRuntime = builtins.any (f: builtins.match ".*[{]runtime[}].*" f != null) flags;
   runtimeDir =
-    if runtimeDirs != [ ] then builtins.head runtimeDirs else throw ''
+    if runtimeDirs != [ ] then builtins.head runtimeDirs else
+    throw ''
       mirage-nix: ${plan.dir}/plans/${plan.target}.json has rustc flags naming {runtime}, but
       its runtime crate "${toString runtime}" is not among its crates.
       Regenerate it with `mirage-nix configure -t ${plan.target} ${plan.dir}`.

@@ -16,11 +16,12 @@ let
   configFile = src + "/${dir}/unikernel.toml";
 
   plan =
-    if !builtins.pathExists path then throw ''
-      mirage-nix: no plan '${rel}'.
-      Generate it with `${configure}` and commit it (flakes only see files tracked by git:
-      `git add ${rel}`).
-    ''
+    if !builtins.pathExists path then
+      throw ''
+        mirage-nix: no plan '${rel}'.
+        Generate it with `${configure}` and commit it (flakes only see files tracked by git:
+        `git add ${rel}`).
+      ''
     else builtins.fromJSON (builtins.readFile path);
 
   version = plan.version or (throw ''
@@ -29,7 +30,8 @@ let
   '');
 
   requireField = field:
-    if plan ? ${field} then true else throw ''
+    if plan ? ${field} then true else
+    throw ''
       mirage-nix: '${rel}' (plan version ${toString version}) has no "${field}" field.
       Regenerate it with `${configure}`; if that does not add it, the generator and this
       flake disagree on the plan schema: update both from the same revision.
@@ -48,16 +50,18 @@ let
     '';
 
   checked =
-    if !builtins.elem version supportedVersions then throw ''
-      mirage-nix: '${rel}' has plan version ${builtins.toJSON version}, but this flake reads
-      plan versions ${builtins.toJSON supportedVersions}.
-      Either regenerate the plan with the mirage-nix of this revision (`nix run .#mirage-nix --
-      configure -t ${target} ${dir}`) or update the flake to the revision of your mirage-nix.
-    ''
-    else if plan.target or target != target then throw ''
-      mirage-nix: '${rel}' is a plan for target "${plan.target}", not "${target}".
-      Plans live at plans/<target>.json: move it, or regenerate it with `${configure}`.
-    ''
+    if !builtins.elem version supportedVersions then
+      throw ''
+        mirage-nix: '${rel}' has plan version ${builtins.toJSON version}, but this flake reads
+        plan versions ${builtins.toJSON supportedVersions}.
+        Either regenerate the plan with the mirage-nix of this revision (`nix run .#mirage-nix --
+        configure -t ${target} ${dir}`) or update the flake to the revision of your mirage-nix.
+      ''
+    else if plan.target or target != target then
+      throw ''
+        mirage-nix: '${rel}' is a plan for target "${plan.target}", not "${target}".
+        Plans live at plans/<target>.json: move it, or regenerate it with `${configure}`.
+      ''
     else builtins.all requireField [ "name" "target" "crates" "unikernel" ] && fresh;
 in
 assert checked;

@@ -20,29 +20,31 @@ let
   lines = concatStringsSep "\n"
     (map (p: "${p.name}-${p.version} ${p.checksum} ${crateFile p}") registry);
 in
-if git != [ ] then throw ''
-  mirage-nix: Cargo.lock has git dependencies (${concatStringsSep ", " (map (p: p.id) git)}),
-  which cannot be vendored offline. Depend on a registry release instead, or vendor the
-  crate into the workspace as a path dependency.
-''
-else derivation ({
-  inherit name;
-  inherit (toolchain) system;
-  builder = toolchain.shell;
-  PATH = toolchain.path;
-  MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
-  crates = lines;
-  passAsFile = [ "crates" ];
-  args = [
-    "-euc"
-    ''
-      mkdir -p "$out"
-      while read -r dir sum file || [ -n "''${dir:-}" ]; do
-        [ -n "$dir" ] || continue
-        mkdir "$out/$dir"
-        tar -xzf "$file" -C "$out/$dir" --strip-components=1 --no-same-owner
-        printf '{"files":{},"package":"%s"}' "$sum" >"$out/$dir/.cargo-checksum.json"
-      done <"$cratesPath"
-    ''
-  ];
-} // (toolchain.derivationAttrs or { }))
+if git != [ ] then
+  throw ''
+    mirage-nix: Cargo.lock has git dependencies (${concatStringsSep ", " (map (p: p.id) git)}),
+    which cannot be vendored offline. Depend on a registry release instead, or vendor the
+    crate into the workspace as a path dependency.
+  ''
+else
+  derivation ({
+    inherit name;
+    inherit (toolchain) system;
+    builder = toolchain.shell;
+    PATH = toolchain.path;
+    MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
+    crates = lines;
+    passAsFile = [ "crates" ];
+    args = [
+      "-euc"
+      ''
+        mkdir -p "$out"
+        while read -r dir sum file || [ -n "''${dir:-}" ]; do
+          [ -n "$dir" ] || continue
+          mkdir "$out/$dir"
+          tar -xzf "$file" -C "$out/$dir" --strip-components=1 --no-same-owner
+          printf '{"files":{},"package":"%s"}' "$sum" >"$out/$dir/.cargo-checksum.json"
+        done <"$cratesPath"
+      ''
+    ];
+  } // (toolchain.derivationAttrs or { }))

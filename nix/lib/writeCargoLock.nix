@@ -19,4 +19,4 @@ let
   );
 in
 "# Written by mirage-nix from the workspace's Cargo.lock.\nversion = ${toString lock.version}\n"
-+ concatMapStrings package lock.packages
+  + concatMapStrings package lock.packages

@@ -130,10 +130,12 @@ let
     # The dependency layer's stand-in manifest
     testStandInManifest = {
       expr =
-        let m = builtins.fromTOML (lib.mkStandInManifest {
-          plan = hello;
-          template = "[package]\nname = \"x\"\n\n[profile.release]\nlto = true\npanic = \"abort\"\n\n# end\n[workspace]\n";
-        }); in
+        let
+          m = builtins.fromTOML (lib.mkStandInManifest {
+            plan = hello;
+            template = "[package]\nname = \"x\"\n\n[profile.release]\nlto = true\npanic = \"abort\"\n\n# end\n[workspace]\n";
+          });
+        in
         { inherit (m) profile; deps = m.dependencies.mirage-unix; };
       expected = {
         profile.release = { lto = true; panic = "abort"; };
@@ -143,10 +145,12 @@ let
 
     testStandInBareMetalIsALibrary = {
       expr =
-        let m = builtins.fromTOML (lib.mkStandInManifest {
-          plan = hello // { image = hello.image // { std = false; }; };
-          template = "";
-        }); in
+        let
+          m = builtins.fromTOML (lib.mkStandInManifest {
+            plan = hello // { image = hello.image // { std = false; }; };
+            template = "";
+          });
+        in
         { lib = m.lib or null; bin = m.bin or null; };
       expected = { lib.path = "src/lib.rs"; bin = null; };
     };
@@ -179,10 +183,11 @@ let
   summary = "${toString (length (attrNames tests) - length failures)} passed, ${toString (length failures)} failed";
 in
 if failures != [ ] then throw ("mirage-nix: Nix unit tests failed (${summary}):\n" + builtins.concatStringsSep "\n" report)
-else derivation {
-  name = "nix-unit-tests";
-  inherit (toolchain) system;
-  builder = toolchain.shell;
-  inherit summary;
-  args = [ "-c" "echo \"$summary\"; echo \"$summary\" >$out" ];
-} // { inherit tests summary; }
+else derivation
+  {
+    name = "nix-unit-tests";
+    inherit (toolchain) system;
+    builder = toolchain.shell;
+    inherit summary;
+    args = [ "-c" "echo \"$summary\"; echo \"$summary\" >$out" ];
+  } // { inherit tests summary; }

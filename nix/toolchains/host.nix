@@ -13,7 +13,8 @@ let
   inherit (builtins) fromJSON pathExists readFile;
   setup = "scripts/setup-nix";
   id =
-    if pathExists identityFile then fromJSON (readFile identityFile) else throw ''
+    if pathExists identityFile then fromJSON (readFile identityFile) else
+    throw ''
       mirage-nix: nix/host-toolchain.json is missing, so the host toolchain is unknown.
       Run `eval "$(${setup})"` (it imports rustc/cargo into the Nix store and writes the
       file), then `git add nix/host-toolchain.json`; or build with the nixpkgs toolchain:

@@ -39,6 +39,5 @@ in
     sha256 = checksum;
   };
 
-  formatter = pkgs.nixpkgs-fmt;
   derivationAttrs = { };
 }
