@@ -49,7 +49,7 @@
           checks = unikernels.checks // {
             inherit mirage-nix;
             nix-unit-tests = import ./nix/tests { inherit lib toolchain; };
-            plans-fresh = lib.checkPlansFresh { src = self; inherit mirage-nix; };
+            plans-fresh = lib.checkPlansFresh { src = self; inherit mirage-nix; extraDirs = [ "nix/template" ]; };
             nix-format = lib.checkNixFormat { src = self; inherit formatter; };
           };
           devShell = derivation {
@@ -64,7 +64,11 @@
           formatter = lib.mkFormatter { src = self; };
         in
         {
-          inherit lib packages checks devShell formatter unikernels;
+          inherit packages checks devShell formatter unikernels;
+          # What a downstream flake calls: mkUnikernel with this tree and its generator.
+          lib = lib // {
+            mkUnikernel = args: lib.mkUnikernel ({ mirage = self; inherit mirage-nix; } // args);
+          };
           apps = builtins.mapAttrs (_: a: a) unikernels.apps // {
             mirage-nix = { type = "app"; program = "${mirage-nix}/bin/mirage-nix"; };
           };
@@ -90,8 +94,9 @@
         path = ./nix/template;
         description = "A new mirage-nix unikernel: unikernel.toml, its crate, and a flake that builds its plans";
       };
-      # The library for a downstream flake: `mirage-nix.lib.${system}.mkUnikernelPackages`
-      # and the functions it is made of, with the default toolchain source;
+      # The library for a downstream flake: `mirage-nix.lib.${system}.mkUnikernel { src = self; }`
+      # builds its plans (see nix/template), and the functions it is made of, with the
+      # default toolchain source;
       # `lib.${system}.withToolchain.{host,nixpkgs}` for the other.
       lib.${system} = default.lib // {
         withToolchain = builtins.mapAttrs (_: o: o.lib) outputsFor;

@@ -1,12 +1,12 @@
-# checkPlansFresh :: { src, mirage-nix, examplesDir ? "examples" } -> derivation
+# checkPlansFresh :: { src, mirage-nix, examplesDir ? "examples", extraDirs ? [ ] } -> derivation
 #
 # `mirage-nix configure --check` on every example that has plans: fails, naming the
 # plans and the command that regenerates them, when a committed plan differs from what
 # its unikernel.toml gives with this revision of the generator.
 { toolchain, internal, findPlans }:
-{ src, mirage-nix, examplesDir ? "examples" }:
+{ src, mirage-nix, examplesDir ? "examples", extraDirs ? [ ] }:
 let
-  dirs = internal.unique (map (p: p.dir) (builtins.attrValues (findPlans { inherit src examplesDir; })));
+  dirs = internal.unique (map (p: p.dir) (builtins.attrValues (findPlans { inherit src examplesDir; })) ++ extraDirs);
 in
 derivation ({
   name = "plans-fresh";

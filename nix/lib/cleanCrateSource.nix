@@ -13,7 +13,7 @@
 { src, dir, dummy ? false }:
 let
   inherit (internal) hasPrefix hasSuffix;
-  root = toString (src + "/${dir}");
+  root = toString (internal.at src dir);
   droppedTop = [ "target" "result" ".mirage-nix" "plans" "unikernel.toml" ];
   droppedAnywhere = [ ".git" ".direnv" ];
   filter = path: type:
@@ -31,7 +31,7 @@ let
   slug = builtins.replaceStrings [ "/" ] [ "-" ] dir;
 in
 builtins.path {
-  path = src + "/${dir}";
+  path = internal.at src dir;
   name = "${slug}-${if dummy then "manifest" else "src"}";
   inherit filter;
 }

@@ -6,7 +6,7 @@
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
 #   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest renderCommand
-#   buildUnikernel mkBootCheck mkUnikernelPackages checkPlansFresh mkFormatter checkNixFormat
+#   buildUnikernel mkBootCheck mkUnikernelPackages mkUnikernel checkPlansFresh mkFormatter checkNixFormat
 { toolchain }:
 let
   callLib = path:
@@ -34,6 +34,7 @@ let
     buildUnikernel = callLib ./buildUnikernel.nix;
     mkBootCheck = callLib ./mkBootCheck.nix;
     mkUnikernelPackages = callLib ./mkUnikernelPackages.nix;
+    mkUnikernel = callLib ./mkUnikernel.nix;
     checkPlansFresh = callLib ./checkPlansFresh.nix;
     mkFormatter = callLib ./mkFormatter.nix;
     checkNixFormat = callLib ./checkNixFormat.nix;

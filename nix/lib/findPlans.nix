@@ -1,31 +1,34 @@
-# findPlans :: { src, examplesDir ? "examples" } -> { "<example>-<target>" = { dir; target; }; }
+# findPlans :: { src, examplesDir ? "examples", unikernelDirs ? null }
+#              -> { "<example>-<target>" = { dir; target; }; }
 #
-# Lists the committed plans, `<examplesDir>/<example>/plans/<target>.json`, by reading
+# Lists the committed plans, `<examplesDir>/<example>/plans/<target>.json` (or, given
+# `unikernelDirs`, `<dir>/plans/<target>.json` for each of those folders), by reading
 # directories only: a broken plan fails when its package is evaluated, not when the flake
-# is listed. An example with a unikernel.toml and no plan at all is listed as
+# is listed. A unikernel with a unikernel.toml and no plan at all is listed as
 # `<example>-unix`, whose evaluation fails naming the missing plan and the command that
 # writes it (readPlan).
 { internal }:
-{ src, examplesDir ? "examples" }:
+{ src, examplesDir ? "examples", unikernelDirs ? null }:
 let
   inherit (builtins) attrNames concatMap listToAttrs pathExists readDir;
-  inherit (internal) hasSuffix removeSuffix;
-  dirOf' = name: "${examplesDir}/${name}";
+  inherit (internal) at hasSuffix removeSuffix;
   examples =
-    if pathExists (src + "/${examplesDir}") then
-      builtins.filter (n: (readDir (src + "/${examplesDir}")).${n} == "directory")
-        (attrNames (readDir (src + "/${examplesDir}")))
+    if unikernelDirs != null then unikernelDirs
+    else if pathExists (at src examplesDir) then
+      map (n: "${examplesDir}/${n}")
+        (builtins.filter (n: (readDir (at src examplesDir)).${n} == "directory")
+          (attrNames (readDir (at src examplesDir))))
     else [ ];
-  plansOf = name:
+  plansOf = dir:
     let
-      d = src + "/${dirOf' name}/plans";
+      d = at src "${dir}/plans";
       files = if pathExists d then builtins.filter (f: hasSuffix ".json" f) (attrNames (readDir d)) else [ ];
-      unplanned = files == [ ] && pathExists (src + "/${dirOf' name}/unikernel.toml");
+      unplanned = files == [ ] && pathExists (at src "${dir}/unikernel.toml");
     in
     map
       (target: {
-        name = "${name}-${target}";
-        value = { dir = dirOf' name; inherit target; };
+        name = "${baseNameOf dir}-${target}";
+        value = { inherit dir target; };
       })
       (if unplanned then [ "unix" ] else map (removeSuffix ".json") files);
 in

@@ -63,9 +63,45 @@ let
     concatStringsSep "\n" (lines [ ] set) + "\n";
 
   shellEscape = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+
+  # Source trees. Every function taking `src` reads files through `at`, so `src` is either
+  # a path (this repository: crates, plans and Cargo.lock under one root) or, for a
+  # downstream flake, several roots mounted at folders of one build layout (mkUnikernel):
+  #   { mirageNixTree = true; root = "mirage-nix";
+  #     mounts = { "mirage-nix" = <the mirage-nix tree>; "myapp" = <the unikernel>; }; }
+  # `root` is the mount whose Cargo.toml (workspace package, lints, profile) the builds use;
+  # every mount's Cargo.lock is merged (mkWorkspace).
+  isTree = src: builtins.isAttrs src && src.mirageNixTree or false;
+  at = src: rel:
+    if !(isTree src) then src + "/${rel}"
+    else
+      let
+        r = normalizePath rel;
+        hits = filter (m: r == m || hasPrefix "${m}/" r) (attrNames src.mounts);
+      in
+      if hits == [ ] then
+        throw ''
+          mirage-nix: '${rel}' is in none of the source tree's folders (${concatStringsSep ", " (attrNames src.mounts)}).
+          A downstream unikernel's Cargo.toml reaches mirage-nix crates as ../mirage-nix/<crate>
+          (e.g. `mirage-devices = { path = "../mirage-nix/devices" }`); fix the path.
+        ''
+      else
+        let m = builtins.head hits; in
+        src.mounts.${m} + substring (stringLength m) (stringLength r) r;
+  # The folder of the tree holding the workspace's root Cargo.toml and Cargo.lock.
+  rootDir = src: if isTree src then src.root else "";
+  rootFile = src: file: at src (if isTree src then "${src.root}/${file}" else file);
+  # Every Cargo.lock of the tree, the root's first.
+  lockFiles = src:
+    if isTree src then
+      filter builtins.pathExists
+        (map (m: at src "${m}/Cargo.lock")
+          ([ src.root ] ++ filter (m: m != src.root) (attrNames src.mounts)))
+    else filter builtins.pathExists [ (src + "/Cargo.lock") ];
+
 in
 {
   inherit hasPrefix hasSuffix removePrefix removeSuffix optional optionalString
     concatMapStrings mapAttrsToList filterAttrs unique normalizePath toTOML tomlValue
-    shellEscape;
+    shellEscape isTree at rootDir rootFile lockFiles;
 }

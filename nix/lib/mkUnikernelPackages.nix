@@ -1,4 +1,5 @@
-# mkUnikernelPackages :: { src, mirage-nix, examplesDir ? "examples" }
+# mkUnikernelPackages :: { src, mirage-nix, examplesDir ? "examples", unikernelDirs ? null,
+#                          mirageDir ? "", cargoTemplate ? <the generator's>, boot ? { } }
 #                        -> { images; depsLayers; checks; apps; }
 #
 # Everything the committed plans describe, for one toolchain source:
@@ -22,8 +23,12 @@
 { src
 , mirage-nix
 , examplesDir ? "examples"
+  # Explicit unikernel folders instead of <examplesDir>/* (mkUnikernel).
+, unikernelDirs ? null
+  # Where the mirage-nix tree is in `src`'s layout ("" when `src` is the tree itself).
+, mirageDir ? ""
   # The generator's Cargo.toml template, whose [profile] the dependency layer copies.
-, cargoTemplate ? builtins.readFile (src + "/generator/templates/Cargo.toml.tera")
+, cargoTemplate ? builtins.readFile (internal.at src "${mirageDir}/generator/templates/Cargo.toml.tera")
   # "<example>-<target>" = { setup; args; expect; } for its boot check (mkBootCheck).
 , boot ? { }
 }:
@@ -32,11 +37,11 @@ let
     tryEval;
   inherit (internal) unique filterAttrs;
 
-  found = findPlans { inherit src examplesDir; };
-  plans = mapAttrs (_: p: readPlan { inherit src; inherit (p) dir target; }) found;
+  found = findPlans { inherit src examplesDir unikernelDirs; };
+  plans = mapAttrs (_: p: readPlan { inherit src mirageDir; inherit (p) dir target; }) found;
   # A plan that does not read (unknown version, stale...) or names a crate that does not
   # exist yet fails on its own package only, not on the layer its target shares.
-  usable = p: builtins.all (d: builtins.pathExists (src + "/${d}/Cargo.toml")) (planCrateDirs p);
+  usable = p: builtins.all (d: builtins.pathExists (internal.at src "${d}/Cargo.toml")) (planCrateDirs p);
   healthy = filterAttrs (n: _: (tryEval (usable plans.${n})).success && usable plans.${n}) plans;
   targets = unique (map (n: found.${n}.target) (attrNames found));
 

@@ -21,7 +21,8 @@ let
   crates = pathCrates { inherit src dirs; };
 
   root =
-    if pathExists (src + "/Cargo.toml") then fromTOML (readFile (src + "/Cargo.toml")) else { };
+    let f = internal.rootFile src "Cargo.toml"; in
+    if pathExists f then fromTOML (readFile f) else { };
   ws = root.workspace or { };
   rootManifest = toTOML ({
     workspace = filterAttrs (n: _: elem n [ "package" "lints" "dependencies" "metadata" ]) ws // {
@@ -30,20 +31,57 @@ let
     };
   } // filterAttrs (n: _: n == "profile") root);
 
-  lockFile = src + "/Cargo.lock";
+  # The lock: the root's Cargo.lock, plus the packages only other roots' locks have (a
+  # downstream unikernel's own Cargo.lock, if it has one).
+  locks = map parseCargoLock (internal.lockFiles src);
   lock =
-    if pathExists lockFile then parseCargoLock lockFile else
-    throw ''
-      mirage-nix: the repository has no Cargo.lock, so its crates cannot be vendored.
-      Run `cargo generate-lockfile` at the repository root and `git add Cargo.lock`.
-    '';
-  pruned = cargoLockClosure { inherit lock; roots = unique (map (c: c.name) crates); };
+    if locks == [ ] then
+      throw ''
+        mirage-nix: the repository has no Cargo.lock, so its crates cannot be vendored.
+        Run `cargo generate-lockfile` at the repository root and `git add Cargo.lock`.
+      ''
+    else
+      let
+        first = builtins.head locks;
+        extra = builtins.concatMap (l: filter (p: !(first.byId ? ${p.id})) l.packages) (builtins.tail locks);
+        packages = first.packages ++ extra;
+      in
+      first // {
+        inherit packages;
+        byId = builtins.listToAttrs (map (p: { name = p.id; value = p; }) packages);
+      };
+  # A crate the lock does not list (a downstream unikernel without a Cargo.lock of its
+  # own) roots the closure at its registry dependencies; cargo, run without --locked,
+  # adds its entry at build time from the vendored crates.
+  lockRoots = c:
+    if builtins.any (p: p.name == c.name && p.kind == "path") lock.packages then [ c.name ]
+    else
+      let
+        m = c.manifest;
+        tables = [ (m.dependencies or { }) (m.build-dependencies or { }) ]
+          ++ map (t: t.dependencies or { }) (builtins.attrValues (m.target or { }));
+        registryDeps = builtins.concatMap
+          (t: map (n: if builtins.isAttrs t.${n} then t.${n}.package or n else n)
+            (filter (n: !(builtins.isAttrs t.${n} && t.${n} ? path)) (attrNames t)))
+          tables;
+        idsOf = n:
+          let found = filter (p: p.name == n && p.kind == "registry") lock.packages; in
+          if found != [ ] then map (p: p.id) found
+          else
+            throw ''
+              mirage-nix: ${c.dir} (crate ${c.name}) is not in Cargo.lock and depends on
+              "${n}", which no Cargo.lock of the build lists. Run `cargo generate-lockfile`
+              in ${c.dir} and commit its Cargo.lock.
+            '';
+      in
+      builtins.concatMap idsOf registryDeps;
+  pruned = cargoLockClosure { inherit lock; roots = unique (builtins.concatMap lockRoots crates); };
 
   # Which files the dependency layer writes as empty programs in place of a crate's code.
   dummyFilesOf = c:
     let
       m = c.manifest;
-      has = f: pathExists (src + "/${c.dir}/${f}");
+      has = f: pathExists (internal.at src "${c.dir}/${f}");
       lib =
         if m ? lib then [ (m.lib.path or "src/lib.rs") ]
         else if has "src/lib.rs" then [ "src/lib.rs" ] else [ ];

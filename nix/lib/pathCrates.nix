@@ -17,11 +17,11 @@ let
   inherit (internal) normalizePath;
 
   rootManifest =
-    if pathExists (src + "/Cargo.toml") then fromTOML (readFile (src + "/Cargo.toml")) else { };
+    let f = internal.rootFile src "Cargo.toml"; in if pathExists f then fromTOML (readFile f) else { };
   workspaceDeps = rootManifest.workspace.dependencies or { };
 
   manifestOf = dir:
-    let file = src + "/${dir}/Cargo.toml"; in
+    let file = internal.at src "${dir}/Cargo.toml"; in
     if pathExists file then fromTOML (readFile file) else
     throw ''
       mirage-nix: there is no crate at '${dir}' (no ${dir}/Cargo.toml), but a plan or a
@@ -43,7 +43,7 @@ let
         if !isAttrs spec then null
         else if spec ? path then normalizePath "${dir}/${spec.path}"
         else if spec.workspace or false && isAttrs (workspaceDeps.${name} or null)
-          && workspaceDeps.${name} ? path then normalizePath workspaceDeps.${name}.path
+          && workspaceDeps.${name} ? path then normalizePath "${internal.rootDir src}/${workspaceDeps.${name}.path}"
         else null;
     in
     filter (p: p != null)

@@ -1,14 +1,14 @@
 # planCrateDirs :: plan -> [ dir ]
 #
 # The workspace directories of the crates a plan's rendered crate depends on:
-# `{"mirage": "runtime/unix"}` is relative to the repository root, `{"local": "."}` to the
-# plan's example directory.
+# `{"mirage": "runtime/unix"}` is relative to the mirage-nix tree (the repository root, or
+# `plan.mirageDir` in a downstream layout), `{"local": "."}` to the plan's directory.
 { internal }:
 plan:
 map
   (c:
   let s = c.source or { }; in
-  if s ? mirage then internal.normalizePath s.mirage
+  if s ? mirage then internal.normalizePath "${plan.mirageDir or ""}/${s.mirage}"
   else if s ? local then internal.normalizePath "${plan.dir}/${s.local}"
   else
     throw ''

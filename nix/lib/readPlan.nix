@@ -1,19 +1,20 @@
-# readPlan :: { src, dir, target } -> plan
+# readPlan :: { src, dir, target, mirageDir ? "" } -> plan
 #
 # Reads `<src>/<dir>/plans/<target>.json`, the committed output of `mirage-nix configure`,
 # with `builtins.fromJSON` (committed data: no import-from-derivation), and checks what
 # the rest of the library relies on. Every failure names the file and the command that
 # fixes it. The result carries `planFile` (the JSON alone, as a store path keyed by its
 # content, so a derivation that takes it depends on this plan and nothing else),
-# `dir` and `configFile` besides the plan's own fields.
+# `dir` and `mirageDir` (where the mirage-nix tree is in the build layout: "" in this
+# repository, "mirage-nix" for a downstream unikernel) besides the plan's own fields.
 { internal }:
-{ src, dir, target }:
+{ src, dir, target, mirageDir ? "" }:
 let
   supportedVersions = [ 1 ];
   rel = "${dir}/plans/${target}.json";
-  path = src + "/${rel}";
+  path = internal.at src rel;
   configure = "mirage-nix configure -t ${target} ${dir}";
-  configFile = src + "/${dir}/unikernel.toml";
+  configFile = internal.at src "${dir}/unikernel.toml";
 
   plan =
     if !builtins.pathExists path then
@@ -66,7 +67,7 @@ let
 in
 assert checked;
 plan // {
-  inherit dir;
+  inherit dir mirageDir;
   planFile = builtins.path {
     inherit path;
     name = "${baseNameOf dir}-${target}-plan.json";

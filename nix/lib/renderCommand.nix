@@ -24,7 +24,7 @@ let
     if standIn == null then ''
       mkdir -p "$(dirname ${shellEscape planPath})"
       cp ${plan.planFile} ${shellEscape planPath}
-      mirage-nix render ${shellEscape planPath} -o ${shellEscape appDir} --mirage-root "$PWD"
+      mirage-nix render ${shellEscape planPath} -o ${shellEscape appDir} --mirage-root "$PWD"${if plan.mirageDir or "" == "" then "" else "/" + shellEscape plan.mirageDir}
     ''
     else ''
       mkdir -p ${shellEscape appDir}/src

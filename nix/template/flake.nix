@@ -1,23 +1,20 @@
 {
   description = "A mirage-nix unikernel";
 
+  # The mirage-nix tree, e.g. a checkout next to this folder: `path:../mirage-nix`.
   inputs.mirage-nix.url = "github:mirage-nix/mirage-nix";
 
-  # Generate the plans with `nix run .#mirage-nix -- configure --all-targets .` and commit
-  # them; `nix build .#<name>-<target>` then builds an image from each.
+  # The plans are committed: regenerate them after editing unikernel.toml with
+  # `nix run .#mirage-nix -- configure --all-targets .` and `git add plans`; then
+  # `nix build .#myapp-unix` (or `mirage-nix build`) builds an image from each.
   outputs = { self, mirage-nix }:
     let
       system = "x86_64-linux";
-      mlib = mirage-nix.lib.${system};
-      unikernels = mlib.mkUnikernelPackages {
-        src = self;
-        examplesDir = ".";
-        mirage-nix = mirage-nix.packages.${system}.mirage-nix;
-      };
+      unikernel = mirage-nix.lib.${system}.mkUnikernel { src = self; };
     in
     {
-      packages.${system} = unikernels.images;
-      checks.${system} = unikernels.checks;
-      apps.${system} = unikernels.apps // { mirage-nix = mirage-nix.apps.${system}.mirage-nix; };
+      packages.${system} = unikernel.images;
+      checks.${system} = unikernel.checks;
+      apps.${system} = unikernel.apps // { mirage-nix = mirage-nix.apps.${system}.mirage-nix; };
     };
 }
