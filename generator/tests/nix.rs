@@ -346,3 +346,71 @@ fn mirage_nix_build_and_explain() {
     assert!(text.contains("differs: src/lib.rs"), "{text}");
     assert!(!text.contains("mirage-unix-deps"), "{text}");
 }
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn a_downstream_flake_builds_its_own_unikernel_from_the_template() {
+    // Two roots side by side, as a user has them: a mirage-nix checkout and the unikernel.
+    let s = scratch();
+    let app = s.dir.parent().unwrap().join("myapp");
+    std::fs::create_dir(&app).unwrap();
+    let template = format!("path:{}", s.dir.display());
+    run(s.nix(&["flake", "init", "-t", &template]).current_dir(&app));
+    let flake = app.join("flake.nix");
+    let text = std::fs::read_to_string(&flake).unwrap();
+    assert!(text.contains("github:mirage-nix/mirage-nix"), "{text}");
+    std::fs::write(
+        &flake,
+        text.replace("github:mirage-nix/mirage-nix", &template),
+    )
+    .unwrap();
+    run(Command::new("git")
+        .arg("-C")
+        .arg(&app)
+        .args(["init", "--quiet"]));
+    run(Command::new("git").arg("-C").arg(&app).args(["add", "-A"]));
+
+    // The template's committed plans are current.
+    let check = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args(["configure", "--check"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+
+    // `mirage-nix build` uses the unikernel's own flake, whose lib call lays out both roots.
+    let out = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .current_dir(&app)
+        .env("MIRAGE_NIX_ROOT", &s.dir)
+        .args(["build", "."])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(image.ends_with("bin/myapp"), "{image:?}");
+    let help = Command::new(&image).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(63), "{help:?}");
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--hello")
+            || String::from_utf8_lossy(&help.stderr).contains("--hello")
+    );
+
+    // An edit to the downstream's code rebuilds its image only.
+    std::fs::write(
+        app.join("src/lib.rs"),
+        std::fs::read_to_string(app.join("src/lib.rs")).unwrap() + "// an edit\n",
+    )
+    .unwrap();
+    let out = run(s
+        .nix(&["build", "--no-link", "--dry-run", ".#myapp-unix"])
+        .current_dir(&app));
+    let text = String::from_utf8_lossy(&out.stderr);
+    let drvs: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(".drv"))
+        .collect();
+    assert_eq!(drvs.len(), 1, "{text}");
+    assert!(drvs[0].ends_with("-myapp-unix.drv"), "{text}");
+}

@@ -187,9 +187,8 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
     match plan.image.format.as_str() {
         "elf-unix" => format!("run it with `{image}` (add --help for its keys)"),
         "xen-pv" => format!(
-            "boot it (PVH) with `qemu-system-x86_64 -accel tcg -m 64 -display none -serial stdio \
-             -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel {image}`, or as \
-             a Xen guest with `xl create` and kernel=\"{image}\""
+            "boot it with `scripts/xen-run pvh {image}` in the mirage-nix tree (through its \
+             PVH entry under QEMU; `dom0` boots it on Xen, `xl` prints an xl config)"
         ),
         "solo5-hvt" => {
             format!("boot it with `solo5-hvt --mem=64 {image}` (add --help for its keys)")
@@ -363,7 +362,7 @@ mod tests {
         );
         let xen = plan("xen-pv", false);
         assert_eq!(image_in(out, &xen), out.join("hello"));
-        assert!(boot_hint(&xen, &image_in(out, &xen)).contains("qemu-system-x86_64"));
+        assert!(boot_hint(&xen, &image_in(out, &xen)).contains("scripts/xen-run pvh"));
         assert!(boot_hint(&plan("solo5-hvt", false), out).contains("solo5-hvt"));
         assert!(boot_hint(&plan("solo5-spt", false), out).contains("solo5-spt"));
         for f in ["elf-unix", "xen-pv", "solo5-hvt", "solo5-spt", "other"] {
