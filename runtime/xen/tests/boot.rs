@@ -6,7 +6,10 @@
 //!   Xen's and the domain's shutdown reason shows in Xen's log; and
 //! - through its PVH entry directly under `qemu-system-x86_64 -kernel`, where the console is
 //!   COM1 and the exit code comes back through `isa-debug-exit` as `2 * code + 1`; and
-//! - through its PVH entry as a PVH dom0 on Xen (`dom0=pvh`), the way a PVH domU starts.
+//! - through its PVH entry as a PVH dom0 on Xen (`dom0=pvh`); and
+//! - as a PV and a PVH domU, created with `xl` from a Linux dom0 with Xen's toolstack
+//!   (`tests/domu/testbed`: Debian's packages, fetched once with `apt-get download`), where
+//!   the console is the PV console ring.
 //!
 //! Runs end by themselves (dom0 shuts down with reason reboot or crash, which ends QEMU under
 //! `-no-reboot`); a timeout guards against hangs. QEMU runs one at a time, so that the timing
@@ -120,7 +123,7 @@ fn xen() -> PathBuf {
 
 /// One QEMU run: what the serial console showed and how QEMU ended.
 struct Run {
-    /// Serial output, `\r\n` turned into `\n`.
+    /// Serial output without carriage returns (Xen's serial driver and Linux's tty add them).
     serial: String,
     /// QEMU's exit status (`None` if it had to be killed).
     status: Option<i32>,
@@ -175,7 +178,7 @@ fn qemu(args: &[&str], timeout: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = start.elapsed();
-    let serial = String::from_utf8_lossy(&reader.join().unwrap()).replace("\r\n", "\n");
+    let serial = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
     Run {
         serial,
         status,
@@ -240,6 +243,104 @@ fn pvh(image: &Path, cmdline: &str) -> Run {
         ],
         Duration::from_secs(60),
     )
+}
+
+/// `domu_testbed()` is the folder holding Debian's Linux kernel, Xen toolstack and busybox,
+/// unpacked by `tests/domu/testbed fetch` (once), or why it cannot be had.
+fn domu_testbed() -> Result<PathBuf, String> {
+    static FETCH: Mutex<()> = Mutex::new(());
+    let _once = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work().join("domu");
+    if !dir.join("root/boot").exists() {
+        let status = Command::new(testbed_script())
+            .arg("fetch")
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("cannot run the domU test bed script: {e}"))?;
+        if !status.success() {
+            return Err("cannot download the domU test bed's Debian packages \
+                        (apt-get download: no network or no Debian archive?)"
+                .into());
+        }
+    }
+    Ok(dir)
+}
+
+fn testbed_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/domu/testbed")
+}
+
+/// `domu(image, kind, args)` boots `image` as a `kind` (`pv` or `pvh`) domU with `xl create`
+/// from a Linux dom0 with Xen's toolstack, on Xen under QEMU; the run's serial output holds
+/// the domU's console log between markers, then `xl`'s report of its shutdown reason.
+fn domu(image: &Path, kind: &str, args: &[&str]) -> Result<Run, String> {
+    let bed = domu_testbed()?;
+    let name = image.file_stem().unwrap().to_string_lossy();
+    let initrd = work().join(format!("domu-{name}-{kind}.cpio.gz"));
+    let status = Command::new(testbed_script())
+        .arg("initrd")
+        .arg(&bed)
+        .arg(image)
+        .arg(&initrd)
+        .args(args)
+        .env("DOMU_TYPE", kind)
+        .status()
+        .unwrap();
+    assert!(status.success(), "testbed initrd failed");
+    let kernel = std::fs::read_dir(bed.join("root/boot"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .ok_or("no vmlinuz in the test bed")?;
+    let modules = format!(
+        "{} console=hvc0 quiet,{}",
+        kernel.display(),
+        initrd.display()
+    );
+    let xen = xen();
+    Ok(qemu(
+        &[
+            // Nested paging for Xen's PVH guests.
+            "-cpu",
+            "qemu64,+svm,+npt",
+            "-m",
+            "1024",
+            "-kernel",
+            xen.to_str().unwrap(),
+            "-append",
+            "console=com1 dom0_mem=512M",
+            "-initrd",
+            &modules,
+        ],
+        Duration::from_secs(240),
+    ))
+}
+
+/// `domu_console(run)` is what the domU wrote to its console ring.
+fn domu_console(run: &Run) -> String {
+    let start = run.serial.find("=== domU console ===\n").map(|i| i + 21);
+    let end = run.serial.find("=== domU end ===");
+    match (start, end) {
+        (Some(s), Some(e)) if s <= e => run.serial[s..e].to_string(),
+        _ => panic!("no domU console in:\n{}", run.serial),
+    }
+}
+
+macro_rules! require_domu {
+    ($run:expr) => {
+        match $run {
+            Ok(run) => run,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
 }
 
 const REBOOTED: &str = "(XEN) Hardware Dom0 shutdown: rebooting machine";
@@ -421,4 +522,41 @@ fn clocks_are_right_on_xen_and_under_plain_qemu() {
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     check_clocks(&pvh(&image, ""));
     check_clocks(&pvh_dom0(&image, ""));
+}
+
+#[test]
+fn hello_boots_as_a_pv_and_a_pvh_domu_with_the_console_ring() {
+    require_qemu!();
+    let image = image("examples/hello/plans/xen.json");
+    for kind in ["pv", "pvh"] {
+        let run = require_domu!(domu(&image, kind, &["--hello=Hello domU"]));
+        assert_eq!(
+            domu_console(&run),
+            hello_lines("Hello domU"),
+            "{kind}: {}",
+            run.serial
+        );
+        assert!(
+            run.serial.contains("has shut down, reason code 0 "),
+            "{kind}: poweroff expected: {}",
+            run.serial
+        );
+    }
+}
+
+#[test]
+fn a_panicking_domu_crashes_with_its_message_on_the_console_ring() {
+    require_qemu!();
+    let image = image("runtime/xen/tests/fixtures/crash/plans/xen.json");
+    let run = require_domu!(domu(&image, "pv", &["--why=domU"]));
+    assert!(
+        domu_console(&run).contains("deliberate panic: domU"),
+        "{}",
+        run.serial
+    );
+    assert!(
+        run.serial.contains("has shut down, reason code 3 "),
+        "crash expected: {}",
+        run.serial
+    );
 }

@@ -140,7 +140,7 @@ fn xen_base() -> Option<u32> {
 extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
     let si = u64::from(start_info);
     // SAFETY: the loader passes a `hvm_start_info` (public/arch-x86/hvm/start_info.h) below
-    // 4 GiB, inside the identity map of the first GiB.
+    // 4 GiB, inside the identity map.
     let (magic, version, flags, cmdline_paddr, memmap_paddr, memmap_entries) = unsafe {
         (
             read::<u32>(si),
@@ -173,8 +173,8 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             shared.mask_upcalls();
             // HVM_PARAM_CONSOLE_PFN (17) and HVM_PARAM_CONSOLE_EVTCHN (18).
             let console = match (hypercall::hvm_param(17), hypercall::hvm_param(18)) {
-                (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 18) => {
-                    // SAFETY: the console page is guest memory, identity-mapped below 1 GiB,
+                (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 20) => {
+                    // SAFETY: the console page is guest memory, identity-mapped below 4 GiB,
                     // and only the runtime writes it.
                     Some(unsafe { Ring::new((pfn << 12) as usize, port as u32) })
                 }
@@ -199,7 +199,7 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
     };
     set_machine(machine);
 
-    // The heap: the RAM range holding the image's end, capped by the 1 GiB identity map.
+    // The heap: the RAM range holding the image's end, capped by the 4 GiB identity map.
     let start = align_up((&raw const _end) as u64, 4096);
     let mut end = 0;
     if magic == HVM_START_MAGIC && version >= 1 && memmap_paddr != 0 {
@@ -218,7 +218,7 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
     if end == 0 {
         end = pc::memory_top();
     }
-    let end = end.min(1 << 30) & !0xfff;
+    let end = end.min(1 << 32) & !0xfff;
     // SAFETY: [start, end) is RAM past the image, identity-mapped, used by nothing else.
     unsafe { heap::init(start, end.max(start)) };
     finish(&cmdline[..len])

@@ -6,7 +6,7 @@
 //!   boot_rsp)`. A PV guest cannot touch `%cr0`/`%cr4`: Xen already runs it with SSE enabled.
 //! - **PVH** (`_start32`, named by `XEN_ELFNOTE_PHYS32_ENTRY`): entered in 32-bit protected
 //!   mode without paging, `%ebx` holding the physical address of `hvm_start_info`. The entry
-//!   identity-maps the first GiB with 2 MiB pages, enables PAE, long mode, paging and SSE
+//!   identity-maps the first 4 GiB with 2 MiB pages, enables PAE, long mode, paging and SSE
 //!   (`CR0.MP`, not `CR0.EM`, `CR4.OSFXSR|OSXMMEXCPT`), loads a 64-bit GDT and calls
 //!   `mirage_xen_pvh_start(start_info_paddr)`.
 //!
@@ -75,7 +75,8 @@ _start:
     .global _start32
 _start32:
     cld
-    /* PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] -> i * 2 MiB (present, writable, large). */
+    /* PML4[0] -> PDPT, PDPT[j] -> PD j (j < 4), the 2048 PD entries i -> i * 2 MiB
+       (present, writable, large): the first 4 GiB, identity-mapped. */
     mov $mirage_xen_pml4, %eax
     mov $mirage_xen_pdpt, %ecx
     or $3, %ecx
@@ -83,16 +84,23 @@ _start32:
     mov $mirage_xen_pdpt, %eax
     mov $mirage_xen_pd, %ecx
     or $3, %ecx
-    mov %ecx, (%eax)
+    xor %edx, %edx
+5:  mov %ecx, (%eax, %edx, 8)
+    add $4096, %ecx
+    inc %edx
+    cmp $4, %edx
+    jne 5b
     mov $mirage_xen_pd, %eax
     xor %ecx, %ecx
 2:  mov %ecx, %edx
     shl $21, %edx
     or $0x83, %edx
     mov %edx, (%eax, %ecx, 8)
-    movl $0, 4(%eax, %ecx, 8)
+    mov %ecx, %edx
+    shr $11, %edx
+    mov %edx, 4(%eax, %ecx, 8)
     inc %ecx
-    cmp $512, %ecx
+    cmp $2048, %ecx
     jne 2b
     mov $mirage_xen_pml4, %eax
     mov %eax, %cr3
@@ -155,7 +163,7 @@ mirage_xen_pml4:
 mirage_xen_pdpt:
     .skip 4096
 mirage_xen_pd:
-    .skip 4096
+    .skip 4 * 4096
     .skip {stack}
 mirage_xen_stack_top:
     "#,
