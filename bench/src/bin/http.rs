@@ -5,8 +5,9 @@
 //! cargo run --release -p mirage-nix-bench --bin http [-- --seconds S --connections C --runs N]
 //! ```
 //!
-//! Each row is `wrk` (one thread, C keep-alive connections, S seconds, the median of N runs)
-//! against one server answering every request with "hello mirage world!\n":
+//! Each row is `wrk` (one thread, C = 64 keep-alive connections, S = 10 seconds, the median of
+//! N = 5 rounds in which the rows take turns) against one server answering every request with
+//! "hello mirage world!\n":
 //!
 //! - nginx with one worker process (`return 200`), on loopback;
 //! - conduit_server over the socket stack (its committed unix plan), on loopback;
@@ -270,12 +271,24 @@ fn wrk(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
     }
 }
 
-/// `measure(url, options, ns)` is the run with the median throughput of `options.runs`.
-fn measure(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
-    wait_http(url, ns);
-    let mut samples: Vec<Sample> = (0..options.runs).map(|_| wrk(url, options, ns)).collect();
+/// `median(samples)` is the sample with the median throughput.
+fn median(mut samples: Vec<Sample>) -> Sample {
     samples.sort_by(|a, b| a.rps.total_cmp(&b.rps));
     samples[samples.len() / 2]
+}
+
+/// One server under test.
+struct Row<'a> {
+    name: &'static str,
+    path: &'static str,
+    url: String,
+    /// The namespace wrk runs in, if not the host's.
+    ns: Option<&'a Netns>,
+    server: Server,
+    /// The image's size, or `-` for nginx.
+    size: String,
+    /// Whether the server is nginx, whose worker is the process that serves.
+    nginx: bool,
 }
 
 struct Options {
@@ -288,7 +301,7 @@ fn options() -> Options {
     let mut o = Options {
         seconds: 10,
         connections: 64,
-        runs: 3,
+        runs: 5,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -335,54 +348,67 @@ fn main() {
         "wrk -t1 -c{} -d{}s, median of {} runs each",
         options.connections, options.seconds, options.runs
     );
+    let ns = Netns::create();
+    let direct_arg = direct.to_string_lossy().into_owned();
+    // Every server runs for the whole benchmark, and the rows take turns run after run, so
+    // that a change in the machine's load affects them alike.
+    let rows = [
+        Row {
+            name: "nginx, 1 worker",
+            path: "loopback",
+            url: String::from("http://127.0.0.1:18081/"),
+            ns: None,
+            server: nginx(&work, "loopback", "127.0.0.1:18081", None),
+            size: String::from("-"),
+            nginx: true,
+        },
+        Row {
+            name: "conduit_server, socket stack",
+            path: "loopback",
+            url: String::from("http://127.0.0.1:18080/"),
+            ns: None,
+            server: Server::start(Command::new(&socket).arg("--port=18080")),
+            size: size_kib(&socket),
+            nginx: false,
+        },
+        Row {
+            name: "conduit_server, direct stack",
+            path: "tap in a netns",
+            url: String::from("http://10.0.0.2:8080/"),
+            ns: Some(&ns),
+            server: Server::start(&mut ns.exec(&[
+                &direct_arg,
+                "--interface=tap0",
+                "--ipv4=10.0.0.2/24",
+                "--port=8080",
+            ])),
+            size: size_kib(&direct),
+            nginx: false,
+        },
+        Row {
+            name: "nginx, 1 worker",
+            path: "netns, host side of the tap",
+            url: String::from("http://10.0.0.1:8081/"),
+            ns: Some(&ns),
+            server: nginx(&work, "netns", "10.0.0.1:8081", Some(&ns)),
+            size: String::from("-"),
+            nginx: true,
+        },
+    ];
+    for row in &rows {
+        wait_http(&row.url, row.ns);
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); rows.len()];
+    for run in 0..options.runs {
+        eprintln!("run {} of {}", run + 1, options.runs);
+        for (i, row) in rows.iter().enumerate() {
+            samples[i].push(wrk(&row.url, &options, row.ns));
+        }
+    }
     println!("| server | path | requests/s | p99 latency (ms) | image (KiB) | peak RSS (KiB) |");
     println!("|---|---|---:|---:|---:|---:|");
-
-    {
-        let server = nginx(&work, "loopback", "127.0.0.1:18081", None);
-        let s = measure("http://127.0.0.1:18081/", &options, None);
-        row("nginx, 1 worker", "loopback", s, "-", server.peak_kib(true));
-    }
-    {
-        let server = Server::start(Command::new(&socket).arg("--port=18080"));
-        let s = measure("http://127.0.0.1:18080/", &options, None);
-        let peak = server.peak_kib(false);
-        row(
-            "conduit_server, socket stack",
-            "loopback",
-            s,
-            &size_kib(&socket),
-            peak,
-        );
-    }
-    let ns = Netns::create();
-    {
-        let image = direct.to_string_lossy().into_owned();
-        let server = Server::start(&mut ns.exec(&[
-            &image,
-            "--interface=tap0",
-            "--ipv4=10.0.0.2/24",
-            "--port=8080",
-        ]));
-        let s = measure("http://10.0.0.2:8080/", &options, Some(&ns));
-        let peak = server.peak_kib(false);
-        row(
-            "conduit_server, direct stack",
-            "tap in a netns",
-            s,
-            &size_kib(&direct),
-            peak,
-        );
-    }
-    {
-        let server = nginx(&work, "netns", "10.0.0.1:8081", Some(&ns));
-        let s = measure("http://10.0.0.1:8081/", &options, Some(&ns));
-        row(
-            "nginx, 1 worker",
-            "netns, host side of the tap",
-            s,
-            "-",
-            server.peak_kib(true),
-        );
+    for (r, samples) in rows.iter().zip(samples) {
+        let peak = r.server.peak_kib(r.nginx);
+        row(r.name, r.path, median(samples), &r.size, peak);
     }
 }
