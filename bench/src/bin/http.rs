@@ -79,6 +79,8 @@ fn image(work: &Path, configure: &[&str]) -> PathBuf {
         plan
     };
     let krate = work.join(name);
+    // A fresh crate each time: a lockfile left by a build from another tree would clash.
+    let _ = std::fs::remove_dir_all(&krate);
     run(Command::new(env!("CARGO"))
         .current_dir(root())
         .args(["run", "-q", "-p", "mirage-nix", "--", "render"])
@@ -86,7 +88,9 @@ fn image(work: &Path, configure: &[&str]) -> PathBuf {
         .arg("-o")
         .arg(&krate)
         .arg("--unikernel-dir")
-        .arg(&dir));
+        .arg(&dir)
+        .arg("--mirage-root")
+        .arg(root()));
     run(Command::new(env!("CARGO"))
         .args(["build", "-q", "--release", "--manifest-path"])
         .arg(krate.join("Cargo.toml"))

@@ -4,7 +4,8 @@
 //! them with the handler, and closes the connection on `Connection: close`, on a protocol error
 //! or when the peer is idle for too long. Bad input gets a clean error response, never a
 //! panic: malformed request 400, header section too large 431, body too large 413, a transfer
-//! coding other than identity 501.
+//! coding other than chunked or identity 501. Bodies come with `Content-Length` or chunked, and
+//! `Expect: 100-continue` is answered before the body is read.
 
 use alloc::format;
 use alloc::string::String;
@@ -176,12 +177,16 @@ async fn read_request<L: Flow>(flow: &L, buf: &mut Vec<u8>, limits: &Limits) -> 
     if head_len > limits.max_head {
         return Outcome::Reject(431);
     }
-    if let Some(coding) = request.header("transfer-encoding") {
-        if !coding.trim().eq_ignore_ascii_case("identity") {
-            return Outcome::Reject(501);
-        }
-    }
-    let body_len = match request.header("content-length").map(str::trim) {
+    buf.drain(..head_len);
+    let chunked = match request.header("transfer-encoding").map(str::trim) {
+        None => false,
+        Some(c) if c.eq_ignore_ascii_case("chunked") => true,
+        Some(c) if c.eq_ignore_ascii_case("identity") => false,
+        Some(_) => return Outcome::Reject(501),
+    };
+    let length = match request.header("content-length").map(str::trim) {
+        // Both framings at once is how requests are smuggled past proxies: refuse it.
+        Some(_) if chunked => return Outcome::Reject(400),
         None => 0,
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => match n.parse() {
             Ok(n) => n,
@@ -189,22 +194,116 @@ async fn read_request<L: Flow>(flow: &L, buf: &mut Vec<u8>, limits: &Limits) -> 
         },
         Some(_) => return Outcome::Reject(400),
     };
-    if body_len > limits.max_body {
+    if length > limits.max_body {
         return Outcome::Reject(413);
     }
-    while buf.len() < head_len + body_len {
-        if read_more(flow, buf, limits.idle_timeout_ns).await.is_none() {
+    let expects = request
+        .header("expect")
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"));
+    if expects && (chunked || length > 0) && buf.is_empty() {
+        // The client waits for this before it sends the body.
+        if flow.write(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
             return Outcome::Gone;
         }
     }
-    request.body = buf[head_len..head_len + body_len].to_vec();
-    buf.drain(..head_len + body_len);
+    let body = if chunked {
+        read_chunked(flow, buf, limits).await
+    } else {
+        fill(flow, buf, length, limits).await.map(|()| {
+            let body = buf[..length].to_vec();
+            buf.drain(..length);
+            body
+        })
+    };
+    request.body = match body {
+        Ok(body) => body,
+        Err(outcome) => return outcome,
+    };
     let connection = request.header("connection").map(str::trim);
     let keep_alive = match version {
         0 => connection.is_some_and(|c| c.eq_ignore_ascii_case("keep-alive")),
         _ => !connection.is_some_and(|c| c.eq_ignore_ascii_case("close")),
     };
     Outcome::Request(request, keep_alive)
+}
+
+/// `fill(flow, buf, n, limits)` reads until `buf` holds at least `n` bytes.
+async fn fill<L: Flow>(
+    flow: &L,
+    buf: &mut Vec<u8>,
+    n: usize,
+    limits: &Limits,
+) -> Result<(), Outcome> {
+    while buf.len() < n {
+        read_more(flow, buf, limits.idle_timeout_ns)
+            .await
+            .ok_or(Outcome::Gone)?;
+    }
+    Ok(())
+}
+
+/// `read_line(flow, buf, limits)` takes one CRLF-terminated line (without the CRLF) off the
+/// front of `buf`, reading more as needed; a line longer than the head limit is a 400.
+async fn read_line<L: Flow>(
+    flow: &L,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<String, Outcome> {
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = core::str::from_utf8(&buf[..end])
+                .map(String::from)
+                .map_err(|_| Outcome::Reject(400))?;
+            buf.drain(..end + 2);
+            return Ok(line);
+        }
+        if buf.len() > limits.max_head {
+            return Err(Outcome::Reject(400));
+        }
+        read_more(flow, buf, limits.idle_timeout_ns)
+            .await
+            .ok_or(Outcome::Gone)?;
+    }
+}
+
+/// `read_chunked(flow, buf, limits)` reads a body in the chunked transfer coding: chunks of
+/// `SIZE[;extensions]` CRLF data CRLF, a zero-size chunk, trailer fields (ignored), CRLF.
+async fn read_chunked<L: Flow>(
+    flow: &L,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Vec<u8>, Outcome> {
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(flow, buf, limits).await?;
+        let digits = line.split(';').next().unwrap_or("").trim();
+        if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Outcome::Reject(400));
+        }
+        let size = usize::from_str_radix(digits, 16).map_err(|_| Outcome::Reject(400))?;
+        if size == 0 {
+            let mut trailers = 0;
+            loop {
+                let line = read_line(flow, buf, limits).await?;
+                if line.is_empty() {
+                    return Ok(body);
+                }
+                trailers += line.len();
+                if trailers > limits.max_head {
+                    return Err(Outcome::Reject(431));
+                }
+            }
+        }
+        if body.len() + size > limits.max_body {
+            return Err(Outcome::Reject(413));
+        }
+        fill(flow, buf, size + 2, limits).await?;
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(Outcome::Reject(400));
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
+    }
 }
 
 /// `convert(parsed)` is the owned request and its minor HTTP version, or `None` if a header
@@ -294,6 +393,146 @@ fn encode(response: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::collections::VecDeque;
+    use core::cell::RefCell;
+    use core::net::{Ipv4Addr, SocketAddrV4};
+
+    use crate::tcp::TcpError;
+
+    /// A flow that delivers `input` in the given pieces, then the end, and records writes.
+    struct Script {
+        input: RefCell<VecDeque<Vec<u8>>>,
+        output: RefCell<Vec<u8>>,
+    }
+
+    impl Flow for &Script {
+        fn peer(&self) -> SocketAddrV4 {
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1)
+        }
+
+        async fn read(&self, buf: &mut [u8]) -> Result<usize, TcpError> {
+            let Some(mut piece) = self.input.borrow_mut().pop_front() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            if n < piece.len() {
+                self.input.borrow_mut().push_front(piece.split_off(n));
+            }
+            Ok(n)
+        }
+
+        async fn write(&self, data: &[u8]) -> Result<(), TcpError> {
+            self.output.borrow_mut().extend_from_slice(data);
+            Ok(())
+        }
+
+        async fn shutdown(&self) -> Result<(), TcpError> {
+            Ok(())
+        }
+
+        async fn close(self) -> Result<(), TcpError> {
+            Ok(())
+        }
+    }
+
+    struct Instant;
+
+    impl mirage_runtime::Platform for Instant {
+        fn now_ns(&self) -> u64 {
+            0
+        }
+
+        fn wait(&self, _: Option<u64>) {}
+    }
+
+    /// `serve(pieces)` is what the server answers to `pieces`; the handler echoes the method,
+    /// the path and the body.
+    fn serve(pieces: &[&[u8]]) -> String {
+        let script = Script {
+            input: RefCell::new(pieces.iter().map(|p| p.to_vec()).collect()),
+            output: RefCell::new(Vec::new()),
+        };
+        let handler = |r: Request| async move {
+            let mut text = format!("{} {} ", r.method, r.path).into_bytes();
+            text.extend_from_slice(&r.body);
+            Response::new(200, "text/plain", text)
+        };
+        mirage_runtime::block_on(&Instant, connection(&script, handler, Limits::default()));
+        String::from_utf8(script.output.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn bodies_by_length_and_chunked_across_reads() {
+        let out = serve(&[
+            b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel",
+            b"loPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r",
+            b"\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n",
+        ]);
+        assert!(out.contains("Content-Length: 13\r\nConnection: keep-alive\r\n\r\nPOST /a hello"));
+        assert!(out.ends_with("\r\n\r\nPOST /b abcde"), "{out}");
+    }
+
+    #[test]
+    fn expect_continue_is_answered_before_the_body() {
+        let out = serve(&[
+            b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+            b"ok",
+        ]);
+        assert!(
+            out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("PUT /f ok"));
+    }
+
+    #[test]
+    fn bad_framing_is_refused_and_closes() {
+        let cases: [(&[u8], &str); 6] = [
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                "400",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "400",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+                "400",
+            ),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "501"),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n",
+                "413",
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+                "413",
+            ),
+        ];
+        for (request, status) in cases {
+            let out = serve(&[request, b"GET / HTTP/1.1\r\n\r\n"]);
+            assert!(
+                out.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{request:?}: {out}"
+            );
+            assert_eq!(
+                out.matches("HTTP/1.1").count(),
+                1,
+                "closed after the error: {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_peer_that_leaves_mid_request_gets_nothing() {
+        assert_eq!(serve(&[b"GET / HTTP/1.1\r\nHost"]), "");
+        assert_eq!(
+            serve(&[b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"]),
+            ""
+        );
+    }
 
     #[test]
     fn encodes_and_drops_header_injection() {

@@ -106,8 +106,11 @@ fn malformed_requests_get_400_and_the_server_keeps_serving() {
     );
     assert_eq!(status, 413);
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
     assert_eq!(exchange(&mut s, request).0, 501);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    assert_eq!(exchange(&mut s, request).0, 200);
     // Keep-alive and pipelining: two requests in one write, two responses in order.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -45,7 +45,8 @@ pub fn mirage_nix(args: &[&str]) -> Output {
     run(Command::new(env!("CARGO"))
         .current_dir(root())
         .args(["run", "-q", "-p", "mirage-nix", "--"])
-        .args(args))
+        .args(args)
+        .env("MIRAGE_NIX_ROOT", root()))
 }
 
 /// `image(example, configure)` is the unix image of `example`: built from its committed
@@ -81,11 +82,14 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
         plan
     };
     let krate = work.join("crates").join(&name);
+    // A fresh crate each time: a lockfile left by a build from another tree would clash.
+    let _ = std::fs::remove_dir_all(&krate);
     let (plan_arg, krate_arg, dir_arg) = (
         plan.to_string_lossy().into_owned(),
         krate.to_string_lossy().into_owned(),
         dir.to_string_lossy().into_owned(),
     );
+    let root_arg = root().to_string_lossy().into_owned();
     mirage_nix(&[
         "render",
         &plan_arg,
@@ -93,6 +97,8 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
         &krate_arg,
         "--unikernel-dir",
         &dir_arg,
+        "--mirage-root",
+        &root_arg,
     ]);
     run(Command::new(env!("CARGO"))
         .args(["build", "-q", "--release", "--manifest-path"])
