@@ -1,4 +1,5 @@
-# buildDepsOnly :: { name, src, dirs, cargoCommands, extraCrates ? [ ] } -> derivation
+# buildDepsOnly :: { name, src, dirs, cargoCommands, extraCrates ? [ ], realDirs ? [ ],
+#                   suffix ? "deps", cargoArtifacts ? null, ... } -> derivation
 #
 # The dependency layer (crane's buildDepsOnly): the workspace slice `dirs` with every
 # crate's code replaced by empty programs, built with `cargoCommands`, so the output's
@@ -6,14 +7,15 @@
 # manifests, the pruned Cargo.lock, the vendored crates and the toolchain: editing code
 # never rebuilds it. Later builds take it as `cargoArtifacts`; its `vendorDir` attribute
 # is the vendored-crate directory they must use too (the same path keeps cargo's
-# fingerprints valid).
+# fingerprints valid). With `realDirs` and the first layer as `cargoArtifacts` it makes
+# the second, the workspace layer: those crates' real code compiled on top of it.
 { mkCargoDerivation, mkWorkspace, vendorCargoDeps }:
-{ name, src, dirs, cargoCommands, extraCrates ? [ ], ... }@args:
+{ name, src, dirs, cargoCommands, extraCrates ? [ ], realDirs ? [ ], suffix ? "deps", ... }@args:
 let
-  ws = mkWorkspace { inherit src dirs extraCrates; dummy = true; };
+  ws = mkWorkspace { inherit src dirs extraCrates realDirs; dummy = true; };
   vendorDir = vendorCargoDeps { inherit (ws) lock; name = "${name}-vendor"; };
-  drv = mkCargoDerivation (removeAttrs args [ "src" "dirs" "cargoCommands" "extraCrates" ] // {
-    name = "${name}-deps";
+  drv = mkCargoDerivation (removeAttrs args [ "src" "dirs" "cargoCommands" "extraCrates" "realDirs" "suffix" ] // {
+    name = "${name}-${suffix}";
     crates = ws.layout;
     inherit (ws) rootManifest cargoLock;
     inherit vendorDir;

@@ -1,16 +1,18 @@
-# buildUnikernel :: { src, plan, mirage-nix, depsArtifacts } -> derivation
+# buildUnikernel :: { src, plan, mirage-nix, depsArtifacts, rustflags ? <the plan's>,
+#                    keepTimesDirs ? [ ] } -> derivation
 #
 # One image from one plan (readPlan): renders the specialised crate with
 # `mirage-nix render` inside the build (no import-from-derivation), builds it in the
-# workspace slice the plan needs on top of the target's dependency layer, and installs
+# workspace slice the plan needs on top of the target's layers (`depsArtifacts`; the
+# crates of `keepTimesDirs`, compiled there, are reused as they are), and installs
 # the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise.
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
 { internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand }:
-{ src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan }:
+{ src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan, keepTimesDirs ? [ ] }:
 let
   inherit (internal) shellEscape;
-  ws = mkWorkspace { inherit src; dirs = planCrateDirs plan; };
+  ws = mkWorkspace { inherit src keepTimesDirs; dirs = planCrateDirs plan; };
   file = plan.image.file or plan.name;
   dest = if plan.target == "unix" then "bin/${file}" else file;
 in

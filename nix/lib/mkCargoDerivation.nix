@@ -6,8 +6,11 @@
 # stdenv): a plain `derivation` whose builder is the toolchain's bash, running
 # mkCargoDerivation.sh, which
 #   1. lays out a cargo workspace in $NIX_BUILD_TOP/src from `crates` (each
-#      `{ dir; src; dummyFiles ? [ ]; }`, `src` a store path from cleanCrateSource, the
-#      `dummyFiles` written as empty programs), `rootManifest` and `cargoLock` (texts);
+#      `{ dir; src; dummyFiles ? [ ]; keepTimes ? false; }`, `src` a store path from
+#      cleanCrateSource, the `dummyFiles` written as empty programs; a crate with
+#      `keepTimes` keeps the store's timestamps, so cargo trusts the artifacts of it that
+#      `cargoArtifacts` holds, the others get the build's time and are compiled),
+#      `rootManifest` and `cargoLock` (texts);
 #   2. points cargo at `vendorDir` (vendorCargoDeps) through $CARGO_HOME/config.toml,
 #      offline;
 #   3. restores `cargoArtifacts` (a previous derivation's `target/`, e.g. buildDepsOnly's)
@@ -33,7 +36,7 @@
 let
   inherit (builtins) concatStringsSep map removeAttrs;
   crateLines = concatStringsSep "\n" (map
-    (c: "${c.dir} ${c.src} ${concatStringsSep "," (c.dummyFiles or [ ])}")
+    (c: "${c.dir} ${if c.keepTimes or false then "keep" else "fresh"} ${c.src} ${concatStringsSep "," (c.dummyFiles or [ ])}")
     crates);
 in
 derivation ((removeAttrs args [ "crates" "cargoArtifacts" "rustflags" ]) // {

@@ -21,12 +21,16 @@ echo "mirage-nix: toolchain: ${MIRAGE_NIX_TOOLCHAIN%%$'\n'*}"
 # 1. The workspace.
 cp "$rootManifestPath" "$top/src/Cargo.toml"
 cp "$cargoLockPath" "$top/src/Cargo.lock"
-while read -r dir src dummies || [ -n "${dir:-}" ]; do
+while read -r dir times src dummies || [ -n "${dir:-}" ]; do
   [ -n "$dir" ] || continue
   mkdir -p "$top/src/$dir"
-  # cp without -p: sources get the build's time, newer than any restored artifact, so
-  # cargo recompiles workspace crates and trusts the registry ones it already has.
-  if [ -d "$src" ]; then cp -r "$src/." "$top/src/$dir/"; else cp "$src" "$top/src/$dir/Cargo.toml"; fi
+  # "fresh": cp without -p, sources get the build's time, newer than any restored
+  # artifact, so cargo recompiles the crate (and trusts the registry crates it has).
+  # "keep": the store's timestamps (1), not newer than the restored artifacts of this
+  # very source (the workspace layer's), so cargo reuses them.
+  keep=()
+  [ "$times" = keep ] && keep=(--preserve=timestamps)
+  if [ -d "$src" ]; then cp -r "${keep[@]}" "$src/." "$top/src/$dir/"; else cp "${keep[@]}" "$src" "$top/src/$dir/Cargo.toml"; fi
   chmod -R u+w "$top/src/$dir"
   IFS=, read -ra files <<<"$dummies"
   for f in "${files[@]}"; do

@@ -14,11 +14,10 @@ let
   appDepth = length (filter (p: isString p && p != "") (split "/" plan.dir)) + 2;
   up = concatStringsSep "/" (genList (_: "..") appDepth);
   dirs = planCrateDirs plan;
-  # A bare-metal stand-in is a library: its dependencies compile exactly as for the image,
-  # and nothing is linked (the target's link flags name files the layer does not have).
-  target =
-    if plan.image.std or true then "[[bin]]\nname = ${tomlValue plan.name}\npath = \"src/main.rs\""
-    else "[lib]\npath = \"src/lib.rs\"";
+  # A stand-in is a library: its dependencies compile exactly as for the image (cargo
+  # reuses them there), and nothing is linked (no LTO of an empty program, and no link
+  # flags naming files the layer does not have).
+  target = "[lib]\npath = \"src/lib.rs\"";
   dep = i:
     let c = elemAt plan.crates i; in
     "${c.name} = { path = ${tomlValue "${up}/${elemAt dirs i}"}, features = ${tomlValue (c.features or [ ])} }";

@@ -4,12 +4,15 @@
 #
 # Everything the committed plans describe, for one toolchain source:
 #   images      "<example>-<target>" = buildUnikernel, one per plans/<target>.json;
-#   depsLayers  "<target>" = buildDepsOnly over the crates of every plan of that target
-#               (a stand-in crate per plan, mkStandInManifest), shared by all its images;
+#   depsLayers  "<target>" = the layers every plan of that target shares, built with a
+#               stand-in crate per plan (mkStandInManifest): `.deps`, third-party crates
+#               from manifests only (buildDepsOnly), and on top of it the layer itself,
+#               mirage-nix's own crates (devices, runtime/*) compiled from their code;
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
 # A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
 { internal
+, pathCrates
 , findPlans
 , readPlan
 , planCrateDirs
@@ -45,6 +48,16 @@ let
   healthy = filterAttrs (n: _: (tryEval (usable plans.${n})).success && usable plans.${n}) plans;
   targets = unique (map (n: found.${n}.target) (attrNames found));
 
+  # The crates of mirage-nix itself that plans use, and what they need (not the
+  # unikernels' own crates, nor crates only dev-dependencies reach).
+  mirageDirsOf = ps: map (c: c.dir) (filter (c: !c.devOnly) (pathCrates {
+    inherit src;
+    dirs = unique (concatMap
+      (p: map (c: internal.normalizePath "${mirageDir}/${c.source.mirage}")
+        (filter (c: c.source ? mirage) p.crates))
+      ps);
+  }));
+
   depsLayers = listToAttrs (map
     (target:
       let
@@ -60,20 +73,28 @@ let
             (${builtins.toJSON flagSets}): some are stale.
             Regenerate them: `mirage-nix configure -t ${target} <dir>` for each example.
           '';
+        dirs = unique (concatMap planCrateDirs ofTarget);
+        cargoCommands = map
+          (plan: renderCommand {
+            inherit plan;
+            standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
+          })
+          ofTarget;
+        # Third-party crates: manifests only, so code edits never rebuild them.
+        deps = buildDepsOnly { name = "mirage-${target}"; inherit src rustflags dirs cargoCommands; };
       in
       {
         name = target;
-        value = buildDepsOnly {
-          name = "mirage-${target}";
-          inherit src rustflags;
-          dirs = unique (concatMap planCrateDirs ofTarget);
-          cargoCommands = map
-            (plan: renderCommand {
-              inherit plan;
-              standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
-            })
-            ofTarget;
-        };
+        # mirage-nix's own crates (devices, runtime/*) with their code, on top: an edit to
+        # an example then recompiles that example and the image's crate only.
+        value = buildDepsOnly
+          {
+            name = "mirage-${target}";
+            suffix = "workspace";
+            inherit src rustflags dirs cargoCommands;
+            realDirs = mirageDirsOf ofTarget;
+            cargoArtifacts = deps;
+          } // { inherit deps; };
       })
     targets);
 
@@ -84,6 +105,7 @@ let
     (n: plan: buildUnikernel {
       inherit src plan mirage-nix;
       depsArtifacts = depsLayers.${found.${n}.target};
+      keepTimesDirs = mirageDirsOf [ plan ];
     })
     buildable;
 

@@ -9,11 +9,14 @@
 #                 [workspace.lints], [workspace.dependencies] and [profile] and only these
 #                 members, so adding a crate elsewhere in the repository changes nothing;
 #   cargoLock     the repository's Cargo.lock pruned to what these crates reach.
+# With `dummy`, the crates in `realDirs` keep their code (the workspace layer compiles
+# mirage-nix's own crates over the dependency layer); crates in `keepTimesDirs` keep the
+# store's timestamps (mkCargoDerivation), so an image reuses their compiled artifacts.
 # `extraCrates` ({ dir; src; dummyFiles; } with `src` a directory or a Cargo.toml file)
 # become members too (buildDepsOnly's stand-ins), and so do `extraMembers`, directories
 # the build itself creates (the crate `mirage-nix render` writes).
 { internal, pathCrates, cleanCrateSource, parseCargoLock, cargoLockClosure, writeCargoLock }:
-{ src, dirs, dummy ? false, extraCrates ? [ ], extraMembers ? [ ] }:
+{ src, dirs, dummy ? false, realDirs ? [ ], keepTimesDirs ? [ ], extraCrates ? [ ], extraMembers ? [ ] }:
 let
   inherit (builtins) attrNames elem filter fromTOML map pathExists readFile;
   inherit (internal) filterAttrs toTOML unique;
@@ -77,6 +80,8 @@ let
       builtins.concatMap idsOf registryDeps;
   pruned = cargoLockClosure { inherit lock; roots = unique (builtins.concatMap lockRoots crates); };
 
+  isDummy = c: (dummy && !(elem c.dir realDirs)) || c.devOnly;
+
   # Which files the dependency layer writes as empty programs in place of a crate's code.
   dummyFilesOf = c:
     let
@@ -105,8 +110,9 @@ in
   layout = map
     (c: {
       inherit (c) dir;
-      src = cleanCrateSource { inherit src; inherit (c) dir; dummy = dummy || c.devOnly; };
-      dummyFiles = if dummy || c.devOnly then dummyFilesOf c else [ ];
+      src = cleanCrateSource { inherit src; inherit (c) dir; dummy = isDummy c; };
+      dummyFiles = if isDummy c then dummyFilesOf c else [ ];
+      keepTimes = elem c.dir keepTimesDirs && !(isDummy c);
     })
     crates ++ extraCrates;
 }

@@ -6,7 +6,7 @@
 # pruned Cargo.lock, and build it with cargo. For the image the crate is what
 # `mirage-nix render` makes of the plan (the plan's JSON alone, copied to
 # <dir>/plans/<target>.json where the generator expects it); for the dependency layer it
-# is `standIn` (mkStandInManifest) with an empty main.rs (std) or lib.rs (bare metal).
+# is `standIn` (mkStandInManifest) with an empty lib.rs.
 # Both compile every third-party crate at the same place with the same profile, so the
 # image reuses the layer's artifacts.
 { internal }:
@@ -15,11 +15,8 @@ let
   inherit (internal) shellEscape;
   planPath = "${plan.dir}/plans/${plan.target}.json";
   appDir = "${plan.dir}/.mirage-nix/${plan.target}";
-  # The stand-in's code: an empty program, or for a bare-metal target an empty library
-  # (mkStandInManifest), so nothing is linked.
-  std = plan.image.std or true;
-  emptyMain = if std then "fn main() {}\n" else "#![no_std]\n";
-  standInFile = if std then "main.rs" else "lib.rs";
+  # The stand-in's code: an empty library (mkStandInManifest), so nothing is linked.
+  emptyLib = if plan.image.std or true then "\n" else "#![no_std]\n";
   make =
     if standIn == null then ''
       mkdir -p "$(dirname ${shellEscape planPath})"
@@ -29,7 +26,7 @@ let
     else ''
       mkdir -p ${shellEscape appDir}/src
       cp ${builtins.toFile "Cargo.toml" standIn} ${shellEscape appDir}/Cargo.toml
-      cp ${builtins.toFile standInFile emptyMain} ${shellEscape appDir}/src/${standInFile}
+      cp ${builtins.toFile "lib.rs" emptyLib} ${shellEscape appDir}/src/lib.rs
     '';
 in
 make + ''
