@@ -181,6 +181,15 @@ fn an_app_change_or_a_key_rebuilds_one_derivation() {
     // the other images are untouched.
     assert_eq!(s.to_build(UNIX_IMAGES), ["hello-unix"]);
     s.build(&["hello-unix"]);
+    // Inside it cargo compiles the example's crate and the rendered crate, nothing else:
+    // third-party crates come from the dependency layer, mirage-nix's from the workspace layer.
+    let log = run(&mut s.nix(&["log", &s.attr("hello-unix")]));
+    let compiled: Vec<String> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Compiling "))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(compiled, ["hello", "hello-unix"]);
 
     // A key's value changes the plan, hence the image, not the layer.
     let out = s.mirage_nix(&["configure", "-t", "unix", "--hello=Hi", "examples/hello"]);
