@@ -96,7 +96,9 @@ fn image(work: &Path, configure: &[&str]) -> PathBuf {
         .arg(krate.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", work.join("target")));
     let built = work.join(format!("conduit_server-{name}"));
-    std::fs::copy(work.join("target/release/conduit_server"), &built)
+    let fresh = work.join(format!("conduit_server-{name}.new"));
+    std::fs::copy(work.join("target/release/conduit_server"), &fresh)
+        .and_then(|_| std::fs::rename(&fresh, &built))
         .unwrap_or_else(|e| fail(&e.to_string()));
     built
 }

@@ -30,6 +30,8 @@ const TX_QUEUE: usize = 128;
 const TAP_QUEUE: usize = 64;
 /// ARP requests sent for one query before it fails, one a second.
 const ARP_TRIES: u32 = 3;
+/// Rounds the driver runs before it lets the other tasks run, when frames keep coming.
+const FRAME_BUDGET: u32 = 32;
 /// The Ethernet header length.
 const ETHERNET_HEADER: usize = 14;
 
@@ -502,7 +504,14 @@ enum Event {
 /// for a frame, a kick or smoltcp's next deadline.
 async fn drive<N: Network>(core: Rc<Core<N>>) {
     let mut buf = vec![0u8; core.net.mtu() + ETHERNET_HEADER + 4];
+    let mut budget = FRAME_BUDGET;
     loop {
+        // A flood of frames must not starve the tasks that use the stack.
+        budget -= 1;
+        if budget == 0 {
+            budget = FRAME_BUDGET;
+            mirage_runtime::yield_now().await;
+        }
         core.kicked.set(false);
         core.poll();
         #[cfg(feature = "dhcp")]

@@ -22,6 +22,10 @@ use crate::udp::UdpError;
 const TCP_BUFFER: usize = 16 * 1024;
 /// Connections a listener keeps ready to accept (smoltcp listens with one socket each).
 const BACKLOG: usize = 64;
+/// The most connections a listener holds between handshake and `accept`.
+const MAX_PENDING: usize = 1024;
+/// Seconds a closed connection may go without progress before it is dropped.
+const CLOSE_TIMEOUT_S: u64 = 30;
 /// Datagrams a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;
 
@@ -161,6 +165,21 @@ impl<N: Network> Listener<N> {
                 }
             }
         }
+        // Keep BACKLOG sockets listening however many handshakes are under way, so that a
+        // burst of connections finds listeners instead of resets.
+        let listening = {
+            let mut inner = core.inner.borrow_mut();
+            pending
+                .iter()
+                .filter(|&&h| inner.sockets.get_mut::<tcp::Socket>(h).is_listening())
+                .count()
+        };
+        for _ in listening..BACKLOG {
+            if pending.len() >= MAX_PENDING {
+                break;
+            }
+            pending.push(self.tcp.listening_socket(self.port)?);
+        }
         let mut inner = core.inner.borrow_mut();
         for &slot in pending.iter() {
             inner
@@ -267,7 +286,11 @@ impl<N: Network> crate::Flow for Flow<N> {
 
 impl<N: Network> Drop for Flow<N> {
     fn drop(&mut self) {
-        self.with(|s| s.close());
+        self.with(|s| {
+            // A peer that never acknowledges the FIN must not hold the socket forever.
+            s.set_timeout(Some(smoltcp::time::Duration::from_secs(CLOSE_TIMEOUT_S)));
+            s.close();
+        });
         self.core.inner.borrow_mut().closing.push(self.handle);
         self.core.kick();
     }

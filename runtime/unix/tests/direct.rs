@@ -123,6 +123,31 @@ fn conduit_server_on_the_direct_stack_answers_curl_and_ping() {
         let out = ns.exec(&curl).output().unwrap();
         assert_eq!(out.stdout, b"hello mirage world!\n");
     }
+    // A thousand requests, three hundred connections at a time.
+    let out = ns
+        .exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "60",
+            "-Z",
+            "--parallel-max",
+            "300",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}\\n",
+            "http://10.0.0.2:8080/[1-1000]",
+        ])
+        .output()
+        .unwrap();
+    let codes = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        codes.lines().filter(|c| *c == "200").count(),
+        1000,
+        "{codes}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = server.stop();
     assert!(log.contains("direct stack on"), "{log}");
 }

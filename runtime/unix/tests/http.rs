@@ -151,6 +151,7 @@ fn a_slow_client_sending_a_byte_a_second_is_served_and_blocks_no_one() {
     let request = b"GET / HTTP/1.0\r\n\r\n";
     let slow = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         for &b in request {
             s.write_all(&[b]).unwrap();
             std::thread::sleep(Duration::from_secs(1));

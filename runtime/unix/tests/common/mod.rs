@@ -106,7 +106,10 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
         .env("CARGO_TARGET_DIR", work.join("target")));
     let path = work.join("target/release").join(example);
     let kept = work.join(&name);
-    std::fs::copy(&path, &kept).unwrap();
+    // Copy, then rename: the old image may still be running (renaming over it is allowed).
+    let fresh = work.join(format!("{name}.new"));
+    std::fs::copy(&path, &fresh).unwrap();
+    std::fs::rename(&fresh, &kept).unwrap();
     built.insert(name, kept.clone());
     kept
 }
@@ -183,6 +186,10 @@ pub fn exchange(stream: &mut TcpStream, request: &[u8]) -> (u16, String) {
 /// `read_response(stream)` reads one response (head and `Content-Length` body), a byte at a
 /// time so that a pipelined response after it stays unread.
 pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    // A server that stops answering fails the test instead of hanging it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     loop {
