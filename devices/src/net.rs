@@ -333,6 +333,64 @@ mod tests {
     }
 
     #[test]
+    fn raw_ipv4_and_ethernet_reads_see_what_the_peer_writes() {
+        let (ip_got, frame_got) = mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (a, b) = link();
+            let eth_a = Ethernet::new(a);
+            let eth_b = Ethernet::new(b);
+            let prefix = |p: &str| p.parse().ok();
+            let ip_a = Ipv4::new_static(
+                eth_a.clone(),
+                Arp::new(eth_a.clone()),
+                prefix("10.0.0.1/24"),
+                None,
+            );
+            let ip_b = Ipv4::new_static(
+                eth_b.clone(),
+                Arp::new(eth_b.clone()),
+                prefix("10.0.0.2/24"),
+                None,
+            );
+            let reader = mirage_runtime::spawn(async move {
+                let mut buf = [0u8; 64];
+                let (src, proto, n) = crate::Ipv4::read(&ip_b, &mut buf).await.unwrap();
+                (src, proto, buf[..n].to_vec())
+            });
+            let frames = mirage_runtime::spawn(async move {
+                let mut buf = [0u8; 1514];
+                loop {
+                    let (src, proto, n) = crate::Ethernet::read(&eth_b, &mut buf).await.unwrap();
+                    if proto == EtherType::Other(0x88b5) {
+                        break (src, buf[..n].to_vec());
+                    }
+                }
+            });
+            mirage_runtime::yield_now().await;
+            crate::Ipv4::write(&ip_a, Ipv4Addr::new(10, 0, 0, 2), 253, b"raw")
+                .await
+                .unwrap();
+            let local = crate::Ethernet::write(
+                &eth_a,
+                Mac([2, 0, 0, 0, 0, 2]),
+                EtherType::Other(0x88b5),
+                b"experimental",
+            );
+            local.await.unwrap();
+            let too_far = crate::Ipv4::write(&ip_a, Ipv4Addr::new(192, 0, 2, 1), 253, b"x").await;
+            assert_eq!(
+                too_far,
+                Err(Ipv4Error::NoRoute {
+                    dst: Ipv4Addr::new(192, 0, 2, 1)
+                })
+            );
+            (reader.await, frames.await)
+        });
+        assert_eq!(ip_got, (Ipv4Addr::new(10, 0, 0, 1), 253, b"raw".to_vec()));
+        assert_eq!(frame_got.0, Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(frame_got.1, b"experimental");
+    }
+
+    #[test]
     fn two_stacks_resolve_each_other_and_carry_tcp_and_udp() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         let expected = data.clone();
