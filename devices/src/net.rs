@@ -141,8 +141,10 @@ impl<N: Network> Ipv4<N> {
     ) -> Ipv4<N> {
         drop(arp);
         eth.core.configure(address, gateway);
-        if let Some(address) = address {
-            log::info!(target: "ipv4", "address {address}, gateway {gateway:?}");
+        match (address, gateway) {
+            (Some(a), Some(gw)) => log::info!(target: "ipv4", "address {a}, gateway {gw}"),
+            (Some(a), None) => log::info!(target: "ipv4", "address {a}, no gateway"),
+            (None, _) => log::warn!(target: "ipv4", "no address: --ipv4 is unset"),
         }
         Ipv4 { core: eth.core }
     }
@@ -154,7 +156,10 @@ impl<N: Network> Ipv4<N> {
         drop(arp);
         eth.core.start_dhcp();
         let address = eth.core.configured().await;
-        log::info!(target: "dhcp", "leased {address}, gateway {:?}", eth.core.gateway());
+        match eth.core.gateway() {
+            Some(gw) => log::info!(target: "dhcp", "leased {address}, gateway {gw}"),
+            None => log::info!(target: "dhcp", "leased {address}, no gateway"),
+        }
         Ipv4 { core: eth.core }
     }
 }
