@@ -560,3 +560,31 @@ fn a_panicking_domu_crashes_with_its_message_on_the_console_ring() {
         run.serial
     );
 }
+
+#[test]
+fn the_heap_spans_the_domains_memory() {
+    require_qemu!();
+    let image = image("runtime/xen/tests/fixtures/heap/plans/xen.json");
+    // A 32 MiB dom0: its bootstrap region is 4 MiB, the rest is mapped at boot.
+    let run = dom0(&image, "--mib=24");
+    assert!(
+        run.guest()
+            .starts_with("INF [heap] allocated 25165824 bytes, checksum "),
+        "{}",
+        run.serial
+    );
+    assert!(run.serial.contains(REBOOTED), "{}", run.serial);
+    let run = pvh(&image, "--mib=48");
+    assert!(
+        run.serial
+            .starts_with("INF [heap] allocated 50331648 bytes"),
+        "{}",
+        run.serial
+    );
+    let run = require_domu!(domu(&image, "pv", &["--mib=24"]));
+    assert!(
+        domu_console(&run).starts_with("INF [heap] allocated 25165824 bytes"),
+        "{}",
+        run.serial
+    );
+}

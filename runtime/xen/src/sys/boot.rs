@@ -8,7 +8,7 @@ use super::hypercall;
 use super::pc;
 use super::ring::Ring;
 use super::shared_info::SharedInfo;
-use super::{exit, heap, set_cmdline, set_machine, Machine};
+use super::{exit, heap, pv_memory, set_cmdline, set_machine, Machine};
 use crate::arch::{self, cpuid, wrmsr};
 use crate::time::TscScale;
 
@@ -79,12 +79,15 @@ fn finish(cmdline: &[u8]) -> ! {
 #[no_mangle]
 extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     // SAFETY: Xen maps `start_info` (struct start_info, public/xen.h) for the guest.
-    let (shared_maddr, flags, console_mfn, console_port) = unsafe {
+    let (nr_pages, shared_maddr, flags, console_mfn, console_port, pt_base, mfn_list) = unsafe {
         (
+            read::<u64>(start_info + 32),
             read::<u64>(start_info + 40),
             read::<u32>(start_info + 48),
             read::<u64>(start_info + 72),
             read::<u32>(start_info + 80),
+            read::<u64>(start_info + 88),
+            read::<u64>(start_info + 104),
         )
     };
     let mut cmdline = [0u8; CMDLINE_MAX];
@@ -114,14 +117,18 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     });
 
     // The bootstrap region ends on a 4 MiB boundary at least 512 KiB past the bootstrap stack
-    // (public/xen.h, "start of day memory layout"): that padding is the heap.
+    // (public/xen.h, "start of day memory layout"): that padding, and the domain's pages past
+    // the region once mapped, are the heap.
     let start = align_up(boot_rsp, 4096);
-    let mut end = align_up(start, 4 << 20);
-    if end - start < 512 << 10 {
-        end += 4 << 20;
+    let mut region_end = align_up(start, 4 << 20);
+    if region_end - start < 512 << 10 {
+        region_end += 4 << 20;
     }
-    // SAFETY: [start, end) is mapped and writable and holds nothing (ABI above); the image's
-    // own stack is in its bss, below.
+    // SAFETY: at boot, once, with start_info's values; the pages past the region are unused
+    // and the scratch page is reserved for this.
+    let end = unsafe { pv_memory::extend(region_end, nr_pages, mfn_list, pt_base) };
+    // SAFETY: [start, end) is mapped and writable and holds nothing (ABI above, and
+    // `extend`); the image's own stack is in its bss, below.
     unsafe { heap::init(start, end) };
     finish(&cmdline[..len])
 }

@@ -12,6 +12,8 @@ extern "C" {
     static mirage_xen_hypercall_page: [u8; 4096];
 }
 
+/// `HYPERVISOR_mmu_update`.
+const MMU_UPDATE: usize = 1;
 /// `HYPERVISOR_update_va_mapping`.
 const UPDATE_VA_MAPPING: usize = 14;
 /// `HYPERVISOR_console_io`.
@@ -65,6 +67,32 @@ unsafe fn call(nr: usize, a1: u64, a2: u64, a3: u64) -> i64 {
             out("rcx") _,
             out("r11") _,
             out("r10") _,
+            out("r8") _,
+        );
+    }
+    ret
+}
+
+/// `call5(nr, a1, a2, a3, a4)` is [`call`] with a fourth argument (in `%r10`).
+///
+/// # Safety
+///
+/// As [`call`].
+unsafe fn call5(nr: usize, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    let ret: i64;
+    let entry = page() + 32 * nr as u64;
+    // SAFETY: as `call`.
+    unsafe {
+        asm!(
+            "call {entry}",
+            entry = in(reg) entry,
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            inlateout("r10") a4 => _,
+            lateout("rax") ret,
+            out("rcx") _,
+            out("r11") _,
             out("r8") _,
         );
     }
@@ -138,6 +166,46 @@ pub(crate) unsafe fn map_frame(va: u64, maddr: u64) -> i64 {
     const UVMF_INVLPG: u64 = 2;
     // SAFETY: the caller vouches for `va` and `maddr`.
     unsafe { call(UPDATE_VA_MAPPING, va, (maddr & !0xfff) | PTE, UVMF_INVLPG) }
+}
+
+/// `unmap_page(va)` removes the mapping of the page at `va` (PV only).
+///
+/// # Safety
+///
+/// Nothing may use the page at `va` afterwards.
+pub(crate) unsafe fn unmap_page(va: u64) -> i64 {
+    const UVMF_INVLPG: u64 = 2;
+    // SAFETY: the caller vouches that `va` is unused from now on.
+    unsafe { call(UPDATE_VA_MAPPING, va, 0, UVMF_INVLPG) }
+}
+
+/// `set_pte(pte_maddr, value)` writes one page-table entry, at machine address `pte_maddr`,
+/// through Xen, which checks it (`mmu_update`, `MMU_NORMAL_PT_UPDATE`).
+///
+/// # Safety
+///
+/// `pte_maddr` must be an entry of one of the domain's page tables, and `value` must map
+/// memory nothing else relies on being unmapped.
+pub(crate) unsafe fn set_pte(pte_maddr: u64, value: u64) -> i64 {
+    #[repr(C)]
+    struct MmuUpdate {
+        ptr: u64,
+        val: u64,
+    }
+    let req = MmuUpdate {
+        ptr: pte_maddr & !7,
+        val: value,
+    };
+    // SAFETY: one `mmu_update` request; no success count; DOMID_SELF.
+    unsafe {
+        call5(
+            MMU_UPDATE,
+            (&raw const req) as u64,
+            1,
+            0,
+            u64::from(DOMID_SELF),
+        )
+    }
 }
 
 /// `add_shared_info(gpfn)` asks Xen to put the shared-info page at guest frame `gpfn`

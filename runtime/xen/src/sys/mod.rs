@@ -14,6 +14,8 @@ pub(crate) mod hypercall;
 #[cfg(mirage_xen_image)]
 mod panic;
 pub(crate) mod pc;
+#[cfg(mirage_xen_image)]
+mod pv_memory;
 pub(crate) mod ring;
 pub(crate) mod shared_info;
 

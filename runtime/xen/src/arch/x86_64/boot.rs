@@ -158,6 +158,9 @@ mirage_xen_shared_info_page:
     .global mirage_xen_console_page
 mirage_xen_console_page:
     .skip 4096
+    .global mirage_xen_scratch_page
+mirage_xen_scratch_page:
+    .skip 4096
 mirage_xen_pml4:
     .skip 4096
 mirage_xen_pdpt:
