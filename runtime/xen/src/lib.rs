@@ -30,7 +30,7 @@
 //! initial domain (whose poweroff would only halt the machine; a reboot ends QEMU under
 //! `-no-reboot`). A failure, bad boot arguments, `--help` and panics shut it down with reason
 //! *crash*, which Xen logs and `xl`'s `on_crash` acts on. Under QEMU without Xen, the exit
-//! code `c` becomes QEMU's status `2c + 1` (101 for a panic).
+//! code `c` becomes QEMU's status `2c + 1` (a panic is code 101: status 203).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
