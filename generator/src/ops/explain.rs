@@ -339,6 +339,31 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
+/// Where two texts first differ: the line number and both lines, cut to show the
+/// difference.
+fn first_difference(x: &str, y: &str) -> (usize, String, String) {
+    let (xs, ys): (Vec<&str>, Vec<&str>) = (x.split('\n').collect(), y.split('\n').collect());
+    let line = (0..xs.len().max(ys.len()))
+        .find(|&i| xs.get(i) != ys.get(i))
+        .unwrap_or(0);
+    let (a, b) = (
+        xs.get(line).copied().unwrap_or(""),
+        ys.get(line).copied().unwrap_or(""),
+    );
+    let common = a.chars().zip(b.chars()).take_while(|(p, q)| p == q).count();
+    let from = common.saturating_sub(20);
+    let cut = |s: &str| {
+        let rest: String = s.chars().skip(from).collect();
+        let rest = shorten(&rest, 70);
+        if from > 0 {
+            format!("...{rest}")
+        } else {
+            rest
+        }
+    };
+    (line, cut(a), cut(b))
+}
+
 fn render_changes(out: &mut String, changes: &[Change], depth: usize) {
     let pad = "  ".repeat(depth);
     let opt = |p: &Option<String>| p.clone().unwrap_or_else(|| "(absent)".into());
@@ -352,6 +377,15 @@ fn render_changes(out: &mut String, changes: &[Change], depth: usize) {
             }
             Change::OutputHash(name, x, y) => {
                 let _ = writeln!(out, "{pad}fixed output {name}: {} -> {}", opt(x), opt(y));
+            }
+            Change::Env(k, Some(x), Some(y)) => {
+                let (line, a, b) = first_difference(x, y);
+                let at = if x.contains('\n') || y.contains('\n') {
+                    format!(" (line {})", line + 1)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "{pad}env {k}{at}: {a} -> {b}");
             }
             Change::Env(k, x, y) => {
                 let _ = writeln!(
@@ -764,6 +798,16 @@ mod tests {
             text.contains("    source runtime-unix-manifest changed"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn long_values_show_where_they_differ() {
+        let x = format!("devices keep {H}-devices-src \nexamples/hello fresh {H}-hello-src ");
+        let y = format!("devices keep {H}-devices-src \nexamples/hello fresh {K}-hello-src ");
+        let (line, a, b) = first_difference(&x, &y);
+        assert_eq!(line, 1);
+        assert!(a.starts_with("...") && a.contains("aaaa"), "{a}");
+        assert!(b.contains("bbbb"), "{b}");
     }
 
     #[test]
