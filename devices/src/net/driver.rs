@@ -1,6 +1,6 @@
 //! The direct stack's core: one smoltcp interface, its sockets, and the task that drives it.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) device: Queues,
     /// Sockets closed by their owners, removed once their connection has wound down.
     pub(crate) closing: Vec<SocketHandle>,
+    /// The ports TCP listeners hold.
+    pub(crate) listening: BTreeSet<u16>,
     #[cfg(feature = "dhcp")]
     dhcp: Option<SocketHandle>,
     address: Option<Ipv4Prefix>,
@@ -143,6 +145,7 @@ impl<N: Network + 'static> Core<N> {
                 sockets: SocketSet::new(Vec::new()),
                 device,
                 closing: Vec::new(),
+                listening: BTreeSet::new(),
                 #[cfg(feature = "dhcp")]
                 dhcp: None,
                 address: None,

@@ -80,19 +80,25 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
     type Listener = Listener<N>;
 
     async fn listen(&self, port: u16) -> Result<Listener<N>, TcpError> {
-        if port == 0 {
+        let port = if port == 0 {
+            self.core.ephemeral_port()
+        } else {
+            port
+        };
+        if !self.core.inner.borrow_mut().listening.insert(port) {
             return Err(TcpError::AddrInUse { port });
         }
-        let mut pending = Vec::with_capacity(BACKLOG);
-        for _ in 0..BACKLOG {
-            pending.push(self.listening_socket(port)?);
-        }
-        log::debug!(target: "tcp", "listening on port {port}");
-        Ok(Listener {
+        let listener = Listener {
             tcp: self.clone(),
             port,
-            pending: RefCell::new(pending),
-        })
+            pending: RefCell::new(Vec::with_capacity(BACKLOG)),
+        };
+        for _ in 0..BACKLOG {
+            let socket = self.listening_socket(port)?;
+            listener.pending.borrow_mut().push(socket);
+        }
+        log::debug!(target: "tcp", "listening on port {port}");
+        Ok(listener)
     }
 
     async fn connect(&self, dst: SocketAddrV4) -> Result<Flow<N>, TcpError> {
@@ -135,6 +141,11 @@ pub struct Listener<N: Network> {
 }
 
 impl<N: Network> Listener<N> {
+    /// `port()` is the local port, the one chosen when `listen(0)` asked for any.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<Flow<N>, TcpError>> {
         let core = &self.tcp.core;
         let mut pending = self.pending.borrow_mut();
@@ -202,6 +213,7 @@ impl<N: Network> crate::Listener for Listener<N> {
 impl<N: Network> Drop for Listener<N> {
     fn drop(&mut self) {
         let mut inner = self.tcp.core.inner.borrow_mut();
+        inner.listening.remove(&self.port);
         for handle in self.pending.get_mut().drain(..) {
             inner.sockets.remove(handle);
         }
