@@ -405,6 +405,11 @@ mod tests {
             let (_, tcp_b, udp_b) = host(b, "10.0.0.2/24");
             let mac = crate::Arp::query(&arp_a, Ipv4Addr::new(10, 0, 0, 2)).await;
             let listener = tcp_b.listen(80).await.unwrap();
+            let twice = tcp_b.listen(80).await.map(drop);
+            assert_eq!(twice, Err(crate::TcpError::AddrInUse { port: 80 }));
+            let any = tcp_b.listen(0).await.unwrap();
+            assert!(any.port() >= 49152);
+            drop(any);
             mirage_runtime::spawn(async move {
                 let flow = listener.accept().await.unwrap();
                 let mut buf = [0u8; 4096];
