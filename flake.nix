@@ -28,6 +28,15 @@
         };
       };
 
+      # A boot-check probe: GET / over the sandbox's loopback must answer 200.
+      httpProbe = port: ''
+        exec 3<>/dev/tcp/127.0.0.1/${toString port}
+        printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+        timeout 10 cat <&3 >response || true
+        head -n1 response
+        head -n1 response | grep -q ' 200 '
+      '';
+
       # Everything this repository builds, for one toolchain source.
       mkOutputs = toolchain:
         let
@@ -39,6 +48,12 @@
             boot = {
               hello-unix.expect = "Hello World!";
               block-unix.setup = "head -c 1048576 /dev/zero >disk.img";
+              # Servers: started, asked for a page over the sandbox's loopback, stopped.
+              conduit_server-unix = { expect = "listening on TCP port 8080"; probe = httpProbe 8080; };
+              static_website-unix = { expect = "listening on TCP port 8080"; probe = httpProbe 8080; };
+              # Needs a tap device (root, CAP_NET_ADMIN), which the sandbox does not give:
+              # runtime/unix's end-to-end tests run it in a network namespace instead.
+              network-unix = null;
             };
           };
           images = unikernels.images;

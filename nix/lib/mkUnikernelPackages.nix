@@ -32,7 +32,8 @@
 , mirageDir ? ""
   # The generator's Cargo.toml template, whose [profile] the dependency layer copies.
 , cargoTemplate ? builtins.readFile (internal.at src "${mirageDir}/generator/templates/Cargo.toml.tera")
-  # "<example>-<target>" = { setup; args; expect; } for its boot check (mkBootCheck).
+  # "<example>-<target>" = { setup; args; expect; probe; } for its boot check
+  # (mkBootCheck), or null for none.
 , boot ? { }
 }:
 let
@@ -114,8 +115,10 @@ in
 {
   inherit images depsLayers plans;
   unavailable = attrNames (removeAttrs plans (attrNames buildable));
+  # `boot.<name> = null` leaves an image without a boot check (one that needs what the
+  # sandbox lacks, such as a tap device).
   checks = listToAttrs (map
     (n: { name = "${n}-boot"; value = mkBootCheck ({ image = images.${n}; } // boot.${n} or { }); })
-    (attrNames unix));
+    (filter (n: boot.${n} or { } != null) (attrNames unix)));
   apps = mapAttrs (_: img: { type = "app"; program = "${img}/${img.image}"; }) unix;
 }
