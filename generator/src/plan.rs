@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Body, Config, CrateSource, Literal};
+use crate::config::{Body, Config, CrateSource, Literal, ManifestKind};
 use crate::diag::{Diagnostic, Report};
 use crate::eval::{Context, Evaluation};
 use crate::graph::{Graph, NodeId, NodeKind};
@@ -128,6 +128,8 @@ pub struct PlanNode {
     pub fallible: bool,
     /// A folder embedded into the image for it.
     pub embed: Option<Embed>,
+    /// The entry it needs in the image's Solo5 manifest.
+    pub manifest: Option<ManifestDevice>,
     /// Where in `unikernel.toml` it was asked for.
     pub origin: String,
     /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`).
@@ -143,6 +145,20 @@ pub struct Embed {
     /// The Rust module of the specialised crate holding the files.
     pub module: String,
 }
+
+/// A device of the Solo5 manifest, attached by the tender by name (`--net:NAME=TAP`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDevice {
+    /// Its name: letters and digits, at most 67.
+    pub name: String,
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: ManifestKind,
+}
+
+/// The most devices a Solo5 manifest holds besides its reserved first entry.
+pub const MANIFEST_MAX_DEVICES: usize = 63;
 
 /// The entry point's call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -208,6 +224,17 @@ impl Plan {
             .map_err(|e| format!("not a valid version {PLAN_VERSION} plan: {e}"))
     }
 
+    /// The Solo5 manifest of the image in its JSON form (`solo5-elftool`'s input format):
+    /// the devices a tender must attach, in connection order.
+    pub fn manifest_json(&self) -> serde_json::Value {
+        let devices: Vec<&ManifestDevice> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.manifest.as_ref())
+            .collect();
+        serde_json::json!({ "type": "solo5.manifest", "version": 1, "devices": devices })
+    }
+
     /// The flake attribute that builds this plan's image.
     pub fn nix_attr(&self) -> String {
         format!("{}-{}", self.name, self.target)
@@ -269,6 +296,13 @@ fn literal_code(v: &Literal) -> String {
     }
 }
 
+fn plain_text(v: &Literal) -> String {
+    match v {
+        Literal::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn literal_json(v: &Literal) -> serde_json::Value {
     match v {
         Literal::String(s) => s.clone().into(),
@@ -290,6 +324,49 @@ fn confined(dir: &str) -> bool {
     !dir.is_empty()
         && p.components()
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Whether a name can name a Solo5 device.
+fn valid_device_name(name: &str) -> bool {
+    (1..=67).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Rejects manifests with two devices of one name, or more devices than Solo5 allows.
+fn check_manifest(
+    nodes: &[PlanNode],
+    graph: &Graph,
+    order: &[NodeId],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(m) = &node.manifest else { continue };
+        if let Some(&first) = seen.get(m.name.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    "duplicate-device",
+                    graph.nodes[order[i]].origin,
+                    format!("two devices are named `{}` in the Solo5 manifest", m.name),
+                )
+                .with_note(graph.nodes[order[first]].origin, "the first is here")
+                .with_help("give each network and block device its own name"),
+            );
+        }
+        seen.insert(&m.name, i);
+    }
+    if seen.len() > MANIFEST_MAX_DEVICES {
+        diags.push(
+            Diagnostic::error(
+                "too-many-devices",
+                None,
+                format!(
+                    "{} Solo5 devices, but a manifest holds at most {MANIFEST_MAX_DEVICES}",
+                    seen.len()
+                ),
+            )
+            .with_help("use fewer network and block devices"),
+        );
+    }
 }
 
 /// Lowers a full evaluation into a plan.
@@ -363,6 +440,7 @@ pub fn lower(
         };
         for (p, v) in values {
             bindings.params.insert(p.clone(), literal_code(v));
+            bindings.raw.insert(p.clone(), plain_text(v));
         }
         let dev_params = c
             .params
@@ -388,6 +466,20 @@ pub fn lower(
             Some(Embed { dir, module: format!("embed_{id}") })
         });
         bindings.embed = embed.as_ref().map(|e| e.module.clone());
+        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match template::render(name, &bindings) {
+            Ok(name) if valid_device_name(&name) => Some(ManifestDevice { name, kind: *kind }),
+            Ok(name) => {
+                diags.push(
+                    Diagnostic::error("bad-device-name", node.origin, format!("`{name}` cannot name a Solo5 device"))
+                        .with_help("Solo5 device names are 1 to 67 letters and digits: rename the device in unikernel.toml"),
+                );
+                None
+            }
+            Err(e) => {
+                diags.push(Diagnostic::error("bad-template", imp.span, format!("the manifest name of `{ctor}` does not render: {e}")));
+                None
+            }
+        });
         let connect = match template::render(&imp.connect, &bindings) {
             Ok(code) => code,
             Err(e) => {
@@ -438,10 +530,13 @@ pub fn lower(
             connect,
             fallible: imp.fallible,
             embed,
+            manifest,
             origin: config.origin(node.origin),
             via,
         });
     }
+
+    check_manifest(&nodes, graph, &eval.order, &mut diags);
 
     let main = &config.main;
     let mut call_args: Vec<String> = graph.main.args.iter().map(|&a| take(resolved(a))).collect();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::config::{Param, ParamType};
 
 /// Names a template always sees, so no parameter may take them.
-pub const RESERVED: &[&str] = &["keys", "deps", "embed", "id"];
+pub const RESERVED: &[&str] = &["keys", "deps", "embed", "id", "raw"];
 
 /// What a template is rendered with.
 #[derive(Debug, Default, serde::Serialize)]
@@ -20,6 +20,8 @@ pub struct Bindings {
     /// Parameter name to Rust code (a variable or a literal).
     #[serde(flatten)]
     pub params: BTreeMap<String, String>,
+    /// Value parameter name to its value as plain text (not a Rust literal).
+    pub raw: BTreeMap<String, String>,
     /// Key name to the Rust expression reading it.
     pub keys: BTreeMap<String, String>,
     /// Rust variables of the dependencies, in order.
@@ -70,6 +72,11 @@ pub fn check_connect(
                 };
                 (p.name.clone(), code)
             })
+            .collect(),
+        raw: params
+            .iter()
+            .filter(|p| matches!(p.ty, ParamType::Value(_)))
+            .map(|p| (p.name.clone(), "value".to_string()))
             .collect(),
         keys: keys
             .iter()

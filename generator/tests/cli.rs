@@ -174,6 +174,8 @@ fn describe_shows_keys_defaults_and_output() {
     let json: serde_json::Value = serde_json::from_str(&ok(&[
         "describe",
         "--json",
+        "-t",
+        "unix",
         example("hello").to_str().unwrap(),
     ]))
     .unwrap();
@@ -435,16 +437,45 @@ fn queries() {
     let hello = example("hello");
     let h = hello.to_str().unwrap();
     assert_eq!(ok(&["query", "nix-attr", "-t", "xen", h]), "hello-xen\n");
-    assert!(ok(&["query", "crates", h]).contains("mirage-devices mirage-nix:devices [logs]"));
+    assert!(ok(&["query", "crates", "-t", "unix", h])
+        .contains("mirage-devices mirage-nix:devices [logs]"));
     let plan = ok(&["query", "plan", "-t", "hvt", h]);
     assert_eq!(
         plan,
         std::fs::read_to_string(hello.join("plans/hvt.json")).unwrap()
     );
-    assert!(
-        ok(&["query", "main", h]).contains("hello::start(default_time_2, args.string(\"hello\"))")
+    assert!(ok(&["query", "main", "-t", "unix", h])
+        .contains("hello::start(default_time_2, args.string(\"hello\"))"));
+    assert!(ok(&["query", "cargo-toml", "-t", "unix", h]).contains("[workspace]"));
+    let manifest: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "manifest",
+        "-t",
+        "hvt",
+        example("conduit_server").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        manifest,
+        serde_json::json!({"type": "solo5.manifest", "version": 1, "devices": [{"name": "service", "type": "NET_BASIC"}]})
     );
-    assert!(ok(&["query", "cargo-toml", h]).contains("[workspace]"));
+    let manifest: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "manifest",
+        "-t",
+        "spt",
+        example("block").to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        manifest["devices"],
+        serde_json::json!([{"name": "storage", "type": "BLOCK_BASIC"}])
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&ok(&["query", "manifest", "-t", "hvt", h]))
+            .unwrap()["devices"],
+        serde_json::json!([])
+    );
 }
 
 #[test]

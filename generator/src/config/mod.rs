@@ -154,8 +154,23 @@ pub struct Impl {
     pub fallible: bool,
     /// The string parameter naming a folder to embed into the image.
     pub embed: Option<String>,
+    /// The Solo5 manifest entry it needs: its kind and a template of its name.
+    pub manifest: Option<(ManifestKind, String)>,
     /// Where it was declared.
     pub span: Span,
+}
+
+/// The kinds of Solo5 devices.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub enum ManifestKind {
+    /// A network interface (`NET_BASIC`).
+    #[serde(rename = "NET_BASIC")]
+    Net,
+    /// A block device (`BLOCK_BASIC`).
+    #[serde(rename = "BLOCK_BASIC")]
+    Block,
 }
 
 impl Impl {
@@ -1008,20 +1023,24 @@ impl Loader {
         self.keep(r).map(Some)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn implementation(
         &mut self,
         file: FileId,
         span: Span,
         params: &[Param],
         keys: &[String],
-        crate_name: &S,
-        features: &[S],
-        connect: &S,
-        fallible: bool,
-        embed: &Option<S>,
-        targets: &Option<Vec<S>>,
+        i: &raw::Impl,
     ) -> Option<Impl> {
+        let raw::Impl {
+            crate_name,
+            features,
+            connect,
+            fallible,
+            embed,
+            targets,
+            manifest,
+        } = i;
+        let fallible = *fallible;
         let crate_name = self.crate_name(file, crate_name)?;
         let targets = self.targets_of(file, targets)?;
         let embed = match embed {
@@ -1045,9 +1064,32 @@ impl Loader {
                 .with_help("connect code is a Rust expression with {{ param }}, {{ keys.NAME }}, {{ deps[i] }}, {{ embed }} and {{ id }} placeholders"));
             return None;
         }
+        let manifest = match manifest {
+            None => None,
+            Some(m) => {
+                let kind = match m.kind.get_ref().as_str() {
+                    "net" => ManifestKind::Net,
+                    "block" => ManifestKind::Block,
+                    other => {
+                        self.diags.push(Diagnostic::error("bad-manifest", self.span(file, &m.kind), format!("unknown Solo5 device kind `{other}`"))
+                            .with_help("a manifest entry is `{ kind = \"net\" | \"block\", name = \"{{ name }}\" }`"));
+                        return None;
+                    }
+                };
+                if let Err(message) =
+                    crate::template::check_connect(m.name.get_ref(), params, keys, false)
+                {
+                    self.diags.push(Diagnostic::error("bad-template", self.span(file, &m.name), message)
+                        .with_help("the manifest name is a template over the constructor's parameters, e.g. `{{ name }}`"));
+                    return None;
+                }
+                Some((kind, m.name.get_ref().clone()))
+            }
+        };
         Some(Impl {
             targets,
             crate_name,
+            manifest,
             features: features.iter().map(|f| f.get_ref().clone()).collect(),
             connect: connect.get_ref().clone(),
             fallible,
@@ -1160,7 +1202,16 @@ impl Loader {
                 if inline {
                     match (&c.crate_name, &c.connect) {
                         (Some(cr), Some(connect)) => {
-                            if let Some(i) = self.implementation(file, span, &params, &keys, cr, &c.features, connect, c.fallible.unwrap_or(false), &c.embed, &c.targets) {
+                            let shorthand = raw::Impl {
+                                crate_name: cr.clone(),
+                                features: c.features.clone(),
+                                connect: connect.clone(),
+                                fallible: c.fallible.unwrap_or(false),
+                                embed: c.embed.clone(),
+                                targets: c.targets.clone(),
+                                manifest: c.manifest.clone(),
+                            };
+                            if let Some(i) = self.implementation(file, span, &params, &keys, &shorthand) {
                                 impls.push(i);
                             }
                         }
@@ -1171,18 +1222,7 @@ impl Loader {
                 for i in &c.impls {
                     let ispan = Span::new(file, i.span());
                     let i = i.get_ref();
-                    if let Some(i) = self.implementation(
-                        file,
-                        ispan,
-                        &params,
-                        &keys,
-                        &i.crate_name,
-                        &i.features,
-                        &i.connect,
-                        i.fallible,
-                        &i.embed,
-                        &i.targets,
-                    ) {
+                    if let Some(i) = self.implementation(file, ispan, &params, &keys, i) {
                         impls.push(i);
                     }
                 }

@@ -165,9 +165,21 @@ pub struct Constructor {
     pub embed: Option<S>,
     /// Shorthand: the targets it exists on; all when absent.
     pub targets: Option<Vec<S>>,
+    /// Shorthand: the Solo5 manifest entry the device needs.
+    pub manifest: Option<Manifest>,
     /// Why the constructor is missing on a target, and what to use instead.
     #[serde(default)]
     pub unavailable: BTreeMap<S, S>,
+}
+
+/// A device the image declares in its Solo5 manifest.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `net` or `block`.
+    pub kind: S,
+    /// The device's name: a template over the constructor's parameters.
+    pub name: S,
 }
 
 /// One `[[constructors.NAME.impl]]`.
@@ -189,6 +201,8 @@ pub struct Impl {
     pub embed: Option<S>,
     /// The targets it exists on; all when absent.
     pub targets: Option<Vec<S>>,
+    /// The Solo5 manifest entry the device needs.
+    pub manifest: Option<Manifest>,
 }
 
 /// One case of a choice.

@@ -24,17 +24,20 @@ pub enum QueryInfo {
     CargoToml,
     /// The flake attribute building the image.
     NixAttr,
+    /// The Solo5 manifest, as JSON.
+    Manifest,
 }
 
 impl QueryInfo {
     /// Every query, with its command-line name.
-    pub const ALL: [(QueryInfo, &'static str); 6] = [
+    pub const ALL: [(QueryInfo, &'static str); 7] = [
         (QueryInfo::Plan, "plan"),
         (QueryInfo::Crates, "crates"),
         (QueryInfo::Keys, "keys"),
         (QueryInfo::Main, "main"),
         (QueryInfo::CargoToml, "cargo-toml"),
         (QueryInfo::NixAttr, "nix-attr"),
+        (QueryInfo::Manifest, "manifest"),
     ];
 }
 
@@ -51,6 +54,11 @@ pub fn query(
     match info {
         QueryInfo::Plan => out = plan.to_json(),
         QueryInfo::NixAttr => out = format!("{}\n", plan.nix_attr()),
+        QueryInfo::Manifest => {
+            out = serde_json::to_string_pretty(&plan.manifest_json())
+                .expect("JSON values serialise")
+                + "\n"
+        }
         QueryInfo::Crates => {
             for c in &plan.crates {
                 let source = match &c.source {
