@@ -276,7 +276,7 @@ fn keyed_command(
             let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
             let plan = uk.plan(&ctx)?;
             let mirage =
-                ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path))?;
+                ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path));
             let nix = if m.get_flag("cargo") {
                 None
             } else {
@@ -287,6 +287,12 @@ fn keyed_command(
                 found
             };
             if let Some(nix) = nix {
+                // A downstream unikernel's own flake names the mirage-nix tree itself: the
+                // generator (e.g. `nix run`'s, far from any tree) needs none then.
+                let mirage = match mirage {
+                    Err(_) if dir.join("flake.nix").is_file() => dir.to_path_buf(),
+                    other => other?,
+                };
                 let opts = ops::NixOptions {
                     mirage_root: mirage,
                     toolchain: m.get_one::<String>("toolchain").cloned(),
@@ -300,6 +306,7 @@ fn keyed_command(
                 eprintln!("{}", built.run_hint);
                 return Ok(ExitCode::SUCCESS);
             }
+            let mirage = mirage?;
             let opts = ops::BuildOptions {
                 target_dir: mirage.join("target").join("mirage-nix"),
                 roots: Roots {
