@@ -18,11 +18,7 @@ use std::time::{Duration, Instant};
 use mirage_nix::eval::Mode;
 use mirage_nix::ops::{self, DescribeFormat};
 use mirage_nix::Unikernel;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+use mirage_nix_bench::median;
 
 fn time(runs: usize, mut f: impl FnMut()) -> Duration {
     f();

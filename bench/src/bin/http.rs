@@ -18,14 +18,10 @@
 //! It also reports each image's size and the server's peak resident memory (`VmHWM`). The
 //! images are rendered from plans and built with cargo under `target/bench-http/`.
 
+use mirage_nix_bench::root;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The mirage-nix tree.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// `run(cmd)` runs `cmd` and stops the benchmark with its output if it fails.
 fn run(cmd: &mut Command) -> Vec<u8> {

@@ -17,19 +17,13 @@
 //! and the ratios the goals are stated in. Needs Nix set up
 //! (`eval "$(scripts/setup-nix)"`).
 
-use std::path::{Path, PathBuf};
+use mirage_nix_bench::root;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use mirage_nix::ops::nix::{find_nix, nix_command, nix_config};
 use mirage_nix::render::{self, Roots};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn run(cmd: &mut Command) -> f64 {
     let start = Instant::now();

@@ -11,54 +11,13 @@
 //! four seconds in all, which the times to exit include.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mirage_nix::render::{self, Roots};
+use mirage_nix_bench::{build_image as build, median, work_dir as work};
 
 const RUNS: usize = 3;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn work() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let dir = std::path::absolute(target.join("bench-images")).unwrap();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `build(example, target)` renders and builds the example's image; it returns its path.
-fn build(example: &str, target: &str) -> PathBuf {
-    let root = root();
-    let dir = root.join("examples").join(example);
-    let plan = mirage_nix::ops::read_plan(&dir.join("plans").join(format!("{target}.json")))
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let out = work().join("crates").join(format!("{example}-{target}"));
-    let roots = Roots {
-        mirage: root,
-        unikernel: dir,
-    };
-    render::write(&render::crate_files(&plan, &roots, &out).unwrap(), &out).unwrap();
-    let cargo_target = work().join(format!("target-{target}"));
-    let status = Command::new("cargo")
-        .current_dir(&out)
-        .args(["build", "--release", "--quiet"])
-        .env("CARGO_TARGET_DIR", &cargo_target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(status.success(), "building {example} for {target} failed");
-    cargo_target.join("release").join(&plan.name)
-}
 
 /// `time(cmd, is_guest_line)` runs `cmd` and returns the times to its first guest line and to
 /// its end.
@@ -79,11 +38,6 @@ fn time(mut cmd: Command, is_guest_line: fn(&str) -> bool) -> (Duration, Duratio
     }
     child.wait().unwrap();
     (first.unwrap_or_default(), start.elapsed())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn qemu() -> Command {
