@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::CrateSource;
+use crate::config::{CrateSource, ManifestKind};
 use crate::key::{KeyType, KeyValue, Stage};
 use crate::plan::{const_name, json_text, Plan};
 
@@ -356,6 +356,9 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
             "embeds": embeds,
             "nodes": nodes,
             "call": plan.main.call,
+            // Solo5 images declare their manifest (`mirage_solo5::manifest!`).
+            "solo5": plan.image.format.starts_with("solo5"),
+            "manifest": solo5_manifest(plan),
         }),
     )?;
     files.push(File {
@@ -433,6 +436,22 @@ fn cargo_config(plan: &Plan, roots: &Roots) -> String {
         plan.target,
         flags.join(", ")
     )
+}
+
+/// `solo5_manifest(plan)` is the plan's Solo5 devices for the template: `name` (a Rust string)
+/// and `kind` (`Net` or `Block`, `mirage_solo5::notes::Kind`'s variants), in connection order.
+fn solo5_manifest(plan: &Plan) -> Vec<serde_json::Value> {
+    plan.nodes
+        .iter()
+        .filter_map(|n| n.manifest.as_ref())
+        .map(|m| {
+            let kind = match m.kind {
+                ManifestKind::Net => "Net",
+                ManifestKind::Block => "Block",
+            };
+            serde_json::json!({ "name": rust_str(&m.name), "kind": kind })
+        })
+        .collect()
 }
 
 /// Writes rendered files under `out`, leaving files that already have the right contents

@@ -14,8 +14,9 @@
 //!    and the CMOS clock, and the exit status goes to QEMU's `isa-debug-exit` port. With Xen
 //!    detected through CPUID, the PV devices above are used.
 //!
-//! The layers, bottom up: `arch` (entries, ELF notes, `mem*`, CPU instructions) and `sys`
-//! (hypercalls, shared info, console ring, PC devices, heap, panic handler) hold every
+//! The layers, bottom up: `mirage-bare-metal` (`mem*`, the heap, panic reports, command-line
+//! words, shared with the solo5 target), `arch` (entries, ELF notes, CPU instructions) and
+//! `sys` (hypercalls, shared info, console ring, PC devices, panic handler) hold every
 //! `unsafe` block; the modules below are safe: the [`Xen`] platform for the shared executor,
 //! and the devices [`Console`], [`Time`], [`Mclock`], [`Pclock`] and [`Random`].
 //!
@@ -43,7 +44,6 @@ extern crate alloc;
 
 mod arch;
 mod clock;
-mod cmdline;
 mod console;
 mod platform;
 mod random;
@@ -92,7 +92,7 @@ where
     let say = |text: &str| {
         let _ = console.write_blocking(text.as_bytes());
     };
-    let args = match BootArgs::parse(keys, cmdline::split(sys::cmdline())) {
+    let args = match BootArgs::parse(keys, mirage_bare_metal::cmdline::split(sys::cmdline())) {
         Ok(args) => args,
         Err(e @ mirage_runtime::ArgError::Help) => {
             say(&mirage_runtime::usage(name, keys));

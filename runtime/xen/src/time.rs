@@ -1,6 +1,7 @@
 //! Clock arithmetic, free of machine access so that it is tested on the host: scaling
 //! time-stamp counter deltas the way Xen's `vcpu_time_info` says, and turning the CMOS clock's
-//! calendar fields into POSIX time.
+//! calendar fields into POSIX time. (A counter of known rate is `mirage-bare-metal`'s
+//! `TscScale`.)
 
 /// The fields of a `vcpu_time_info` needed to extrapolate system time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,26 +25,6 @@ pub(crate) fn scale_delta(delta: u64, info: &TimeInfo) -> u64 {
         delta >> -i32::from(info.tsc_shift)
     };
     ((u128::from(shifted) * u128::from(info.tsc_to_system_mul)) >> 32) as u64
-}
-
-/// `TscScale` turns counter ticks into ns for a counter of known rate, as a 32.32 multiplier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TscScale {
-    mul: u64,
-}
-
-impl TscScale {
-    /// `new(hz)` is the scale of a counter ticking `hz` times a second (at least 1).
-    pub(crate) fn new(hz: u64) -> TscScale {
-        TscScale {
-            mul: ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64,
-        }
-    }
-
-    /// `ns(ticks)` is `ticks` in nanoseconds.
-    pub(crate) fn ns(&self, ticks: u64) -> u64 {
-        ((u128::from(ticks) * u128::from(self.mul)) >> 32) as u64
-    }
 }
 
 /// `from_bcd(v)` is the binary value of the packed BCD byte `v`.
@@ -99,13 +80,6 @@ mod tests {
             ..info
         };
         assert_eq!(scale_delta(1000, &left), 1000);
-    }
-
-    #[test]
-    fn tsc_scale() {
-        assert_eq!(TscScale::new(1_000_000_000).ns(123_456_789), 123_456_789);
-        assert_eq!(TscScale::new(3_000_000_000).ns(3_000_000_000), 999_999_999);
-        assert_eq!(TscScale::new(0).ns(1), 1_000_000_000);
     }
 
     #[test]

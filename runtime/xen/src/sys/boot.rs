@@ -8,9 +8,9 @@ use super::hypercall;
 use super::pc;
 use super::ring::Ring;
 use super::shared_info::SharedInfo;
-use super::{exit, heap, pv_memory, set_cmdline, set_machine, Machine};
+use super::{exit, pv_memory, set_cmdline, set_machine, Machine};
 use crate::arch::{self, cpuid, wrmsr};
-use crate::time::TscScale;
+use mirage_bare_metal::tsc::TscScale;
 
 extern "C" {
     static mirage_xen_shared_info_page: [u8; 4096];
@@ -129,7 +129,7 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     let end = unsafe { pv_memory::extend(region_end, nr_pages, mfn_list, pt_base) };
     // SAFETY: [start, end) is mapped and writable and holds nothing (ABI above, and
     // `extend`); the image's own stack is in its bss, below.
-    unsafe { heap::init(start, end) };
+    unsafe { mirage_bare_metal::heap::init(start, end) };
     finish(&cmdline[..len])
 }
 
@@ -227,6 +227,6 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
     }
     let end = end.min(1 << 32) & !0xfff;
     // SAFETY: [start, end) is RAM past the image, identity-mapped, used by nothing else.
-    unsafe { heap::init(start, end.max(start)) };
+    unsafe { mirage_bare_metal::heap::init(start, end.max(start)) };
     finish(&cmdline[..len])
 }

@@ -8,8 +8,6 @@
 
 #[cfg(mirage_xen_image)]
 mod boot;
-#[cfg(mirage_xen_image)]
-mod heap;
 pub(crate) mod hypercall;
 #[cfg(mirage_xen_image)]
 mod panic;
@@ -23,8 +21,8 @@ use mirage_devices::Timestamp;
 use spin::Once;
 
 use crate::arch;
-use crate::time::TscScale;
 use hypercall::Reason;
+use mirage_bare_metal::tsc::TscScale;
 use ring::Ring;
 use shared_info::SharedInfo;
 

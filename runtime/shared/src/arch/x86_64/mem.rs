@@ -10,7 +10,7 @@ use core::arch::global_asm;
 // caller-saved registers and leaves the direction flag clear.
 global_asm!(
     r#"
-    .section .text.mirage_xen_mem, "ax"
+    .section .text.mirage_mem, "ax"
     .global memcpy
     .type memcpy, @function
 memcpy:

@@ -1,6 +1,6 @@
-//! Splitting the domain's command line into boot arguments.
+//! Splitting a boot command line (the Xen domain's, the Solo5 tender's arguments) into words.
 //!
-//! Xen and QEMU hand the image one string. Words are separated by blanks; a word may hold
+//! Xen, QEMU and the Solo5 tenders hand the image one string. Words are separated by blanks; a word may hold
 //! blanks inside single quotes (taken literally), inside double quotes (where `\"` and `\\`
 //! escape), or after a backslash, so that `--hello="Hello from Xen"` and
 //! `--hello=Hello\ from\ Xen` (what `printf %q` writes) both give one argument.
@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// `split(line)` is the words of `line`, quotes and escapes removed.
-pub(crate) fn split(line: &str) -> Vec<String> {
+pub fn split(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;

@@ -1,0 +1,3 @@
+//! x86_64: `memcpy` and friends ([`mem`]).
+
+mod mem;

@@ -1,0 +1,4 @@
+//! The parts that own machine state: the heap.
+#![allow(unsafe_code)]
+
+pub mod heap;

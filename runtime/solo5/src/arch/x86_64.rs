@@ -1,0 +1,88 @@
+//! x86_64: `_start`, `rdtsc`, `rdrand`, `outl` and raw Linux system calls.
+
+use core::arch::asm;
+#[cfg(mirage_solo5_image)]
+use core::arch::global_asm;
+
+// The entry, for both tenders: RIP = e_entry, RSP = the top of guest memory minus 8 (so the
+// stack is aligned as just after a call), RDI = the boot info (hvt 0x10000, spt 0x11000). The
+// frame pointer is cleared so that backtraces end here, the direction flag cleared as the
+// System V ABI requires, and control passes to the Rust side, which never returns.
+#[cfg(mirage_solo5_image)]
+// SAFETY: `_start` only clears two registers and jumps to `mirage_solo5_start`, an
+// `extern "C" fn(u64) -> !`, with the tender's arguments and stack untouched.
+global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .global _start
+    .type _start, @function
+_start:
+    xor %ebp, %ebp
+    cld
+    jmp mirage_solo5_start
+    "#,
+    options(att_syntax)
+);
+
+/// `rdtsc()` is the time-stamp counter.
+pub(crate) fn rdtsc() -> u64 {
+    // SAFETY: RDTSC reads a counter; the tenders leave CR4.TSD clear.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// `has_rdrand()` is whether the processor has RDRAND (CPUID.1:ECX bit 30).
+pub(crate) fn has_rdrand() -> bool {
+    // CPUID is unprivileged and available on every x86_64 processor.
+    let leaf = core::arch::x86_64::__cpuid(1);
+    leaf.ecx & (1 << 30) != 0
+}
+
+/// `rdrand()` is a random word, or `None` if RDRAND failed ten times.
+pub(crate) fn rdrand() -> Option<u64> {
+    for _ in 0..10 {
+        let value: u64;
+        let ok: u8;
+        // SAFETY: RDRAND writes a register and the carry flag; callers check `has_rdrand`.
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok,
+                 options(nomem, nostack));
+        }
+        if ok != 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// `outl(port, value)` writes a 32-bit word to an I/O port: an hvt hypercall.
+///
+/// # Safety
+///
+/// Under hvt, `port` must be a hypercall port and `value` the 32-bit address of that
+/// hypercall's argument structure, valid for the tender to read and write for the duration.
+pub(crate) unsafe fn outl(port: u16, value: u32) {
+    // SAFETY: as the caller guarantees; the tender may write the structure back, hence no
+    // `nomem`.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack)) }
+}
+
+/// `syscall6(nr, args)` makes Linux system call `nr` and returns its raw result (a negative
+/// errno on failure).
+///
+/// # Safety
+///
+/// The call and its arguments must be valid: pointers point to memory of the sizes the call
+/// reads or writes.
+pub(crate) unsafe fn syscall6(nr: u64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: as the caller guarantees; `syscall` clobbers rcx and r11.
+    unsafe {
+        asm!("syscall",
+             inlateout("rax") nr as i64 => ret,
+             in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], in("r8") a[4], in("r9") a[5],
+             lateout("rcx") _, lateout("r11") _,
+             options(nostack));
+    }
+    ret
+}

@@ -1,0 +1,94 @@
+//! The Rust side of `_start`: read the boot info, set up the heap, keep the command line and
+//! the attached devices, run the image's `main!` and exit with its code. Also the ABI note and
+//! the panic handler, which exist only in images.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{abi, exit, parse_manifest, set_boot, Boot};
+use crate::notes::{self, Abi1Note};
+
+extern "C" {
+    /// The end of the image, page-aligned (`solo5.ld`).
+    static _end: u8;
+}
+
+extern "Rust" {
+    /// Defined by [`main!`](crate::main) in the image's crate.
+    fn __mirage_solo5_main() -> i32;
+}
+
+/// The ABI note: which tender runs this image.
+#[cfg(not(mirage_solo5_spt))]
+#[used]
+#[link_section = ".note.solo5.abi"]
+static ABI_NOTE: Abi1Note = Abi1Note::new(notes::ABI_TARGET_HVT);
+
+/// The ABI note: which tender runs this image.
+#[cfg(mirage_solo5_spt)]
+#[used]
+#[link_section = ".note.solo5.abi"]
+static ABI_NOTE: Abi1Note = Abi1Note::new(notes::ABI_TARGET_SPT);
+
+/// The size of both tenders' command-line buffers (`HVT_CMDLINE_SIZE`, `SPT_CMDLINE_SIZE`).
+const CMDLINE_MAX: usize = 8192;
+/// The stack the heap leaves at the top of memory.
+const STACK: u64 = 1 << 20;
+
+/// `copy_cstr(addr, max)` is the bytes of the NUL-terminated string at `addr`, at most `max`.
+///
+/// # Safety
+///
+/// `addr` must be readable up to its NUL or `max` bytes.
+unsafe fn copy_cstr(addr: u64, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        // SAFETY: as the caller guarantees.
+        let b = unsafe { core::ptr::read_volatile((addr + out.len() as u64) as *const u8) };
+        if b == 0 {
+            break;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The entry's Rust side: `_start` jumps here with the tender's boot info.
+#[no_mangle]
+extern "C" fn mirage_solo5_start(boot_info: u64) -> ! {
+    // SAFETY: `_start` passes the boot info the tender left in `%rdi`.
+    let info = unsafe { abi::read_boot_info(boot_info) };
+    // The heap: from the image's end to below the stack at the top of memory.
+    let start = core::ptr::addr_of!(_end) as u64;
+    let stack = STACK.min(info.mem_size.saturating_sub(start) / 4);
+    // SAFETY: both tenders give the guest all memory up to `mem_size` (hvt: one memory slot
+    // from 0; spt: an anonymous mapping from 0x10000); what lies past the image's end is free
+    // but for the stack, which grows down from `mem_size` and is left `stack` bytes; this is
+    // the only call.
+    unsafe { mirage_bare_metal::heap::init(start, info.mem_size - stack) };
+    // SAFETY: the tender wrote a NUL-terminated command line of at most `CMDLINE_MAX` bytes.
+    let cmdline = unsafe { copy_cstr(info.cmdline, CMDLINE_MAX) };
+    let count = {
+        // SAFETY: the manifest copy starts with its version and entry count.
+        let n = unsafe { core::ptr::read_volatile((info.mft + 4) as *const u32) };
+        (n as usize).min(notes::MFT_MAX_ENTRIES)
+    };
+    let len = 8 + count * notes::MFT_ENTRY_SIZE;
+    // SAFETY: the tender's manifest copy holds `count` entries after its 8-byte header.
+    let mft = unsafe { core::slice::from_raw_parts(info.mft as *const u8, len) };
+    set_boot(Boot {
+        cmdline: String::from_utf8_lossy(&cmdline).into_owned().leak(),
+        devices: parse_manifest(mft),
+    });
+    // SAFETY: `main!` defines `__mirage_solo5_main` in every image's crate; the heap, clock,
+    // command line and devices are ready.
+    let code = unsafe { __mirage_solo5_main() };
+    exit(code)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    mirage_bare_metal::panic::report(info, super::console_write);
+    // SOLO5_EXIT_ABORT.
+    exit(255)
+}

@@ -1,0 +1,423 @@
+//! Tests of the Solo5 images: each renders a committed plan with the generator and builds the
+//! image with cargo and only the flags the plan records (as `nix build` does, with the host
+//! triple as cargo's target so that build scripts are not linked as images).
+//!
+//! The structural tests need no tender: they check every example's hvt and spt image against
+//! the ELF rules both tenders' loader applies (Solo5 `tenders/common/elf.c`) and the ABI and
+//! manifest notes (`include/elf_abi.h`, `include/mft_abi.h`), and the manifest against the
+//! plan's (`mirage-nix query manifest`).
+//!
+//! The tests that run an image take the tenders from `SOLO5_HVT` and `SOLO5_SPT` (Solo5 is not
+//! packaged, and this project neither fetches nor builds it) and are skipped, saying why,
+//! without them, or without a usable `/dev/kvm` for hvt.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mirage_nix::render::{self, Roots};
+
+const HOST: &str = "x86_64-unknown-linux-gnu";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `work()` is this suite's scratch folder under the cargo target directory.
+fn work() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.ancestors().nth(3).unwrap().join("solo5-images");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `examples()` is every example with committed hvt and spt plans.
+fn examples() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let plans = e.path().join("plans");
+            (plans.join("hvt.json").exists() && plans.join("spt.json").exists()).then_some(name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `image(example, target)` renders `examples/EXAMPLE/plans/TARGET.json` and builds its image
+/// once per test run; it returns the image's path and the plan.
+fn image(example: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let root = root();
+    let plan_path = root.join(format!("examples/{example}/plans/{target}.json"));
+    let plan = mirage_nix::ops::read_plan(&plan_path).unwrap_or_else(|e| panic!("{e:?}"));
+    let key = format!("{example}/{target}");
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(&key) {
+        return (path.clone(), plan);
+    }
+    let roots = Roots {
+        mirage: root.clone(),
+        unikernel: root.join("examples").join(example),
+    };
+    let out = work().join("crates").join(&key);
+    let files = render::crate_files(&plan, &roots, &out).unwrap();
+    render::write(&files, &out).unwrap();
+    // One target folder per ABI: the two builds' flags differ.
+    let cargo_target = work().join(format!("target-{target}"));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&out)
+        .args(["build", "--release", "--quiet", "--target", HOST])
+        .env("CARGO_TARGET_DIR", &cargo_target)
+        // Only the crate's .cargo/config.toml (the plan's flags) may set rustc flags.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build of {key} failed");
+    let image = work().join(target).join(&plan.image.file);
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    std::fs::copy(
+        cargo_target.join(HOST).join("release").join(&plan.name),
+        &image,
+    )
+    .unwrap();
+    built.as_mut().unwrap().insert(key, image.clone());
+    (image, plan)
+}
+
+// ------------------------------------------------------------------------------------------
+// A small ELF64 reader: just what the checks need.
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+
+#[derive(Debug, Clone, Copy)]
+struct Phdr {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+}
+
+fn phdrs(elf: &[u8]) -> Vec<Phdr> {
+    let (phoff, phentsize, phnum) = (
+        u64_at(elf, 32) as usize,
+        u16_at(elf, 54) as usize,
+        u16_at(elf, 56) as usize,
+    );
+    (0..phnum)
+        .map(|i| {
+            let p = phoff + i * phentsize;
+            Phdr {
+                kind: u32_at(elf, p),
+                flags: u32_at(elf, p + 4),
+                offset: u64_at(elf, p + 8),
+                vaddr: u64_at(elf, p + 16),
+                filesz: u64_at(elf, p + 32),
+                memsz: u64_at(elf, p + 40),
+                align: u64_at(elf, p + 48),
+            }
+        })
+        .collect()
+}
+
+/// The first note of a PT_NOTE, which is all the tenders read: (namesz, descsz, type, name,
+/// the bytes from the end of the 20-byte header on).
+struct Note<'a> {
+    namesz: u32,
+    descsz: u32,
+    kind: u32,
+    name: &'a [u8],
+    rest: &'a [u8],
+    filesz: u64,
+}
+
+fn first_note<'a>(elf: &'a [u8], p: &Phdr) -> Note<'a> {
+    let o = p.offset as usize;
+    let bytes = &elf[o..o + p.filesz as usize];
+    Note {
+        namesz: u32_at(bytes, 0),
+        descsz: u32_at(bytes, 4),
+        kind: u32_at(bytes, 8),
+        name: &bytes[12..20],
+        rest: &bytes[20..],
+        filesz: p.filesz,
+    }
+}
+
+const ABI1: u32 = 0x3149_4241;
+const MFT1: u32 = 0x3154_464d;
+
+/// `check_image(elf, target, plan)` checks everything a tender checks before it runs an image,
+/// and the manifest against the plan's; it returns a description of what it found.
+fn check_image(elf: &[u8], target: &str, plan: &mirage_nix::plan::Plan) {
+    // The ELF header (tenders/common/elf.c).
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "ELFCLASS64");
+    assert_eq!(elf[5], 1, "little-endian");
+    assert_eq!(elf[6], 1, "EV_CURRENT");
+    assert_eq!(u16_at(elf, 16), 2, "ET_EXEC: not PIE");
+    assert_eq!(u16_at(elf, 18), 62, "EM_X86_64");
+    assert_eq!(u16_at(elf, 52), 64, "e_ehsize");
+    assert_eq!(u16_at(elf, 54), 56, "e_phentsize");
+    let phdrs = phdrs(elf);
+    assert!(!phdrs.is_empty(), "e_phnum >= 1");
+    let entry = u64_at(elf, 24);
+    assert!(entry >= 0x10_0000, "entry {entry:#x} below 1 MiB");
+
+    // Static: no interpreter, no dynamic section.
+    assert!(phdrs
+        .iter()
+        .all(|p| p.kind != PT_INTERP && p.kind != PT_DYNAMIC));
+
+    // The loaded segments.
+    let loads: Vec<&Phdr> = phdrs
+        .iter()
+        .filter(|p| p.kind == PT_LOAD && p.filesz > 0)
+        .collect();
+    assert!(!loads.is_empty());
+    let mut prev_end = 0u64;
+    for p in &loads {
+        assert!(
+            p.vaddr >= 0x10_0000,
+            "segment at {:#x} below 1 MiB",
+            p.vaddr
+        );
+        assert!(p.align.is_power_of_two(), "p_align {:#x}", p.align);
+        let start = p.vaddr & !(p.align - 1);
+        let end = (p.vaddr + p.memsz).next_multiple_of(p.align);
+        assert!(start >= prev_end, "segments overlap or are not ascending");
+        assert_eq!(start % 4096, 0);
+        assert_eq!(end % 4096, 0);
+        assert!(p.memsz >= p.filesz);
+        assert!(
+            p.flags & (PF_W | PF_X) != PF_W | PF_X,
+            "a writable and executable segment at {:#x}",
+            p.vaddr
+        );
+        prev_end = end;
+    }
+    let text = loads
+        .iter()
+        .find(|p| p.vaddr <= entry && entry < p.vaddr + p.filesz)
+        .expect("the entry is in a loaded segment");
+    assert!(text.flags & PF_X != 0, "the entry's segment is executable");
+
+    // The notes: each Solo5 note first in its own PT_NOTE.
+    let notes: Vec<Note> = phdrs
+        .iter()
+        .filter(|p| p.kind == PT_NOTE)
+        .map(|p| first_note(elf, p))
+        .collect();
+    let abi: Vec<&Note> = notes.iter().filter(|n| n.kind == ABI1).collect();
+    let mft: Vec<&Note> = notes.iter().filter(|n| n.kind == MFT1).collect();
+    assert_eq!(abi.len(), 1, "one PT_NOTE starts with the ABI1 note");
+    assert_eq!(mft.len(), 1, "one PT_NOTE starts with the MFT1 note");
+
+    // ABI1 (include/elf_abi.h): struct abi1_info { target, version, 0, 0 }.
+    let abi = abi[0];
+    assert_eq!((abi.namesz, abi.name), (6, &b"Solo5\0\0\0"[..]));
+    assert_eq!(abi.descsz, 16);
+    assert!(abi.filesz >= 20 + 16);
+    let want_target = match target {
+        "hvt" => 1,
+        "spt" => 2,
+        other => panic!("not a Solo5 target: {other}"),
+    };
+    let desc = abi.rest;
+    assert_eq!(
+        [
+            u32_at(desc, 0),
+            u32_at(desc, 4),
+            u32_at(desc, 8),
+            u32_at(desc, 12)
+        ],
+        [want_target, 2, 0, 0],
+        "abi_target, abi_version (2), reserved"
+    );
+
+    // MFT1 (include/mft_abi.h): 4 bytes of padding to 8-align the descriptor, then
+    // struct mft { version, entries, entry[entries] } with 104-byte entries.
+    let mft = mft[0];
+    assert_eq!((mft.namesz, mft.name), (6, &b"Solo5\0\0\0"[..]));
+    let devices = plan.manifest_json()["devices"].as_array().unwrap().clone();
+    let entries = devices.len() + 1;
+    assert_eq!(mft.descsz as usize, 4 + 8 + entries * 104, "n_descsz");
+    assert!(mft.filesz >= 20 + u64::from(mft.descsz));
+    let m = &mft.rest[4..];
+    assert_eq!(u32_at(m, 0), 1, "MFT_VERSION");
+    assert_eq!(u32_at(m, 4) as usize, entries, "entries");
+    let mut found = Vec::new();
+    for i in 0..entries {
+        let e = &m[8 + i * 104..8 + (i + 1) * 104];
+        let name_len = e[..68]
+            .iter()
+            .position(|&b| b == 0)
+            .expect("name[67] is NUL");
+        let name = std::str::from_utf8(&e[..name_len]).unwrap();
+        let kind = u32_at(e, 68);
+        assert!(
+            e[72..].iter().all(|&b| b == 0),
+            "entry {i}: nothing attached"
+        );
+        if i == 0 {
+            assert_eq!((name, kind), ("", 1 << 30), "entry 0 is MFT_RESERVED_FIRST");
+            continue;
+        }
+        let kind = match kind {
+            1 => "BLOCK_BASIC",
+            2 => "NET_BASIC",
+            k => panic!("entry {i}: kind {k}"),
+        };
+        found.push(serde_json::json!({ "name": name, "type": kind }));
+    }
+    assert_eq!(found, devices, "the manifest is the plan's");
+}
+
+fn check(target: &str) {
+    let examples = examples();
+    assert!(examples.len() >= 5, "{examples:?}");
+    for example in examples {
+        let (path, plan) = image(&example, target);
+        let elf = std::fs::read(&path).unwrap();
+        check_image(&elf, target, &plan);
+        eprintln!("{}: {} bytes, ok", path.display(), elf.len());
+    }
+}
+
+#[test]
+fn every_hvt_image_follows_the_abi() {
+    check("hvt");
+}
+
+#[test]
+fn every_spt_image_follows_the_abi() {
+    check("spt");
+}
+
+#[test]
+fn the_manifest_json_is_solo5s() {
+    let plan = mirage_nix::ops::read_plan(&root().join("examples/conduit_server/plans/hvt.json"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        plan.manifest_json(),
+        serde_json::json!({"type": "solo5.manifest", "version": 1,
+                           "devices": [{"name": "service", "type": "NET_BASIC"}]})
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Running images under a real tender.
+
+/// `tender(target)` is the tender to run `target` images with, or why there is none.
+fn tender(target: &str) -> Result<PathBuf, String> {
+    let var = format!("SOLO5_{}", target.to_uppercase());
+    let path = std::env::var_os(&var)
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{var} is not set (the path of solo5-{target})"))?;
+    if !path.exists() {
+        return Err(format!("{var}={} does not exist", path.display()));
+    }
+    if target == "hvt" {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map_err(|e| format!("/dev/kvm is not usable: {e}"))?;
+    }
+    Ok(path)
+}
+
+macro_rules! require_tender {
+    ($target:expr) => {
+        match tender($target) {
+            Ok(t) => t,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// `run(tender, image, args)` runs `tender --mem=32 -- image args...` for at most 60 s.
+fn run(tender: &Path, image: &Path, args: &[&str]) -> Run {
+    let mut child = Command::new(tender)
+        .arg("--mem=32")
+        .arg("--")
+        .arg(image)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn hello_runs(target: &str) {
+    let tender = require_tender!(target);
+    let (image, _) = image("hello", target);
+    // The tender joins its arguments with spaces: quote the message (`cmdline::split`).
+    let r = run(&tender, &image, &["--hello='Hi from Solo5'"]);
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains("[hello]")).collect();
+    assert_eq!(
+        lines, ["INF [hello] Hi from Solo5"; 4],
+        "{}{}",
+        r.stdout, r.stderr
+    );
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    let bad = run(&tender, &image, &["--nope=1"]);
+    assert_eq!(bad.status, Some(64), "{}{}", bad.stdout, bad.stderr);
+}
+
+#[test]
+fn hello_runs_under_solo5_spt() {
+    hello_runs("spt");
+}
+
+#[test]
+fn hello_runs_under_solo5_hvt() {
+    hello_runs("hvt");
+}
