@@ -51,21 +51,26 @@ fn examples() -> Vec<String> {
     out
 }
 
-/// `image(example, target)` renders `examples/EXAMPLE/plans/TARGET.json` and builds its image
-/// once per test run; it returns the image's path and the plan.
+/// `image(example, target)` is [`image_of`] the example's folder.
 fn image(example: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
+    image_of(&format!("examples/{example}"), target)
+}
+
+/// `image_of(dir, target)` renders `DIR/plans/TARGET.json` (DIR relative to the tree) and builds
+/// its image once per test run; it returns the image's path and the plan.
+fn image_of(dir: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let root = root();
-    let plan_path = root.join(format!("examples/{example}/plans/{target}.json"));
+    let plan_path = root.join(format!("{dir}/plans/{target}.json"));
     let plan = mirage_nix::ops::read_plan(&plan_path).unwrap_or_else(|e| panic!("{e:?}"));
-    let key = format!("{example}/{target}");
+    let key = format!("{dir}/{target}");
     if let Some(path) = built.get_or_insert_with(HashMap::new).get(&key) {
         return (path.clone(), plan);
     }
     let roots = Roots {
         mirage: root.clone(),
-        unikernel: root.join("examples").join(example),
+        unikernel: root.join(dir),
     };
     let out = work().join("crates").join(&key);
     let files = render::crate_files(&plan, &roots, &out).unwrap();
@@ -420,4 +425,249 @@ fn hello_runs_under_solo5_spt() {
 #[test]
 fn hello_runs_under_solo5_hvt() {
     hello_runs("hvt");
+}
+
+// ------------------------------------------------------------------------------------------
+// A minimal spt loader, so that images run here without Solo5's tender.
+//
+// It does what `solo5-spt` does before it jumps to an image (Solo5 `include/spt_abi.h`,
+// `tenders/spt/spt_core.c`, as described in ../shared/reference/unikernel-abi.md §2.6): map
+// guest memory at 0x10000, load the PT_LOAD segments at their addresses with their
+// protections, write `struct spt_boot_info` at 0x11000 followed by the manifest and the
+// command line, make the epoll and timer fds, and enter the image with RSP = mem_size - 8 and
+// RDI = the boot info. It applies no seccomp filter and attaches no devices, so it runs only
+// images whose manifest is empty; it is a check of the boot path, console, clocks, sleeping
+// and exit codes, not a tender. It runs in a child process: the test binary itself, started
+// again with `MINI_SPT_IMAGE` set, running only `mini_spt_child`.
+
+const MINI_SPT_MEM: u64 = 32 << 20;
+
+/// `mini_spt(image, cmdline)` runs `image` with the minimal loader in a child process.
+fn mini_spt(image: &Path, cmdline: &str) -> Run {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mini_spt_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MINI_SPT_IMAGE", image)
+        .env("MINI_SPT_CMDLINE", cmdline)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The child side: load and enter the image named by `MINI_SPT_IMAGE` (the process ends with
+/// the image's `exit_group`). Without the variable, as in ordinary test runs, it does nothing.
+#[test]
+fn mini_spt_child() {
+    let Some(image) = std::env::var_os("MINI_SPT_IMAGE") else {
+        return;
+    };
+    let cmdline = std::env::var("MINI_SPT_CMDLINE").unwrap_or_default();
+    let elf = std::fs::read(image).unwrap();
+    // End the harness's "test mini_spt_child ... " line: the image's output starts afresh.
+    println!();
+    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+    mini_spt_enter(&elf, &cmdline);
+}
+
+fn check_errno(what: &str, r: i64) -> i64 {
+    assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
+    r
+}
+
+fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
+    const BASE: u64 = 0x10000;
+    const BOOT_INFO: u64 = 0x11000;
+    let mem = MINI_SPT_MEM;
+    // SAFETY: a fixed anonymous mapping of the guest's range; MAP_FIXED_NOREPLACE fails rather
+    // than replace anything this process has mapped there.
+    let at = unsafe {
+        libc::mmap(
+            BASE as *mut libc::c_void,
+            (mem - BASE) as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    assert_eq!(at as u64, BASE, "{}", std::io::Error::last_os_error());
+    // SAFETY: the mapping above is ours, readable and writable, `mem - BASE` bytes long.
+    let guest = unsafe { std::slice::from_raw_parts_mut(BASE as *mut u8, (mem - BASE) as usize) };
+    let g = |addr: u64| (addr - BASE) as usize;
+    let mut kernel_end = 0;
+    let loads: Vec<Phdr> = phdrs(elf)
+        .into_iter()
+        .filter(|p| p.kind == PT_LOAD && p.filesz > 0)
+        .collect();
+    for p in &loads {
+        let src = &elf[p.offset as usize..(p.offset + p.filesz) as usize];
+        guest[g(p.vaddr)..g(p.vaddr) + src.len()].copy_from_slice(src);
+        kernel_end = kernel_end.max((p.vaddr + p.memsz).next_multiple_of(4096));
+    }
+    // The manifest: the image's, copied; no devices may be declared.
+    let mft_phdr = phdrs(elf)
+        .into_iter()
+        .filter(|p| p.kind == PT_NOTE)
+        .find(|p| first_note(elf, p).kind == MFT1)
+        .expect("an MFT1 note");
+    let note = first_note(elf, &mft_phdr);
+    let mft = &note.rest[4..4 + note.descsz as usize - 4];
+    assert_eq!(u32_at(mft, 4), 1, "the minimal loader attaches no devices");
+    let mft_at = BOOT_INFO + 40;
+    let cmdline_at = mft_at + mft.len() as u64;
+    guest[g(mft_at)..g(mft_at) + mft.len()].copy_from_slice(mft);
+    guest[g(cmdline_at)..g(cmdline_at) + cmdline.len()].copy_from_slice(cmdline.as_bytes());
+    guest[g(cmdline_at) + cmdline.len()] = 0;
+    // SAFETY: plain system calls on fds this process creates.
+    let (epoll, timer) = unsafe {
+        let epoll = check_errno("epoll_create1", libc::epoll_create1(0).into());
+        let timer = check_errno(
+            "timerfd_create",
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, 0).into(),
+        );
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0xffff_fffe,
+        };
+        check_errno(
+            "epoll_ctl",
+            libc::epoll_ctl(epoll as i32, libc::EPOLL_CTL_ADD, timer as i32, &mut ev).into(),
+        );
+        (epoll as i32, timer as i32)
+    };
+    let bi = g(BOOT_INFO);
+    guest[bi..bi + 8].copy_from_slice(&mem.to_le_bytes());
+    guest[bi + 8..bi + 16].copy_from_slice(&kernel_end.to_le_bytes());
+    guest[bi + 16..bi + 24].copy_from_slice(&cmdline_at.to_le_bytes());
+    guest[bi + 24..bi + 32].copy_from_slice(&mft_at.to_le_bytes());
+    guest[bi + 32..bi + 36].copy_from_slice(&epoll.to_le_bytes());
+    guest[bi + 36..bi + 40].copy_from_slice(&timer.to_le_bytes());
+    for p in &loads {
+        let start = p.vaddr & !4095;
+        let end = (p.vaddr + p.memsz).next_multiple_of(4096);
+        let mut prot = libc::PROT_READ;
+        if p.flags & PF_W != 0 {
+            prot |= libc::PROT_WRITE;
+        }
+        if p.flags & PF_X != 0 {
+            prot |= libc::PROT_EXEC;
+        }
+        // SAFETY: the range lies inside the guest mapping.
+        let r = unsafe { libc::mprotect(start as *mut libc::c_void, (end - start) as usize, prot) };
+        check_errno("mprotect", r.into());
+    }
+    let entry = u64_at(elf, 24);
+    // SAFETY: the image is loaded as its program headers say and the boot info is in place;
+    // control passes to it for good, on its own stack at the top of guest memory, as
+    // `spt_launch` does.
+    unsafe {
+        std::arch::asm!(
+            "mov rsp, {sp}",
+            "jmp {entry}",
+            sp = in(reg) mem - 8,
+            entry = in(reg) entry,
+            in("rdi") BOOT_INFO,
+            options(noreturn)
+        )
+    }
+}
+
+/// `guest(run)` is what the image wrote: the child's output after the harness's first line.
+fn guest(run: &Run) -> &str {
+    let marker = "test mini_spt_child ... \n";
+    match run.stdout.find(marker) {
+        Some(i) => &run.stdout[i + marker.len()..],
+        None => "",
+    }
+}
+
+#[test]
+fn hello_runs_under_the_minimal_spt_loader() {
+    let (image, _) = image("hello", "spt");
+    let started = std::time::Instant::now();
+    let r = mini_spt(&image, "--hello='Hi from spt'");
+    let took = started.elapsed();
+    assert_eq!(
+        guest(&r),
+        "INF [hello] Hi from spt\n".repeat(4),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    // Four one-second sleeps, through the timer fd and epoll.
+    assert!(took >= Duration::from_secs(4), "took {took:?}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+#[test]
+fn bad_keys_print_the_usage_and_exit_64_under_the_minimal_spt_loader() {
+    let (image, _) = image("hello", "spt");
+    let r = mini_spt(&image, "--nope=1");
+    assert_eq!(r.status, Some(64), "{}{}", r.stdout, r.stderr);
+    assert!(guest(&r).starts_with("hello: "), "{}", r.stdout);
+    assert!(guest(&r).contains("--nope"), "{}", r.stdout);
+    let help = mini_spt(&image, "--help");
+    assert_eq!(help.status, Some(63), "{}{}", help.stdout, help.stderr);
+    assert!(help.stdout.contains("--hello"), "{}", help.stdout);
+}
+
+#[test]
+fn console_runs_under_the_minimal_spt_loader() {
+    let (image, _) = image("console", "spt");
+    let r = mini_spt(&image, "");
+    assert_eq!(
+        guest(&r),
+        "hello\nworld\n".repeat(4),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn kv_ro_reads_its_crunched_files_under_the_minimal_spt_loader() {
+    let (image, _) = image("kv_ro", "spt");
+    let r = mini_spt(&image, "");
+    let expected = "\
+INF [kv_ro] store has secret
+INF [kv_ro] store has subdir/
+INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
+INF [kv_ro] foobar
+INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
+INF [kv_ro] Hello from a subdirectory of the store.
+";
+    assert_eq!(guest(&r), expected, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn a_panic_prints_its_message_and_aborts_with_255_under_the_minimal_spt_loader() {
+    // The xen runtime's panicking fixture, planned for spt too.
+    let (image, _) = image_of("runtime/xen/tests/fixtures/crash", "spt");
+    let r = mini_spt(&image, "--why=testing");
+    assert!(
+        guest(&r).starts_with("panicked at ") && guest(&r).contains("deliberate panic: testing\n"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.status, Some(255), "{}{}", r.stdout, r.stderr);
 }
