@@ -59,12 +59,61 @@ fn image(example: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
 /// `image_of(dir, target)` renders `DIR/plans/TARGET.json` (DIR relative to the tree) and builds
 /// its image once per test run; it returns the image's path and the plan.
 fn image_of(dir: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
+    let plan_path = root().join(format!("{dir}/plans/{target}.json"));
+    build(&plan_path, dir, &format!("{dir}/{target}"), target)
+}
+
+/// `image_configured(example, target, keys)` builds the example's image from the plan that
+/// `mirage-nix query plan -t TARGET KEYS... examples/EXAMPLE` gives (the committed plan is
+/// left alone).
+fn image_configured(
+    example: &str,
+    target: &str,
+    keys: &[&str],
+) -> (PathBuf, mirage_nix::plan::Plan) {
+    let dir = format!("examples/{example}");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "mirage-nix",
+            "--",
+            "query",
+            "plan",
+            "-t",
+            target,
+        ])
+        .args(keys)
+        .arg(&dir)
+        .env("MIRAGE_NIX_ROOT", root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = format!("{dir}-{}/{target}", keys.join("_").replace(['-', '='], ""));
+    let plan_path = work().join(format!("{}.json", key.replace('/', "_")));
+    std::fs::write(&plan_path, out.stdout).unwrap();
+    build(&plan_path, &dir, &key, target)
+}
+
+/// `build(plan_path, dir, key, target)` renders the plan at `plan_path` for the unikernel in
+/// `dir` and builds its image, once per test run and `key`.
+fn build(
+    plan_path: &Path,
+    dir: &str,
+    key: &str,
+    target: &str,
+) -> (PathBuf, mirage_nix::plan::Plan) {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let root = root();
-    let plan_path = root.join(format!("{dir}/plans/{target}.json"));
-    let plan = mirage_nix::ops::read_plan(&plan_path).unwrap_or_else(|e| panic!("{e:?}"));
-    let key = format!("{dir}/{target}");
+    let plan = mirage_nix::ops::read_plan(plan_path).unwrap_or_else(|e| panic!("{e:?}"));
+    let key = key.to_string();
     if let Some(path) = built.get_or_insert_with(HashMap::new).get(&key) {
         return (path.clone(), plan);
     }
@@ -88,7 +137,7 @@ fn image_of(dir: &str, target: &str) -> (PathBuf, mirage_nix::plan::Plan) {
         .status()
         .unwrap();
     assert!(status.success(), "cargo build of {key} failed");
-    let image = work().join(target).join(&plan.image.file);
+    let image = work().join(&key).join(&plan.image.file);
     std::fs::create_dir_all(image.parent().unwrap()).unwrap();
     std::fs::copy(
         cargo_target.join(HOST).join("release").join(&plan.name),
@@ -433,18 +482,27 @@ fn hello_runs_under_solo5_hvt() {
 // It does what `solo5-spt` does before it jumps to an image (Solo5 `include/spt_abi.h`,
 // `tenders/spt/spt_core.c`, as described in ../shared/reference/unikernel-abi.md §2.6): map
 // guest memory at 0x10000, load the PT_LOAD segments at their addresses with their
-// protections, write `struct spt_boot_info` at 0x11000 followed by the manifest and the
-// command line, make the epoll and timer fds, and enter the image with RSP = mem_size - 8 and
-// RDI = the boot info. It applies no seccomp filter and attaches no devices, so it runs only
-// images whose manifest is empty; it is a check of the boot path, console, clocks, sleeping
-// and exit codes, not a tender. It runs in a child process: the test binary itself, started
+// protections, write `struct spt_boot_info` at 0x11000 followed by the manifest (with a block
+// device attached if asked) and the command line, make the epoll and timer fds, and enter the
+// image with RSP = mem_size - 8 and RDI = the boot info. It applies no seccomp filter and
+// attaches no network devices; it is a check of the boot path, console, clocks, sleeping,
+// block transfers and exit codes, not a tender. It runs in a child process: the test binary itself, started
 // again with `MINI_SPT_IMAGE` set, running only `mini_spt_child`.
 
 const MINI_SPT_MEM: u64 = 32 << 20;
 
 /// `mini_spt(image, cmdline)` runs `image` with the minimal loader in a child process.
 fn mini_spt(image: &Path, cmdline: &str) -> Run {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    mini_spt_with(image, cmdline, None)
+}
+
+/// `mini_spt_with(image, cmdline, block)` runs `image`, attaching `block` (`NAME=FILE`).
+fn mini_spt_with(image: &Path, cmdline: &str, block: Option<&str>) -> Run {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if let Some(b) = block {
+        command.env("MINI_SPT_BLOCK", b);
+    }
+    let mut child = command
         .args([
             "--exact",
             "mini_spt_child",
@@ -528,10 +586,41 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
         .expect("an MFT1 note");
     let note = first_note(elf, &mft_phdr);
     let mft = &note.rest[4..4 + note.descsz as usize - 4];
-    assert_eq!(u32_at(mft, 4), 1, "the minimal loader attaches no devices");
+    let mut mft = mft.to_vec();
+    // Block devices: `MINI_SPT_BLOCK=NAME=FILE` attaches FILE as NAME, 512-byte blocks.
+    if let Ok(spec) = std::env::var("MINI_SPT_BLOCK") {
+        let (name, path) = spec.split_once('=').expect("NAME=FILE");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let capacity = file.metadata().unwrap().len();
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+        let entries = u32_at(&mft, 4) as usize;
+        let i = (1..entries)
+            .find(|i| {
+                let e = &mft[8 + i * 104..];
+                &e[..name.len()] == name.as_bytes() && e[name.len()] == 0 && u32_at(e, 68) == 1
+            })
+            .expect("the block device is in the manifest");
+        let e = &mut mft[8 + i * 104..8 + (i + 1) * 104];
+        e[72..80].copy_from_slice(&capacity.to_le_bytes());
+        e[80..82].copy_from_slice(&512u16.to_le_bytes());
+        e[88..92].copy_from_slice(&fd.to_le_bytes());
+        e[96] = 1;
+    }
+    // As the tenders do: every declared device must be attached.
+    for i in 1..u32_at(&mft, 4) as usize {
+        assert_eq!(
+            mft[8 + i * 104 + 96],
+            1,
+            "device {i} is declared but not attached"
+        );
+    }
     let mft_at = BOOT_INFO + 40;
     let cmdline_at = mft_at + mft.len() as u64;
-    guest[g(mft_at)..g(mft_at) + mft.len()].copy_from_slice(mft);
+    guest[g(mft_at)..g(mft_at) + mft.len()].copy_from_slice(&mft);
     guest[g(cmdline_at)..g(cmdline_at) + cmdline.len()].copy_from_slice(cmdline.as_bytes());
     guest[g(cmdline_at) + cmdline.len()] = 0;
     // SAFETY: plain system calls on fds this process creates.
@@ -670,4 +759,45 @@ fn a_panic_prints_its_message_and_aborts_with_255_under_the_minimal_spt_loader()
         r.stderr
     );
     assert_eq!(r.status, Some(255), "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn block_writes_reads_back_and_checks_sectors_under_the_minimal_spt_loader() {
+    let (image, _) = image("block", "spt");
+    let disk = work().join("block-storage.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let spec = format!("storage={}", disk.display());
+    let r = mini_spt_with(&image, "", Some(&spec));
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    let data = std::fs::read(&disk).unwrap();
+    assert!(data[..512].iter().any(|&b| b != 0), "sector 0 was written");
+}
+
+#[test]
+fn kv_ro_reads_a_tar_archive_over_a_block_device_under_the_minimal_spt_loader() {
+    let (crunch, _) = image("kv_ro", "spt");
+    let expected = mini_spt(&crunch, "");
+    let (image, plan) = image_configured("kv_ro", "spt", &["--kv_ro=tar"]);
+    assert_eq!(
+        plan.manifest_json()["devices"],
+        serde_json::json!([{"name": "t", "type": "BLOCK_BASIC"}])
+    );
+    check_image(&std::fs::read(&image).unwrap(), "spt", &plan);
+    let tar = work().join("kv_ro-t.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(root().join("examples/kv_ro/t"))
+        .arg("-cf")
+        .arg(&tar)
+        .args(["secret", "subdir"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = mini_spt_with(&image, "", Some(&format!("t={}", tar.display())));
+    assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        guest(&r),
+        guest(&expected),
+        "tar reads what crunch embedded"
+    );
 }
