@@ -484,8 +484,8 @@ fn hello_runs_under_solo5_hvt() {
 // guest memory at 0x10000, load the PT_LOAD segments at their addresses with their
 // protections, write `struct spt_boot_info` at 0x11000 followed by the manifest (with a block
 // device attached if asked) and the command line, make the epoll and timer fds, and enter the
-// image with RSP = mem_size - 8 and RDI = the boot info. It applies no seccomp filter and
-// attaches no network devices; it is a check of the boot path, console, clocks, sleeping,
+// image with RSP = mem_size - 8 and RDI = the boot info. It applies the tender's seccomp
+// filter (the network module's rules aside: it attaches no network device); it is a check of the boot path, console, clocks, sleeping,
 // block transfers and exit codes, not a tender. It runs in a child process: the test binary itself, started
 // again with `MINI_SPT_IMAGE` set, running only `mini_spt_child`.
 
@@ -587,6 +587,7 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
     let note = first_note(elf, &mft_phdr);
     let mft = &note.rest[4..4 + note.descsz as usize - 4];
     let mut mft = mft.to_vec();
+    let mut block_fd = -1;
     // Block devices: `MINI_SPT_BLOCK=NAME=FILE` attaches FILE as NAME, 512-byte blocks.
     if let Ok(spec) = std::env::var("MINI_SPT_BLOCK") {
         let (name, path) = spec.split_once('=').expect("NAME=FILE");
@@ -597,6 +598,7 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
             .unwrap();
         let capacity = file.metadata().unwrap().len();
         let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+        block_fd = fd;
         let entries = u32_at(&mft, 4) as usize;
         let i = (1..entries)
             .find(|i| {
@@ -662,6 +664,7 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
         check_errno("mprotect", r.into());
     }
     let entry = u64_at(elf, 24);
+    mini_spt_seccomp(epoll, timer, block_fd);
     // SAFETY: the image is loaded as its program headers say and the boot info is in place;
     // control passes to it for good, on its own stack at the top of guest memory, as
     // `spt_launch` does.
@@ -674,6 +677,88 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
             in("rdi") BOOT_INFO,
             options(noreturn)
         )
+    }
+}
+
+/// `mini_spt_seccomp(epoll, timer, block)` confines this thread, as `solo5-spt` confines the
+/// guest, to the system calls its seccomp filter allows (`tenders/spt/spt_core.c`,
+/// `spt_module_block.c`; the network module's are left out, as no network device is
+/// attached): `write` to fd 1, `pread64`/`pwrite64` of 512 bytes on the block fd,
+/// `clock_gettime` of `CLOCK_REALTIME` or `CLOCK_MONOTONIC`, `epoll_pwait` on the epoll fd,
+/// `timerfd_settime` on the timer fd, and `exit_group`. Anything else kills the process.
+fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32) {
+    const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGT: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const ALLOW: u32 = 0x7fff_0000;
+    const KILL: u32 = 0x8000_0000; // SECCOMP_RET_KILL_PROCESS
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    const ARG0: u32 = 16;
+    const ARG2: u32 = 32;
+    let op = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+    let mut f = vec![
+        op(LD_ABS, ARCH, 0, 0),
+        op(JEQ, 0xc000_003e, 1, 0), // AUDIT_ARCH_X86_64
+        op(RET, KILL, 0, 0),
+        op(LD_ABS, NR, 0, 0),
+        op(JEQ, 231, 0, 1), // exit_group
+        op(RET, ALLOW, 0, 0),
+    ];
+    // `nr` is allowed when its first argument is `fd`; A holds nr on entry and on the way out.
+    let mut fd_is = |nr: u32, fd: i32| {
+        f.extend([
+            op(JEQ, nr, 0, 4),
+            op(LD_ABS, ARG0, 0, 0),
+            op(JEQ, fd as u32, 0, 1),
+            op(RET, ALLOW, 0, 0),
+            op(RET, KILL, 0, 0),
+        ]);
+    };
+    fd_is(1, 1); // write(1, ...)
+    fd_is(281, epoll); // epoll_pwait
+    fd_is(286, timer); // timerfd_settime
+    for nr in [17, 18] {
+        // pread64 / pwrite64 of one 512-byte block on the block fd
+        f.extend([
+            op(JEQ, nr, 0, 6),
+            op(LD_ABS, ARG0, 0, 0),
+            op(JEQ, block as u32, 0, 3),
+            op(LD_ABS, ARG2, 0, 0),
+            op(JEQ, 512, 0, 1),
+            op(RET, ALLOW, 0, 0),
+            op(RET, KILL, 0, 0),
+        ]);
+    }
+    f.extend([
+        op(JEQ, 228, 0, 4), // clock_gettime(0 | 1, ...)
+        op(LD_ABS, ARG0, 0, 0),
+        op(JGT, 1, 1, 0),
+        op(RET, ALLOW, 0, 0),
+        op(RET, KILL, 0, 0),
+        op(RET, KILL, 0, 0),
+    ]);
+    let prog = libc::sock_fprog {
+        len: f.len() as u16,
+        filter: f.as_mut_ptr(),
+    };
+    // SAFETY: `prctl` with a valid filter program that outlives the call (the kernel copies
+    // it); it confines this thread only.
+    unsafe {
+        check_errno(
+            "no_new_privs",
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).into(),
+        );
+        check_errno(
+            "seccomp",
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const _,
+            )
+            .into(),
+        );
     }
 }
 
