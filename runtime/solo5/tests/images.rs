@@ -502,7 +502,13 @@ fn mini_spt_with(image: &Path, cmdline: &str, block: Option<&str>) -> Run {
     if let Some(b) = block {
         command.env("MINI_SPT_BLOCK", b);
     }
-    let mut child = command
+    let child = mini_spt_spawn(command, image, cmdline);
+    mini_spt_finish(child)
+}
+
+/// `mini_spt_spawn(command, image, cmdline)` starts the child side of the loader.
+fn mini_spt_spawn(mut command: Command, image: &Path, cmdline: &str) -> std::process::Child {
+    command
         .args([
             "--exact",
             "mini_spt_child",
@@ -514,7 +520,11 @@ fn mini_spt_with(image: &Path, cmdline: &str, block: Option<&str>) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `mini_spt_finish(child)` waits at most 60 s for the child and collects its output.
+fn mini_spt_finish(mut child: std::process::Child) -> Run {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -612,6 +622,26 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
         e[88..92].copy_from_slice(&fd.to_le_bytes());
         e[96] = 1;
     }
+    // A network device: `MINI_SPT_NET=NAME=FD` attaches the inherited datagram socket FD
+    // (one frame per datagram, as a tap gives them) as NAME, MAC 02:00:00:00:00:02, MTU 1500.
+    let mut net = None;
+    if let Ok(spec) = std::env::var("MINI_SPT_NET") {
+        let (name, fd) = spec.split_once('=').expect("NAME=FD");
+        let fd: i32 = fd.parse().unwrap();
+        let entries = u32_at(&mft, 4) as usize;
+        let i = (1..entries)
+            .find(|i| {
+                let e = &mft[8 + i * 104..];
+                &e[..name.len()] == name.as_bytes() && e[name.len()] == 0 && u32_at(e, 68) == 2
+            })
+            .expect("the network device is in the manifest");
+        let e = &mut mft[8 + i * 104..8 + (i + 1) * 104];
+        e[72..78].copy_from_slice(&GUEST_MAC);
+        e[78..80].copy_from_slice(&1500u16.to_le_bytes());
+        e[88..92].copy_from_slice(&fd.to_le_bytes());
+        e[96] = 1;
+        net = Some((i as u64, fd));
+    }
     // As the tenders do: every declared device must be attached.
     for i in 1..u32_at(&mft, 4) as usize {
         assert_eq!(
@@ -640,6 +670,21 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
             "epoll_ctl",
             libc::epoll_ctl(epoll as i32, libc::EPOLL_CTL_ADD, timer as i32, &mut ev).into(),
         );
+        if let Some((handle, fd)) = net {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            check_errno(
+                "fcntl",
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK).into(),
+            );
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: handle,
+            };
+            check_errno(
+                "epoll_ctl",
+                libc::epoll_ctl(epoll as i32, libc::EPOLL_CTL_ADD, fd, &mut ev).into(),
+            );
+        }
         (epoll as i32, timer as i32)
     };
     let bi = g(BOOT_INFO);
@@ -664,7 +709,7 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
         check_errno("mprotect", r.into());
     }
     let entry = u64_at(elf, 24);
-    mini_spt_seccomp(epoll, timer, block_fd);
+    mini_spt_seccomp(epoll, timer, block_fd, net.map_or(-1, |n| n.1));
     // SAFETY: the image is loaded as its program headers say and the boot info is in place;
     // control passes to it for good, on its own stack at the top of guest memory, as
     // `spt_launch` does.
@@ -682,11 +727,11 @@ fn mini_spt_enter(elf: &[u8], cmdline: &str) -> ! {
 
 /// `mini_spt_seccomp(epoll, timer, block)` confines this thread, as `solo5-spt` confines the
 /// guest, to the system calls its seccomp filter allows (`tenders/spt/spt_core.c`,
-/// `spt_module_block.c`; the network module's are left out, as no network device is
-/// attached): `write` to fd 1, `pread64`/`pwrite64` of 512 bytes on the block fd,
+/// `spt_module_block.c`, `spt_module_net.c`): `write` to fd 1, `read` and `write` on the
+/// network fd, `pread64`/`pwrite64` of 512 bytes on the block fd,
 /// `clock_gettime` of `CLOCK_REALTIME` or `CLOCK_MONOTONIC`, `epoll_pwait` on the epoll fd,
 /// `timerfd_settime` on the timer fd, and `exit_group`. Anything else kills the process.
-fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32) {
+fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32, net: i32) {
     const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const JGT: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
@@ -706,17 +751,22 @@ fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32) {
         op(JEQ, 231, 0, 1), // exit_group
         op(RET, ALLOW, 0, 0),
     ];
-    // `nr` is allowed when its first argument is `fd`; A holds nr on entry and on the way out.
+    // `nr` is allowed when its first argument is `fd`. Each rule leaves A holding nr for the
+    // next; the last instruction kills.
     let mut fd_is = |nr: u32, fd: i32| {
         f.extend([
             op(JEQ, nr, 0, 4),
             op(LD_ABS, ARG0, 0, 0),
             op(JEQ, fd as u32, 0, 1),
             op(RET, ALLOW, 0, 0),
-            op(RET, KILL, 0, 0),
+            op(LD_ABS, NR, 0, 0),
         ]);
     };
     fd_is(1, 1); // write(1, ...)
+    if net >= 0 {
+        fd_is(0, net); // read(net, ...)
+        fd_is(1, net); // write(net, ...)
+    }
     fd_is(281, epoll); // epoll_pwait
     fd_is(286, timer); // timerfd_settime
     for nr in [17, 18] {
@@ -728,7 +778,7 @@ fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32) {
             op(LD_ABS, ARG2, 0, 0),
             op(JEQ, 512, 0, 1),
             op(RET, ALLOW, 0, 0),
-            op(RET, KILL, 0, 0),
+            op(LD_ABS, NR, 0, 0),
         ]);
     }
     f.extend([
@@ -736,7 +786,7 @@ fn mini_spt_seccomp(epoll: i32, timer: i32, block: i32) {
         op(LD_ABS, ARG0, 0, 0),
         op(JGT, 1, 1, 0),
         op(RET, ALLOW, 0, 0),
-        op(RET, KILL, 0, 0),
+        op(LD_ABS, NR, 0, 0),
         op(RET, KILL, 0, 0),
     ]);
     let prog = libc::sock_fprog {
@@ -884,5 +934,154 @@ fn kv_ro_reads_a_tar_archive_over_a_block_device_under_the_minimal_spt_loader() 
         guest(&r),
         guest(&expected),
         "tar reads what crunch embedded"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Frames to and from conduit_server's network device, over a datagram socket pair.
+
+/// The MAC address the minimal loader gives the guest's network device.
+const GUEST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+/// The test's side of the link.
+const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const HOST_IP: [u8; 4] = [10, 0, 0, 1];
+const GUEST_IP: [u8; 4] = [10, 0, 0, 2];
+
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for part in parts {
+        for pair in part.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ethernet(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&HOST_MAC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// `arp(op, target_mac, target_ip)` is an ARP frame from the host side.
+fn arp(op: u16, dst: [u8; 6], target_mac: [u8; 6], target_ip: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4];
+    a.extend_from_slice(&op.to_be_bytes());
+    a.extend_from_slice(&HOST_MAC);
+    a.extend_from_slice(&HOST_IP);
+    a.extend_from_slice(&target_mac);
+    a.extend_from_slice(&target_ip);
+    ethernet(dst, 0x0806, &a)
+}
+
+/// `tcp_syn(port)` is a TCP SYN from 10.0.0.1:40000 to the guest's `port`.
+fn tcp_syn(port: u16) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&40000u16.to_be_bytes());
+    tcp.extend_from_slice(&port.to_be_bytes());
+    tcp.extend_from_slice(&1000u32.to_be_bytes()); // sequence
+    tcp.extend_from_slice(&0u32.to_be_bytes()); // acknowledgement
+    tcp.extend_from_slice(&[0x50, 0x02]); // 5 words, SYN
+    tcp.extend_from_slice(&8192u16.to_be_bytes()); // window
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    let len = (tcp.len() as u16).to_be_bytes();
+    let pseudo = [&HOST_IP[..], &GUEST_IP[..], &[0, 6], &len[..]].concat();
+    let sum = checksum(&[&pseudo, &tcp]);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(20 + tcp.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0, 0, 64, 6, 0, 0]);
+    ip.extend_from_slice(&HOST_IP);
+    ip.extend_from_slice(&GUEST_IP);
+    let sum = checksum(&[&ip]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&tcp);
+    ethernet(GUEST_MAC, 0x0800, &ip)
+}
+
+#[test]
+fn conduit_server_answers_arp_and_a_tcp_syn_under_the_minimal_spt_loader() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::net::UnixDatagram;
+    let (image, plan) = image("conduit_server", "spt");
+    assert_eq!(
+        plan.manifest_json()["devices"],
+        serde_json::json!([{"name": "service", "type": "NET_BASIC"}])
+    );
+    let mut fds = [0i32; 2];
+    // SAFETY: `socketpair` writes two descriptors into `fds`; the guest's end is inherited by
+    // the child (no close-on-exec), the test's is owned by `host` below.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fds[0]` is a fresh descriptor nothing else owns.
+    let host = unsafe { UnixDatagram::from_raw_fd(fds[0]) };
+    // SAFETY: as above; the parent keeps the child's end open only until the child started.
+    let guest_end = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) };
+    // SAFETY: close-on-exec on our end, so only the guest's end reaches the child.
+    unsafe { libc::fcntl(host.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env("MINI_SPT_NET", format!("service={}", guest_end.as_raw_fd()));
+    let child = mini_spt_spawn(command, &image, "");
+    drop(guest_end);
+    host.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut arp_reply, mut syn_ack) = (false, false);
+    let mut buf = [0u8; 2048];
+    while !(arp_reply && syn_ack) && std::time::Instant::now() < deadline {
+        let frame = if arp_reply {
+            tcp_syn(8080)
+        } else {
+            arp(1, [0xff; 6], [0; 6], GUEST_IP)
+        };
+        if host.send(&frame).is_err() {
+            break; // the guest is gone
+        }
+        while let Ok(n) = host.recv(&mut buf) {
+            let f = &buf[..n];
+            if n < 14 {
+                continue;
+            }
+            match u16::from_be_bytes([f[12], f[13]]) {
+                0x0806 if n >= 42 => {
+                    let op = u16::from_be_bytes([f[20], f[21]]);
+                    if op == 2 && f[22..28] == GUEST_MAC && f[28..32] == GUEST_IP {
+                        arp_reply = true;
+                    } else if op == 1 && f[38..42] == HOST_IP {
+                        // The guest asks for us.
+                        let _ = host.send(&arp(2, GUEST_MAC, GUEST_MAC, GUEST_IP));
+                    }
+                }
+                0x0800 if n >= 54 && f[23] == 6 => {
+                    let tcp = &f[14 + usize::from(f[14] & 0xf) * 4..];
+                    let from = u16::from_be_bytes([tcp[0], tcp[1]]);
+                    if from == 8080 && tcp[13] & 0x12 == 0x12 {
+                        syn_ack = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let run = mini_spt_finish(child);
+    assert!(
+        arp_reply,
+        "no ARP reply from 10.0.0.2 (status {:?}): {}{}",
+        run.status, run.stdout, run.stderr
+    );
+    assert!(
+        syn_ack,
+        "no SYN-ACK from port 8080: {}{}",
+        run.stdout, run.stderr
     );
 }
