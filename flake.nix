@@ -47,6 +47,8 @@
             inherit mirage-nix;
             boot = {
               hello-unix.expect = "Hello World!";
+              hello-xen = { expect = "INF [hello] Hi-from-PVH"; args = [ "--hello=Hi-from-PVH" ]; };
+              console-xen.expect = "world";
               block-unix.setup = "head -c 1048576 /dev/zero >disk.img";
               # Servers: started, asked for a page over the sandbox's loopback, stopped.
               conduit_server-unix = { expect = "listening on TCP port 8080"; probe = httpProbe 8080; };

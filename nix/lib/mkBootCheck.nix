@@ -1,5 +1,5 @@
-# mkBootCheck :: { image, args ? [ ], expect ? null, timeout ? 30, setup ? "", probe ? null }
-#                -> derivation
+# mkBootCheck :: { image, args ? [ ], expect ? null, timeout ? 30, setup ? "", probe ? null,
+#                  runner ? null, success ? 0 } -> derivation
 #
 # Boots a unix image (buildUnikernel) in the build sandbox. Without `probe` it succeeds if
 # the image exits 0 within `timeout` seconds and, when `expect` is given, prints that line.
@@ -8,9 +8,11 @@
 # the sandbox's loopback), stops the image and succeeds if the probe did. The output is
 # kept in $out/log (and the probe's in $out/probe). `setup` (shell) runs first in the
 # image's working directory, for examples that need a file to boot on (block: a disk
-# image). Targets that need a hypervisor plug their runner in here.
+# image). Targets that need a hypervisor plug their runner in here: `runner` (shell) starts
+# the image `$exe` with its arguments `$bootArgs` (default: run it as a process), and
+# `success` is the exit status that means the unikernel succeeded.
 { toolchain, internal }:
-{ image, args ? [ ], expect ? null, timeout ? 30, setup ? "", probe ? null }:
+{ image, args ? [ ], expect ? null, timeout ? 30, setup ? "", probe ? null, runner ? null, success ? 0 }:
 derivation ({
   name = "${image.name}-boot";
   inherit (toolchain) system;
@@ -20,6 +22,8 @@ derivation ({
   expect = if expect == null then "" else expect;
   bootArgs = map toString args;
   probe = if probe == null then "" else probe;
+  runner = if runner == null then ''"$exe" $bootArgs'' else runner;
+  success = toString success;
   inherit setup;
   args = [
     "-euc"
@@ -29,9 +33,9 @@ derivation ({
       eval "$setup"
       if [ -z "$probe" ]; then
         status=0
-        timeout ${toString timeout} "$exe" $bootArgs >"$out/log" 2>&1 || status=$?
+        timeout ${toString timeout} sh -c "$runner" >"$out/log" 2>&1 || status=$?
         cat "$out/log"
-        if [ "$status" != 0 ]; then
+        if [ "$status" != "$success" ]; then
           echo "mirage-nix: $exe exited with status $status" >&2; exit 1
         fi
         if [ -n "$expect" ] && ! grep -qF -- "$expect" "$out/log"; then
