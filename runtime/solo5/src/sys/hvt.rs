@@ -248,3 +248,40 @@ pub(crate) unsafe fn read_boot_info(addr: u64) -> BootInfo {
         mft: at(32),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn hypercall_structures_match_hvt_abi_h() {
+        assert_eq!(size_of::<Walltime>(), 8);
+        assert_eq!((size_of::<Puts>(), offset_of!(Puts, len)), (16, 8));
+        assert_eq!(size_of::<Poll>(), 24);
+        assert_eq!(
+            (offset_of!(Poll, ready_set), offset_of!(Poll, ret)),
+            (8, 16)
+        );
+        assert_eq!(size_of::<Block>(), 40);
+        assert_eq!(
+            (
+                offset_of!(Block, offset),
+                offset_of!(Block, data),
+                offset_of!(Block, len),
+                offset_of!(Block, ret)
+            ),
+            (8, 16, 24, 32)
+        );
+        assert_eq!(size_of::<Net>(), 32);
+        assert_eq!(
+            (
+                offset_of!(Net, data),
+                offset_of!(Net, len),
+                offset_of!(Net, ret)
+            ),
+            (8, 16, 24)
+        );
+        assert_eq!((size_of::<Halt>(), offset_of!(Halt, status)), (16, 8));
+    }
+}

@@ -277,3 +277,24 @@ pub(crate) unsafe fn read_boot_info(addr: u64) -> BootInfo {
         mft: u64_at(24),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn kernel_structures_have_linux_x86_64_layouts() {
+        // `struct epoll_event` is packed on x86_64.
+        assert_eq!(size_of::<EpollEvent>(), 12);
+        assert_eq!(size_of::<Timespec>(), 16);
+        assert_eq!(size_of::<Itimerspec>(), 32);
+    }
+
+    #[test]
+    fn system_call_results() {
+        assert_eq!(result(5), Ok(5));
+        assert_eq!(result(-EAGAIN), Err(IoError::Again));
+        assert_eq!(result(-5), Err(IoError::Failed(5)));
+    }
+}
