@@ -27,6 +27,10 @@ pub struct BuildOptions {
     pub quiet: bool,
 }
 
+/// The triple bare-metal images are compiled for: the stable toolchain's host target, with
+/// the image's own link flags.
+const BARE_METAL_HOST: &str = "x86_64-unknown-linux-gnu";
+
 /// A built image.
 #[derive(Clone, Debug)]
 pub struct Built {
@@ -97,6 +101,14 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
         .arg("--manifest-path")
         .arg("Cargo.toml")
         .env("CARGO_TARGET_DIR", &opts.target_dir);
+    // Bare-metal images: the host triple as cargo's target (as Nix sets CARGO_BUILD_TARGET),
+    // so that the target's link flags reach the image only, not build scripts.
+    let release = if plan.image.std {
+        opts.target_dir.join("release")
+    } else {
+        cargo.args(["--target", BARE_METAL_HOST]);
+        opts.target_dir.join(BARE_METAL_HOST).join("release")
+    };
     if opts.quiet {
         cargo.arg("--quiet");
     }
@@ -117,7 +129,7 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
         )
     })?;
     let image = dist.join(&plan.image.file);
-    let built = opts.target_dir.join("release").join(&plan.name);
+    let built = release.join(&plan.name);
     std::fs::copy(&built, &image).map_err(|e| {
         fail(
             format!(
@@ -129,10 +141,7 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
         )
     })?;
     Ok(Built {
-        run_hint: format!(
-            "run it with `{}` (add --help for its keys)",
-            image.display()
-        ),
+        run_hint: super::nix::boot_hint(plan, &image),
         image,
     })
 }

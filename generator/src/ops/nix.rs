@@ -190,14 +190,28 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
             "boot it with `scripts/xen-run pvh {image}` in the mirage-nix tree (through its \
              PVH entry under QEMU; `dom0` boots it on Xen, `xl` prints an xl config)"
         ),
-        "solo5-hvt" => {
-            format!("boot it with `solo5-hvt --mem=64 {image}` (add --help for its keys)")
-        }
-        "solo5-spt" => {
-            format!("boot it with `solo5-spt --mem=64 {image}` (add --help for its keys)")
+        "solo5-hvt" | "solo5-spt" => {
+            format!(
+                "boot it with `{} --mem=64{} -- {image}` (add --help for its keys)",
+                plan.image.format,
+                solo5_devices(plan)
+            )
         }
         other => format!("the image is {image} (format {other})"),
     }
+}
+
+/// `solo5_devices(plan)` is the tender options attaching the plan's Solo5 devices, each
+/// preceded by a space: `--net:NAME=TAP` (a host tap interface) and `--block:NAME=FILE`.
+fn solo5_devices(plan: &Plan) -> String {
+    plan.nodes
+        .iter()
+        .filter_map(|n| n.manifest.as_ref())
+        .map(|m| match m.kind {
+            crate::config::ManifestKind::Net => format!(" --net:{}=TAP", m.name),
+            crate::config::ManifestKind::Block => format!(" --block:{}=FILE", m.name),
+        })
+        .collect()
 }
 
 /// Checks that the committed plan is `plan`: Nix builds committed plans only.
@@ -368,6 +382,21 @@ mod tests {
         for f in ["elf-unix", "xen-pv", "solo5-hvt", "solo5-spt", "other"] {
             assert!(!boot_hint(&plan(f, false), out).contains('\n'), "one line");
         }
+    }
+
+    #[test]
+    fn solo5_hints_attach_the_manifests_devices() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |p: &str| crate::ops::read_plan(&root.join(p)).unwrap();
+        let server = read("examples/conduit_server/plans/spt.json");
+        assert_eq!(
+            boot_hint(&server, Path::new("conduit_server.spt")),
+            "boot it with `solo5-spt --mem=64 --net:service=TAP -- conduit_server.spt` \
+             (add --help for its keys)"
+        );
+        let block = read("examples/block/plans/hvt.json");
+        assert!(boot_hint(&block, Path::new("block.hvt"))
+            .contains("solo5-hvt --mem=64 --block:storage=FILE -- block.hvt"));
     }
 
     #[test]
