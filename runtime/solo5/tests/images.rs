@@ -981,16 +981,21 @@ fn arp(op: u16, dst: [u8; 6], target_mac: [u8; 6], target_ip: [u8; 4]) -> Vec<u8
     ethernet(dst, 0x0806, &a)
 }
 
-/// `tcp_syn(port)` is a TCP SYN from 10.0.0.1:40000 to the guest's `port`.
-fn tcp_syn(port: u16) -> Vec<u8> {
+/// The test's TCP port.
+const HOST_PORT: u16 = 40000;
+
+/// `tcp(port, flags, seq, ack, payload)` is a TCP segment from 10.0.0.1:40000 to the guest's
+/// `port`, in an IPv4 packet in an Ethernet frame.
+fn tcp(port: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
     let mut tcp = Vec::new();
-    tcp.extend_from_slice(&40000u16.to_be_bytes());
+    tcp.extend_from_slice(&HOST_PORT.to_be_bytes());
     tcp.extend_from_slice(&port.to_be_bytes());
-    tcp.extend_from_slice(&1000u32.to_be_bytes()); // sequence
-    tcp.extend_from_slice(&0u32.to_be_bytes()); // acknowledgement
-    tcp.extend_from_slice(&[0x50, 0x02]); // 5 words, SYN
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&ack.to_be_bytes());
+    tcp.extend_from_slice(&[0x50, flags]); // 5 words of header
     tcp.extend_from_slice(&8192u16.to_be_bytes()); // window
     tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    tcp.extend_from_slice(payload);
     let len = (tcp.len() as u16).to_be_bytes();
     let pseudo = [&HOST_IP[..], &GUEST_IP[..], &[0, 6], &len[..]].concat();
     let sum = checksum(&[&pseudo, &tcp]);
@@ -1006,8 +1011,43 @@ fn tcp_syn(port: u16) -> Vec<u8> {
     ethernet(GUEST_MAC, 0x0800, &ip)
 }
 
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+
+/// A TCP segment from the guest: flags, sequence and acknowledgement numbers, payload.
+struct Segment {
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: Vec<u8>,
+}
+
+/// `segment(frame, port)` is the TCP segment in `frame` from the guest's `port` to ours.
+fn segment(f: &[u8], port: u16) -> Option<Segment> {
+    if f.len() < 54 || f[12..14] != [8, 0] || f[23] != 6 {
+        return None;
+    }
+    let ip_len = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let ip = &f[14..(14 + ip_len).min(f.len())];
+    let t = &ip[usize::from(ip[0] & 0xf) * 4..];
+    let from = u16::from_be_bytes([t[0], t[1]]);
+    let to = u16::from_be_bytes([t[2], t[3]]);
+    if from != port || to != HOST_PORT {
+        return None;
+    }
+    let data = usize::from(t[12] >> 4) * 4;
+    Some(Segment {
+        flags: t[13],
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        payload: t[data..].to_vec(),
+    })
+}
+
 #[test]
-fn conduit_server_answers_arp_and_a_tcp_syn_under_the_minimal_spt_loader() {
+fn conduit_server_answers_an_http_get_under_the_minimal_spt_loader() {
     use std::os::fd::{AsRawFd, FromRawFd};
     use std::os::unix::net::UnixDatagram;
     let (image, plan) = image("conduit_server", "spt");
@@ -1033,55 +1073,95 @@ fn conduit_server_answers_arp_and_a_tcp_syn_under_the_minimal_spt_loader() {
     host.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let (mut arp_reply, mut syn_ack) = (false, false);
+    // ARP, then a TCP handshake, GET / and the response until the server's FIN.
+    let request = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n";
+    let iss = 1000u32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut arp_reply = false;
+    let mut syn_ack = false;
+    let mut rcv_nxt = 0u32; // the next byte expected from the server
+    let mut response = Vec::new();
+    let mut closed = false;
     let mut buf = [0u8; 2048];
-    while !(arp_reply && syn_ack) && std::time::Instant::now() < deadline {
-        let frame = if arp_reply {
-            tcp_syn(8080)
-        } else {
+    while !closed && std::time::Instant::now() < deadline {
+        let frame = if !arp_reply {
             arp(1, [0xff; 6], [0; 6], GUEST_IP)
+        } else if !syn_ack {
+            tcp(8080, SYN, iss, 0, &[])
+        } else {
+            // (Re)send the request with the acknowledgement of what we have.
+            tcp(8080, ACK | PSH, iss + 1, rcv_nxt, request)
         };
         if host.send(&frame).is_err() {
             break; // the guest is gone
         }
         while let Ok(n) = host.recv(&mut buf) {
             let f = &buf[..n];
-            if n < 14 {
+            if n >= 42 && f[12..14] == [8, 6] {
+                let op = u16::from_be_bytes([f[20], f[21]]);
+                if op == 2 && f[22..28] == GUEST_MAC && f[28..32] == GUEST_IP {
+                    arp_reply = true;
+                } else if op == 1 && f[38..42] == HOST_IP {
+                    // The guest asks for us.
+                    let _ = host.send(&arp(2, GUEST_MAC, GUEST_MAC, GUEST_IP));
+                }
                 continue;
             }
-            match u16::from_be_bytes([f[12], f[13]]) {
-                0x0806 if n >= 42 => {
-                    let op = u16::from_be_bytes([f[20], f[21]]);
-                    if op == 2 && f[22..28] == GUEST_MAC && f[28..32] == GUEST_IP {
-                        arp_reply = true;
-                    } else if op == 1 && f[38..42] == HOST_IP {
-                        // The guest asks for us.
-                        let _ = host.send(&arp(2, GUEST_MAC, GUEST_MAC, GUEST_IP));
-                    }
-                }
-                0x0800 if n >= 54 && f[23] == 6 => {
-                    let tcp = &f[14 + usize::from(f[14] & 0xf) * 4..];
-                    let from = u16::from_be_bytes([tcp[0], tcp[1]]);
-                    if from == 8080 && tcp[13] & 0x12 == 0x12 {
-                        syn_ack = true;
-                    }
-                }
-                _ => {}
+            let Some(seg) = segment(f, 8080) else {
+                continue;
+            };
+            if seg.flags & (SYN | ACK) == SYN | ACK && !syn_ack {
+                syn_ack = true;
+                rcv_nxt = seg.seq.wrapping_add(1);
+                let _ = host.send(&tcp(8080, ACK | PSH, iss + 1, rcv_nxt, request));
+                continue;
+            }
+            if !syn_ack {
+                continue;
+            }
+            let acked_request = seg.ack == iss + 1 + request.len() as u32;
+            if seg.seq == rcv_nxt && !seg.payload.is_empty() {
+                response.extend_from_slice(&seg.payload);
+                rcv_nxt = rcv_nxt.wrapping_add(seg.payload.len() as u32);
+            }
+            let fin =
+                seg.flags & FIN != 0 && seg.seq.wrapping_add(seg.payload.len() as u32) == rcv_nxt;
+            if fin {
+                rcv_nxt = rcv_nxt.wrapping_add(1);
+            }
+            let seq = if acked_request {
+                iss + 1 + request.len() as u32
+            } else {
+                iss + 1
+            };
+            let _ = host.send(&tcp(
+                8080,
+                ACK | if fin { FIN } else { 0 },
+                seq,
+                rcv_nxt,
+                &[],
+            ));
+            if fin {
+                closed = true;
+                break;
             }
         }
     }
     let mut child = child;
     let _ = child.kill();
     let run = mini_spt_finish(child);
+    let text = String::from_utf8_lossy(&response);
     assert!(
-        arp_reply,
-        "no ARP reply from 10.0.0.2 (status {:?}): {}{}",
-        run.status, run.stdout, run.stderr
+        arp_reply && syn_ack,
+        "no ARP reply or SYN-ACK from 10.0.0.2 (status {:?}): {}{}",
+        run.status,
+        run.stdout,
+        run.stderr
     );
     assert!(
-        syn_ack,
-        "no SYN-ACK from port 8080: {}{}",
-        run.stdout, run.stderr
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\nhello mirage world!\n"),
+        "response {text:?}; guest: {}{}",
+        run.stdout,
+        run.stderr
     );
 }
