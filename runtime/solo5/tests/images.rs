@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -1046,30 +1047,11 @@ fn segment(f: &[u8], port: u16) -> Option<Segment> {
     })
 }
 
-#[test]
-fn conduit_server_answers_an_http_get_under_the_minimal_spt_loader() {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    use std::os::unix::net::UnixDatagram;
-    let (image, plan) = image("conduit_server", "spt");
-    assert_eq!(
-        plan.manifest_json()["devices"],
-        serde_json::json!([{"name": "service", "type": "NET_BASIC"}])
-    );
-    let mut fds = [0i32; 2];
-    // SAFETY: `socketpair` writes two descriptors into `fds`; the guest's end is inherited by
-    // the child (no close-on-exec), the test's is owned by `host` below.
-    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    // SAFETY: `fds[0]` is a fresh descriptor nothing else owns.
-    let host = unsafe { UnixDatagram::from_raw_fd(fds[0]) };
-    // SAFETY: as above; the parent keeps the child's end open only until the child started.
-    let guest_end = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) };
-    // SAFETY: close-on-exec on our end, so only the guest's end reaches the child.
-    unsafe { libc::fcntl(host.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.env("MINI_SPT_NET", format!("service={}", guest_end.as_raw_fd()));
-    let child = mini_spt_spawn(command, &image, "");
-    drop(guest_end);
+/// `http_get(host)` is the response to `GET /` from the guest at 10.0.0.2:8080, reached
+/// through `host`, the test's end of the guest's link: the test answers and sends ARP, opens
+/// the TCP connection, sends the request, acknowledges the response and closes. It returns
+/// whether ARP and the handshake succeeded, and the response's bytes.
+fn http_get(host: &std::os::unix::net::UnixDatagram) -> (bool, bool, Vec<u8>) {
     host.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
 
@@ -1147,6 +1129,34 @@ fn conduit_server_answers_an_http_get_under_the_minimal_spt_loader() {
             }
         }
     }
+    (arp_reply, syn_ack, response)
+}
+
+#[test]
+fn conduit_server_answers_an_http_get_under_the_minimal_spt_loader() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::net::UnixDatagram;
+    let (image, plan) = image("conduit_server", "spt");
+    assert_eq!(
+        plan.manifest_json()["devices"],
+        serde_json::json!([{"name": "service", "type": "NET_BASIC"}])
+    );
+    let mut fds = [0i32; 2];
+    // SAFETY: `socketpair` writes two descriptors into `fds`; the guest's end is inherited by
+    // the child (no close-on-exec), the test's is owned by `host` below.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fds[0]` is a fresh descriptor nothing else owns.
+    let host = unsafe { UnixDatagram::from_raw_fd(fds[0]) };
+    // SAFETY: as above; the parent keeps the child's end open only until the child started.
+    let guest_end = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) };
+    // SAFETY: close-on-exec on our end, so only the guest's end reaches the child.
+    unsafe { libc::fcntl(host.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env("MINI_SPT_NET", format!("service={}", guest_end.as_raw_fd()));
+    let child = mini_spt_spawn(command, &image, "");
+    drop(guest_end);
+    let (arp_reply, syn_ack, response) = http_get(&host);
     let mut child = child;
     let _ = child.kill();
     let run = mini_spt_finish(child);
@@ -1194,9 +1204,27 @@ fn kvm_ioctl(fd: i32, request: u64, arg: u64) -> i64 {
     r as i64
 }
 
-/// `mini_hvt(elf, cmdline)` runs the hvt image `elf` until it halts (at most 30 s of guest
-/// time is not enforced: hello takes 4 s).
+/// A device the minimal monitor attaches.
+enum HvtDevice {
+    /// A file as a block device of 512-byte blocks.
+    Block(std::fs::File),
+    /// A datagram socket as a network device (MAC [`GUEST_MAC`], MTU 1500).
+    Net(std::os::unix::net::UnixDatagram),
+}
+
+/// `mini_hvt(elf, cmdline)` runs the hvt image `elf` until it halts, at most 30 s.
 fn mini_hvt(elf: &[u8], cmdline: &str) -> Result<HvtRun, String> {
+    mini_hvt_with(elf, cmdline, Vec::new(), &AtomicBool::new(false))
+}
+
+/// `mini_hvt_with(elf, cmdline, devices, stop)` runs `elf` with `devices` attached by name,
+/// until it halts, 30 s pass or `stop` is set.
+fn mini_hvt_with(
+    elf: &[u8],
+    cmdline: &str,
+    devices: Vec<(&str, HvtDevice)>,
+    stop: &AtomicBool,
+) -> Result<HvtRun, String> {
     const KVM_GET_VCPU_MMAP_SIZE: u64 = 0xae04;
     const KVM_CREATE_VM: u64 = 0xae01;
     const KVM_CREATE_VCPU: u64 = 0xae41;
@@ -1271,10 +1299,35 @@ fn mini_hvt(elf: &[u8], cmdline: &str) -> Result<HvtRun, String> {
         .find(|p| first_note(elf, p).kind == MFT1)
         .ok_or("no MFT1 note")?;
     let note = first_note(elf, &mft_phdr);
-    let mft = &note.rest[4..4 + note.descsz as usize - 4];
-    if u32_at(mft, 4) != 1 {
-        return Err("the minimal monitor attaches no devices".into());
+    let mut mft = note.rest[4..4 + note.descsz as usize - 4].to_vec();
+    let entries = u32_at(&mft, 4) as usize;
+    let mut attached: HashMap<usize, HvtDevice> = HashMap::new();
+    for (name, device) in devices {
+        let i = (1..entries)
+            .find(|i| {
+                let e = &mft[8 + i * 104..];
+                &e[..name.len()] == name.as_bytes() && e[name.len()] == 0
+            })
+            .ok_or(format!("{name} is not in the manifest"))?;
+        let e = &mut mft[8 + i * 104..8 + (i + 1) * 104];
+        match &device {
+            HvtDevice::Block(f) => {
+                e[72..80].copy_from_slice(&f.metadata().unwrap().len().to_le_bytes());
+                e[80..82].copy_from_slice(&512u16.to_le_bytes());
+            }
+            HvtDevice::Net(sock) => {
+                sock.set_nonblocking(true).unwrap();
+                e[72..78].copy_from_slice(&GUEST_MAC);
+                e[78..80].copy_from_slice(&1500u16.to_le_bytes());
+            }
+        }
+        e[96] = 1;
+        attached.insert(i, device);
     }
+    if attached.len() + 1 != entries {
+        return Err("a declared device is not attached".into());
+    }
+    let mft = &mft[..];
     // The vCPU.
     let vcpu = kvm_ioctl(vm, KVM_CREATE_VCPU, 0);
     if vcpu < 0 {
@@ -1375,6 +1428,9 @@ fn mini_hvt(elf: &[u8], cmdline: &str) -> Result<HvtRun, String> {
         if started.elapsed() > Duration::from_secs(30) {
             break Err("timed out".to_string());
         }
+        if stop.load(Ordering::SeqCst) {
+            break Err("stopped".to_string());
+        }
         if kvm_ioctl(vcpu, KVM_RUN, 0) < 0 {
             break Err(format!("KVM_RUN: {}", std::io::Error::last_os_error()));
         }
@@ -1411,10 +1467,86 @@ fn mini_hvt(elf: &[u8], cmdline: &str) -> Result<HvtRun, String> {
                 console.extend_from_slice(&guest[data..data + len]);
             }
             0x503 => {
-                std::thread::sleep(Duration::from_nanos(at(0).min(1 << 34)));
-                put(guest, arg + 8, 0);
+                // POLL: wait for a network device's input or the timeout.
+                let nets: Vec<(usize, i32)> = attached
+                    .iter()
+                    .filter_map(|(h, d)| match d {
+                        HvtDevice::Net(sock) => Some((*h, sock.as_raw_fd())),
+                        HvtDevice::Block(_) => None,
+                    })
+                    .collect();
+                let mut fds: Vec<libc::pollfd> = nets
+                    .iter()
+                    .map(|&(_, fd)| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                let ns = at(0);
+                if fds.is_empty() {
+                    std::thread::sleep(Duration::from_nanos(ns.min(1 << 34)));
+                } else {
+                    // At most 100 ms, so that `stop` is seen soon (an early return is allowed).
+                    let ms = ns.div_ceil(1_000_000).min(100) as i32;
+                    // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+                    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, ms) };
+                }
+                let mut ready = 0u64;
+                let mut count = 0i32;
+                for (p, (h, _)) in fds.iter().zip(&nets) {
+                    if p.revents & libc::POLLIN != 0 {
+                        ready |= 1 << h;
+                        count += 1;
+                    }
+                }
+                put(guest, arg + 8, ready);
                 guest[(arg + 16) as usize..(arg + 20) as usize]
-                    .copy_from_slice(&0i32.to_le_bytes());
+                    .copy_from_slice(&count.to_le_bytes());
+            }
+            0x504 | 0x505 => {
+                // BLOCK_WRITE / BLOCK_READ: handle, offset, data, len; ret at 32.
+                let Some(HvtDevice::Block(file)) = attached.get(&(at(0) as usize)) else {
+                    break Err(format!("block hypercall on handle {}", at(0)));
+                };
+                let (offset, data, len) = (at(8), at(16) as usize, at(24) as usize);
+                use std::os::unix::fs::FileExt;
+                let ok = if port == 0x504 {
+                    file.write_all_at(&guest[data..data + len], offset).is_ok()
+                } else {
+                    file.read_exact_at(&mut guest[data..data + len], offset)
+                        .is_ok()
+                };
+                let ret: i32 = if ok && len == 512 && offset % 512 == 0 {
+                    0
+                } else {
+                    3
+                };
+                guest[(arg + 32) as usize..(arg + 36) as usize].copy_from_slice(&ret.to_le_bytes());
+            }
+            0x506 | 0x507 => {
+                // NET_WRITE / NET_READ: handle, data, len (in/out); ret at 24.
+                let Some(HvtDevice::Net(sock)) = attached.get(&(at(0) as usize)) else {
+                    break Err(format!("net hypercall on handle {}", at(0)));
+                };
+                let (data, len) = (at(8) as usize, at(16) as usize);
+                let ret: i32 = if port == 0x506 {
+                    if sock.send(&guest[data..data + len]).is_ok() {
+                        0
+                    } else {
+                        3
+                    }
+                } else {
+                    match sock.recv(&mut guest[data..data + len]) {
+                        Ok(n) => {
+                            put(guest, arg + 16, n as u64);
+                            0
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 1,
+                        Err(_) => 3,
+                    }
+                };
+                guest[(arg + 24) as usize..(arg + 28) as usize].copy_from_slice(&ret.to_le_bytes());
             }
             0x508 => break Ok(u32_at(guest, (arg + 8) as usize) as i32),
             other => break Err(format!("hypercall port {other:#x}")),
@@ -1512,6 +1644,35 @@ fn console_kv_ro_keys_and_panics_under_the_minimal_hvt_monitor() {
     assert_eq!(console.console, "hello\nworld\n".repeat(4));
     let kv_ro = hvt_run("examples/kv_ro", "").unwrap();
     assert_eq!(kv_ro.status, Ok(0), "{}", kv_ro.console);
+    // The same files from a tar archive over a block device.
+    let (tar_image, _) = image_configured("kv_ro", "hvt", &["--kv_ro=tar"]);
+    let tar = work().join("kv_ro-t-hvt.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(root().join("examples/kv_ro/t"))
+        .arg("-cf")
+        .arg(&tar)
+        .args(["secret", "subdir"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&tar)
+        .unwrap();
+    let from_tar = mini_hvt_with(
+        &std::fs::read(&tar_image).unwrap(),
+        "",
+        vec![("t", HvtDevice::Block(file))],
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(from_tar.status, Ok(0), "{}", from_tar.console);
+    assert_eq!(
+        from_tar.console, kv_ro.console,
+        "tar reads what crunch embedded"
+    );
     assert!(
         kv_ro.console.contains("INF [kv_ro] foobar\n"),
         "{}",
@@ -1535,5 +1696,40 @@ fn console_kv_ro_keys_and_panics_under_the_minimal_hvt_monitor() {
         crash.console.contains("deliberate panic: testing\n"),
         "{}",
         crash.console
+    );
+}
+
+#[test]
+fn conduit_server_answers_an_http_get_under_the_minimal_hvt_monitor() {
+    use std::os::unix::net::UnixDatagram;
+    let (image, _) = image("conduit_server", "hvt");
+    let elf = std::fs::read(&image).unwrap();
+    let (host, guest_end) = UnixDatagram::pair().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop_monitor = stop.clone();
+    let monitor = std::thread::spawn(move || {
+        let devices = vec![("service", HvtDevice::Net(guest_end))];
+        mini_hvt_with(&elf, "", devices, &stop_monitor)
+    });
+    let (arp_reply, syn_ack, response) = http_get(&host);
+    // The server runs until stopped.
+    stop.store(true, Ordering::SeqCst);
+    let run = match monitor.join().unwrap() {
+        Ok(run) => run,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        arp_reply && syn_ack,
+        "no ARP reply or SYN-ACK: {}",
+        run.console
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\nhello mirage world!\n"),
+        "response {text:?}; guest: {}",
+        run.console
     );
 }
