@@ -8,7 +8,8 @@
 //!   memory with [`heap::init`];
 //! - [`panic::report`], which formats a panic's message once, without the heap;
 //! - [`cmdline::split`], which turns a boot command line into words;
-//! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds.
+//! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds;
+//! - [`random_u64`], a word from the processor's RDRAND.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
 //! mark with `--cfg mirage_xen_image` or `--cfg mirage_solo5_image`; host builds (the
@@ -25,4 +26,5 @@ pub mod panic;
 mod sys;
 pub mod tsc;
 
+pub use arch::random_u64;
 pub use sys::heap;

@@ -1,5 +1,7 @@
-//! The machine layer: the `mem*` functions, in assembly.
+//! The machine layer: the `mem*` functions (images only) and RDRAND, in assembly.
 #![allow(unsafe_code)]
 
-#[cfg(all(target_arch = "x86_64", any(mirage_xen_image, mirage_solo5_image)))]
+#[cfg(target_arch = "x86_64")]
 mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::random_u64;

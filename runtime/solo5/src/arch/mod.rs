@@ -1,5 +1,5 @@
 //! The machine layer: the entry `_start`, the instructions the runtime needs (time-stamp
-//! counter, RDRAND, port output for hvt hypercalls, `syscall` for spt). Only x86_64 exists.
+//! counter, port output for hvt hypercalls, `syscall` for spt). Only x86_64 exists.
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]

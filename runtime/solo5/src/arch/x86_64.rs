@@ -1,4 +1,5 @@
-//! x86_64: `_start`, `rdtsc`, `rdrand`, `outl` and raw Linux system calls.
+//! x86_64: `_start`, `rdtsc`, `outl` and raw Linux system calls (RDRAND is
+//! `mirage-bare-metal`'s).
 
 use core::arch::asm;
 #[cfg(mirage_solo5_image)]
@@ -28,30 +29,6 @@ _start:
 pub(crate) fn rdtsc() -> u64 {
     // SAFETY: RDTSC reads a counter; the tenders leave CR4.TSD clear.
     unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-/// `has_rdrand()` is whether the processor has RDRAND (CPUID.1:ECX bit 30).
-pub(crate) fn has_rdrand() -> bool {
-    // CPUID is unprivileged and available on every x86_64 processor.
-    let leaf = core::arch::x86_64::__cpuid(1);
-    leaf.ecx & (1 << 30) != 0
-}
-
-/// `rdrand()` is a random word, or `None` if RDRAND failed ten times.
-pub(crate) fn rdrand() -> Option<u64> {
-    for _ in 0..10 {
-        let value: u64;
-        let ok: u8;
-        // SAFETY: RDRAND writes a register and the carry flag; callers check `has_rdrand`.
-        unsafe {
-            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok,
-                 options(nomem, nostack));
-        }
-        if ok != 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// `outl(port, value)` writes a 32-bit word to an I/O port: an hvt hypercall.

@@ -24,7 +24,6 @@ use mirage_devices::Timestamp;
 use mirage_runtime::{Interest, Readiness};
 use spin::{Mutex, Once};
 
-use crate::arch;
 use crate::notes::Kind;
 
 /// A device the tender attached, from its copy of the manifest.
@@ -143,11 +142,7 @@ pub(crate) fn exit(code: i32) -> ! {
 
 /// `random_u64()` is a word from RDRAND, or `None` without it.
 pub(crate) fn random_u64() -> Option<u64> {
-    if arch::has_rdrand() {
-        arch::rdrand()
-    } else {
-        None
-    }
+    mirage_bare_metal::random_u64()
 }
 
 /// Why a transfer failed: Solo5's result code, or the host's errno (spt).

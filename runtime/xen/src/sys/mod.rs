@@ -137,11 +137,7 @@ pub(crate) fn wait(deadline: Option<u64>) {
 /// `random_u64()` is a word from RDRAND, or `None` if the processor has none (QEMU's default
 /// TCG CPU does not) or it failed.
 pub(crate) fn random_u64() -> Option<u64> {
-    if arch::has_rdrand() {
-        arch::rdrand()
-    } else {
-        None
-    }
+    mirage_bare_metal::random_u64()
 }
 
 /// `exit(code)` ends the image: on Xen, `code` 0 shuts the domain down with reason poweroff

@@ -1,5 +1,5 @@
-//! The instructions the runtime uses directly: the time-stamp counter, CPUID, RDRAND, port
-//! I/O and halting.
+//! The instructions the runtime uses directly: the time-stamp counter, CPUID, port I/O and
+//! halting (RDRAND is `mirage-bare-metal`'s).
 
 use core::arch::asm;
 use core::arch::x86_64::{__cpuid, _rdtsc, CpuidResult};
@@ -13,29 +13,6 @@ pub(crate) fn rdtsc() -> u64 {
 /// `cpuid(leaf)` is what CPUID reports for `leaf` (sub-leaf 0).
 pub(crate) fn cpuid(leaf: u32) -> CpuidResult {
     __cpuid(leaf)
-}
-
-/// `rdrand()` is a random word from the processor, or `None` if RDRAND failed ten times.
-/// Callers check `has_rdrand()` first.
-pub(crate) fn rdrand() -> Option<u64> {
-    for _ in 0..10 {
-        let (value, ok): (u64, u8);
-        // SAFETY: RDRAND writes only its output register and the carry flag; callers made
-        // sure the processor has it (CPUID.1:ECX bit 30).
-        unsafe {
-            asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok,
-                 options(nomem, nostack));
-        }
-        if ok == 1 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// `has_rdrand()` says whether the processor has RDRAND (CPUID.1:ECX bit 30).
-pub(crate) fn has_rdrand() -> bool {
-    cpuid(1).ecx & (1 << 30) != 0
 }
 
 /// `outb(port, v)` writes a byte to an I/O port.
