@@ -9,7 +9,8 @@
 //! - [`panic::report`], which formats a panic's message once, without the heap;
 //! - [`cmdline::split`], which turns a boot command line into words;
 //! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds;
-//! - [`random_u64`], a word from the processor's RDRAND.
+//! - [`random_u64`], a word from the processor's RDRAND;
+//! - [`devices`]: time, clocks, console and random devices over a platform's primitives.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
 //! mark with `--cfg mirage_xen_image` or `--cfg mirage_solo5_image`; host builds (the
@@ -22,6 +23,7 @@ extern crate alloc;
 
 mod arch;
 pub mod cmdline;
+pub mod devices;
 pub mod panic;
 mod sys;
 pub mod tsc;

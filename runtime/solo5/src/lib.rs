@@ -40,12 +40,10 @@ extern crate alloc;
 
 mod arch;
 mod block;
-mod clock;
-mod console;
+mod devices;
 mod net;
 pub mod notes;
 mod platform;
-mod random;
 mod sys;
 
 use core::future::Future;
@@ -53,11 +51,9 @@ use core::future::Future;
 use mirage_runtime::{exit, BootArgs, Failure, KeySpec};
 
 pub use block::{Block, ConnectError};
-pub use clock::{Mclock, Pclock, Time};
-pub use console::Console;
+pub use devices::{Console, Mclock, Pclock, Random, Time};
 pub use net::Net;
 pub use platform::Solo5;
-pub use random::Random;
 
 /// `main!(NAME, KEYS, unikernel)` defines the image's entry, which the boot code calls once
 /// the heap and devices are ready: it runs [`run`]`(NAME, KEYS, unikernel)` and the tender

@@ -43,10 +43,8 @@
 extern crate alloc;
 
 mod arch;
-mod clock;
-mod console;
+mod devices;
 mod platform;
-mod random;
 mod sys;
 mod time;
 
@@ -54,10 +52,8 @@ use core::future::Future;
 
 use mirage_runtime::{exit, BootArgs, Failure, KeySpec};
 
-pub use clock::{Mclock, Pclock, Time};
-pub use console::Console;
+pub use devices::{Console, Mclock, Pclock, Random, Time};
 pub use platform::Xen;
-pub use random::Random;
 
 /// `main!(NAME, KEYS, unikernel)` defines the image's entry, which the boot code calls once
 /// the machine is ready: it runs [`run`]`(NAME, KEYS, unikernel)` and the domain shuts down

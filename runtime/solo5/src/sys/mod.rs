@@ -3,8 +3,8 @@
 //! filter allows), one of which the image's cfg selects as `abi`.
 //!
 //! The rest of the crate sees a small safe surface: [`console_write`], [`now_ns`],
-//! [`wall_clock`], [`wait`], [`exit`], [`cmdline`], [`device`], the net and block transfers and
-//! [`random_u64`].
+//! [`wall_clock`], [`wait`], [`exit`], [`cmdline`], [`device`], and the net and block
+//! transfers.
 #![allow(unsafe_code)]
 
 #[cfg(mirage_solo5_image)]
@@ -138,11 +138,6 @@ pub(crate) fn wait(deadline: Option<u64>) {
 /// `exit(code)` ends the image; the tender exits with status `code`.
 pub(crate) fn exit(code: i32) -> ! {
     abi::exit(code)
-}
-
-/// `random_u64()` is a word from RDRAND, or `None` without it.
-pub(crate) fn random_u64() -> Option<u64> {
-    mirage_bare_metal::random_u64()
 }
 
 /// Why a transfer failed: Solo5's result code, or the host's errno (spt).

@@ -2,7 +2,7 @@
 //! page, the console ring, the PC devices of a bare PVH boot, the heap and the panic handler.
 //!
 //! The rest of the crate sees a small safe surface: [`console_write`], [`now_ns`],
-//! [`wall_clock`], [`wait`], [`cmdline`], [`exit`] and [`random_u64`], all reading the
+//! [`wall_clock`], [`wait`], [`cmdline`] and [`exit`], all reading the
 //! [`Machine`] that boot code records once.
 #![allow(unsafe_code)]
 
@@ -132,12 +132,6 @@ pub(crate) fn wait(deadline: Option<u64>) {
             None => arch::halt_forever(),
         },
     }
-}
-
-/// `random_u64()` is a word from RDRAND, or `None` if the processor has none (QEMU's default
-/// TCG CPU does not) or it failed.
-pub(crate) fn random_u64() -> Option<u64> {
-    mirage_bare_metal::random_u64()
 }
 
 /// `exit(code)` ends the image: on Xen, `code` 0 shuts the domain down with reason poweroff
