@@ -582,6 +582,27 @@ impl Loader {
             })
     }
 
+    /// Whether `name` can name a new constructor or device (`what`): well formed and not yet
+    /// taken in their shared namespace; reports why not.
+    fn fresh_name(&mut self, what: &str, name: &str, span: Span) -> bool {
+        if let Some(prev) = self.name_taken(name) {
+            self.duplicate(what, name, span, prev);
+            return false;
+        }
+        if !valid_name(name) {
+            self.diags.push(
+                Diagnostic::error(
+                    "bad-name",
+                    span,
+                    format!("`{name}` is not a valid {what} name"),
+                )
+                .with_help("use lower-case letters, digits and `_`, starting with a letter"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn duplicate(&mut self, what: &str, name: &str, span: Span, previous: Span) {
         self.diags.push(
             Diagnostic::error("duplicate-name", span, format!("{what} `{name}` is declared twice"))
@@ -669,38 +690,13 @@ impl Loader {
         }
         for (name, c) in f.constructors {
             let span = self.span(file, &name);
-            if let Some(prev) = self.name_taken(name.get_ref()) {
-                self.duplicate("constructor", name.get_ref(), span, prev);
-                continue;
+            if self.fresh_name("constructor", name.get_ref(), span) {
+                self.raw_constructors.push((file, name, c));
             }
-            if !valid_name(name.get_ref()) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "bad-name",
-                        span,
-                        format!("`{}` is not a valid constructor name", name.get_ref()),
-                    )
-                    .with_help("use lower-case letters, digits and `_`, starting with a letter"),
-                );
-                continue;
-            }
-            self.raw_constructors.push((file, name, c));
         }
         for (name, e) in f.devices {
             let span = self.span(file, &name);
-            if let Some(prev) = self.name_taken(name.get_ref()) {
-                self.duplicate("device", name.get_ref(), span, prev);
-                continue;
-            }
-            if !valid_name(name.get_ref()) {
-                self.diags.push(
-                    Diagnostic::error(
-                        "bad-name",
-                        span,
-                        format!("`{}` is not a valid device name", name.get_ref()),
-                    )
-                    .with_help("use lower-case letters, digits and `_`, starting with a letter"),
-                );
+            if !self.fresh_name("device", name.get_ref(), span) {
                 continue;
             }
             if let Some(expr) = self.expr(file, &e) {

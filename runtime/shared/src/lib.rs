@@ -10,7 +10,8 @@
 //! - [`cmdline::split`], which turns a boot command line into words;
 //! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds;
 //! - [`random_u64`], a word from the processor's RDRAND;
-//! - [`devices`]: time, clocks, console and random devices over a platform's primitives.
+//! - [`devices`]: time, clocks, console and random devices over a platform's primitives;
+//! - [`run`]: boot arguments, the executor and the exit code, the same on every target.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
 //! mark with `--cfg mirage_xen_image` or `--cfg mirage_solo5_image`; host builds (the
@@ -30,3 +31,50 @@ pub mod tsc;
 
 pub use arch::random_u64;
 pub use sys::heap;
+
+use core::future::Future;
+
+use mirage_runtime::{exit, BootArgs, Failure, KeySpec, Platform};
+
+/// `run(platform, cmdline, name, keys, unikernel)` parses the boot command line (words
+/// separated by blanks, with shell-like quotes and backslashes) against `keys` and runs
+/// `unikernel` with the result on the executor over `platform`; it returns the exit code,
+/// printing what went wrong on the platform's console:
+///
+/// - `--help`: the usage, [`exit::HELP`] (63);
+/// - bad arguments: the error naming the key, then the usage, [`exit::BAD_ARGUMENTS`] (64);
+/// - a [`Failure`]: `error: ...`, [`exit::FAILURE`] (1);
+/// - success: [`exit::SUCCESS`] (0).
+pub fn run<P, F, Fut>(
+    platform: &P,
+    cmdline: &str,
+    name: &str,
+    keys: &'static [KeySpec],
+    unikernel: F,
+) -> i32
+where
+    P: Platform + devices::Primitives,
+    F: FnOnce(BootArgs) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let say = |text: &str| P::console_write(text.as_bytes());
+    let args = match BootArgs::parse(keys, cmdline::split(cmdline)) {
+        Ok(args) => args,
+        Err(e @ mirage_runtime::ArgError::Help) => {
+            say(&mirage_runtime::usage(name, keys));
+            return e.exit_code();
+        }
+        Err(e) => {
+            say(&alloc::format!("{name}: {e}\n"));
+            say(&mirage_runtime::usage(name, keys));
+            return e.exit_code();
+        }
+    };
+    match mirage_runtime::block_on(platform, unikernel(args)) {
+        Ok(()) => exit::SUCCESS,
+        Err(failure) => {
+            say(&alloc::format!("error: {failure}\n"));
+            exit::FAILURE
+        }
+    }
+}

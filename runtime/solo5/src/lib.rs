@@ -48,7 +48,7 @@ mod sys;
 
 use core::future::Future;
 
-use mirage_runtime::{exit, BootArgs, Failure, KeySpec};
+use mirage_runtime::{BootArgs, Failure, KeySpec};
 
 pub use block::{Block, ConnectError};
 pub use devices::{Console, Mclock, Pclock, Random, Time};
@@ -89,39 +89,12 @@ macro_rules! manifest {
     };
 }
 
-/// `run(name, keys, unikernel)` parses the tender's arguments after the image (words
-/// separated by blanks, with shell-like quotes and backslashes) against `keys` and runs
-/// `unikernel` with the result on the executor; it returns the exit code, printing what went
-/// wrong on the console:
-///
-/// - `--help`: the usage, [`exit::HELP`] (63);
-/// - bad arguments: the error naming the key, then the usage, [`exit::BAD_ARGUMENTS`] (64);
-/// - a [`Failure`]: `error: ...`, [`exit::FAILURE`] (1);
-/// - success: [`exit::SUCCESS`] (0).
+/// `run(name, keys, unikernel)` parses the tender's arguments after the image against `keys` and runs `unikernel`
+/// with the result; it returns the exit code ([`mirage_bare_metal::run`] says which).
 pub fn run<F, Fut>(name: &str, keys: &'static [KeySpec], unikernel: F) -> i32
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    let say = |text: &str| sys::console_write(text.as_bytes());
-    let words = mirage_bare_metal::cmdline::split(sys::cmdline());
-    let args = match BootArgs::parse(keys, words) {
-        Ok(args) => args,
-        Err(e @ mirage_runtime::ArgError::Help) => {
-            say(&mirage_runtime::usage(name, keys));
-            return e.exit_code();
-        }
-        Err(e) => {
-            say(&alloc::format!("{name}: {e}\n"));
-            say(&mirage_runtime::usage(name, keys));
-            return e.exit_code();
-        }
-    };
-    match mirage_runtime::block_on(&Solo5, unikernel(args)) {
-        Ok(()) => exit::SUCCESS,
-        Err(failure) => {
-            say(&alloc::format!("error: {failure}\n"));
-            exit::FAILURE
-        }
-    }
+    mirage_bare_metal::run(&Solo5, sys::cmdline(), name, keys, unikernel)
 }

@@ -50,7 +50,7 @@ mod time;
 
 use core::future::Future;
 
-use mirage_runtime::{exit, BootArgs, Failure, KeySpec};
+use mirage_runtime::{BootArgs, Failure, KeySpec};
 
 pub use devices::{Console, Mclock, Pclock, Random, Time};
 pub use platform::Xen;
@@ -69,42 +69,12 @@ macro_rules! main {
     };
 }
 
-/// `run(name, keys, unikernel)` parses the domain's command line (words separated by blanks,
-/// with shell-like quotes and backslashes) against `keys` and runs `unikernel` with the result on the executor; it returns the
-/// exit code, printing what went wrong on the console:
-///
-/// - `--help`: the usage, [`exit::HELP`] (63);
-/// - bad arguments: the error naming the key, then the usage,
-///   [`exit::BAD_ARGUMENTS`] (64);
-/// - a [`Failure`]: `error: ...`, [`exit::FAILURE`] (1);
-/// - success: [`exit::SUCCESS`] (0).
+/// `run(name, keys, unikernel)` parses the domain's command line against `keys` and runs `unikernel`
+/// with the result; it returns the exit code ([`mirage_bare_metal::run`] says which).
 pub fn run<F, Fut>(name: &str, keys: &'static [KeySpec], unikernel: F) -> i32
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    use mirage_devices::Console as _;
-    let console = Console::connect();
-    let say = |text: &str| {
-        let _ = console.write_blocking(text.as_bytes());
-    };
-    let args = match BootArgs::parse(keys, mirage_bare_metal::cmdline::split(sys::cmdline())) {
-        Ok(args) => args,
-        Err(e @ mirage_runtime::ArgError::Help) => {
-            say(&mirage_runtime::usage(name, keys));
-            return e.exit_code();
-        }
-        Err(e) => {
-            say(&alloc::format!("{name}: {e}\n"));
-            say(&mirage_runtime::usage(name, keys));
-            return e.exit_code();
-        }
-    };
-    match mirage_runtime::block_on(&Xen, unikernel(args)) {
-        Ok(()) => exit::SUCCESS,
-        Err(failure) => {
-            say(&alloc::format!("error: {failure}\n"));
-            exit::FAILURE
-        }
-    }
+    mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, unikernel)
 }
