@@ -20,7 +20,8 @@ fn root() -> PathBuf {
     std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
 }
 
-/// A clone of this repository's HEAD in a temporary directory.
+/// A clone of this repository's HEAD in a temporary directory (or, where the tree is not a
+/// git checkout, such as an exported archive, a copy of it committed to a new repository).
 struct Scratch {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -29,18 +30,26 @@ struct Scratch {
 fn scratch() -> Scratch {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mirage-nix");
-    run(Command::new("git")
-        .args(["clone", "--quiet"])
-        .arg(root())
-        .arg(&dir));
-    for (k, v) in [
-        ("user.name", "test"),
-        ("user.email", "test@example.invalid"),
-    ] {
+    let git = |args: &[&str]| {
+        run(Command::new("git").arg("-C").arg(&dir).args(args));
+    };
+    if root().join(".git").exists() {
         run(Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(["config", k, v]));
+            .args(["clone", "--quiet"])
+            .arg(root())
+            .arg(&dir));
+    } else {
+        std::fs::create_dir(&dir).unwrap();
+        run(Command::new("sh").arg("-c").arg(
+            "tar -C \"$0\" --exclude=./target --exclude='./result*' --exclude='*/.mirage-nix' -cf - . | tar -C \"$1\" -xf -",
+        ).arg(root()).arg(&dir));
+        git(&["init", "--quiet"]);
+    }
+    git(&["config", "user.name", "test"]);
+    git(&["config", "user.email", "test@example.invalid"]);
+    if !root().join(".git").exists() {
+        git(&["add", "--all"]);
+        git(&["commit", "--quiet", "--message", "the tree under test"]);
     }
     Scratch { _tmp: tmp, dir }
 }
