@@ -220,29 +220,18 @@ pub(crate) fn block_write(dev: &Device, offset: u64, data: &[u8]) -> Result<(), 
     block(BLOCK_WRITE, dev, offset, data.as_ptr() as u64, data.len())
 }
 
-/// What the entry needs from `struct hvt_boot_info`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BootInfo {
-    /// The guest's memory size (the stack starts at its top).
-    pub(crate) mem_size: u64,
-    /// The command line's address (NUL-terminated).
-    pub(crate) cmdline: u64,
-    /// The filled-in manifest's address.
-    pub(crate) mft: u64,
-}
-
 /// `read_boot_info(addr)` reads `struct hvt_boot_info` at `addr` and starts the clock.
 ///
 /// # Safety
 ///
 /// `addr` must be the boot info the tender passed in `%rdi`.
-pub(crate) unsafe fn read_boot_info(addr: u64) -> BootInfo {
+pub(crate) unsafe fn read_boot_info(addr: u64) -> super::BootInfo {
     let at = |off: u64| {
         // SAFETY: the caller guarantees `addr` holds the 56-byte boot info; `off` < 40.
         unsafe { core::ptr::read_volatile((addr + off) as *const u64) }
     };
     set_clock(at(16));
-    BootInfo {
+    super::BootInfo {
         mem_size: at(0),
         cmdline: at(24),
         mft: at(32),

@@ -26,6 +26,18 @@ use spin::{Mutex, Once};
 
 use crate::notes::Kind;
 
+/// What the entry needs from the tender's boot info (`struct hvt_boot_info` or
+/// `struct spt_boot_info`), read by the ABI's `read_boot_info`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BootInfo {
+    /// The guest's memory size (the stack starts at its top).
+    pub(crate) mem_size: u64,
+    /// The command line's address (NUL-terminated).
+    pub(crate) cmdline: u64,
+    /// The filled-in manifest's address.
+    pub(crate) mft: u64,
+}
+
 /// A device the tender attached, from its copy of the manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Device {

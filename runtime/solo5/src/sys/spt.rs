@@ -242,23 +242,12 @@ pub(crate) fn block_write(dev: &Device, offset: u64, data: &[u8]) -> Result<(), 
     }
 }
 
-/// What the entry needs from `struct spt_boot_info`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BootInfo {
-    /// The guest's memory size (the stack starts at its top).
-    pub(crate) mem_size: u64,
-    /// The command line's address (NUL-terminated).
-    pub(crate) cmdline: u64,
-    /// The filled-in manifest's address.
-    pub(crate) mft: u64,
-}
-
 /// `read_boot_info(addr)` reads `struct spt_boot_info` at `addr` and keeps the tender's fds.
 ///
 /// # Safety
 ///
 /// `addr` must be the boot info the tender passed in `%rdi`.
-pub(crate) unsafe fn read_boot_info(addr: u64) -> BootInfo {
+pub(crate) unsafe fn read_boot_info(addr: u64) -> super::BootInfo {
     let u64_at = |off: u64| {
         // SAFETY: the caller guarantees `addr` holds the 40-byte boot info; `off` < 32.
         unsafe { core::ptr::read_volatile((addr + off) as *const u64) }
@@ -271,7 +260,7 @@ pub(crate) unsafe fn read_boot_info(addr: u64) -> BootInfo {
         epoll: i32_at(32),
         timer: i32_at(36),
     });
-    BootInfo {
+    super::BootInfo {
         mem_size: u64_at(0),
         cmdline: u64_at(16),
         mft: u64_at(24),

@@ -52,25 +52,9 @@ pub(crate) fn page() -> u64 {
 /// arguments must be what hypercall `nr` expects: pointers to live, correctly laid out
 /// structures that Xen may read and write.
 unsafe fn call(nr: usize, a1: u64, a2: u64, a3: u64) -> i64 {
-    let ret: i64;
-    let entry = page() + 32 * nr as u64;
-    // SAFETY: the caller guarantees the page and the arguments; the stub follows the
-    // hypercall ABI (it clobbers %rcx and %r11, and may clobber argument registers).
-    unsafe {
-        asm!(
-            "call {entry}",
-            entry = in(reg) entry,
-            inlateout("rdi") a1 => _,
-            inlateout("rsi") a2 => _,
-            inlateout("rdx") a3 => _,
-            lateout("rax") ret,
-            out("rcx") _,
-            out("r11") _,
-            out("r10") _,
-            out("r8") _,
-        );
-    }
-    ret
+    // SAFETY: the caller upholds `call5`'s contract, which is this one; the fourth argument
+    // register is passed as 0, which hypercalls of three arguments ignore.
+    unsafe { call5(nr, a1, a2, a3, 0) }
 }
 
 /// `call5(nr, a1, a2, a3, a4)` is [`call`] with a fourth argument (in `%r10`).
