@@ -54,6 +54,17 @@ fn scratch() -> Scratch {
     Scratch { _tmp: tmp, dir }
 }
 
+/// A token unique to this run. Edits carry it so that their derivations are new even where
+/// the Nix store is kept between runs (a store that already holds an edited image would
+/// build nothing and hide what a test counts).
+fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos}-{}", std::process::id())
+}
+
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -183,8 +194,11 @@ fn every_image_rebuilds_bit_for_bit() {
 fn an_app_change_or_a_key_rebuilds_one_derivation() {
     let s = scratch();
     s.build(UNIX_IMAGES);
+    let edited = format!("for _ in 0..4 {{ // a one-line change {}", nonce());
     s.edit("examples/hello/src/lib.rs", |t| {
-        t.replacen("for _ in 0..4 {", "for _ in 0..4 { // a one-line change", 1)
+        let changed = t.replacen("for _ in 0..4 {", &edited, 1);
+        assert_ne!(changed, t, "the line to change is gone from examples/hello");
+        changed
     });
     // The crate and its link are one derivation; the dependency layer, the generator and
     // the other images are untouched.
@@ -201,7 +215,8 @@ fn an_app_change_or_a_key_rebuilds_one_derivation() {
     assert_eq!(compiled, ["hello", "hello-unix"]);
 
     // A key's value changes the plan, hence the image, not the layer.
-    let out = s.mirage_nix(&["configure", "-t", "unix", "--hello=Hi", "examples/hello"]);
+    let hello = format!("--hello=Hi {}", nonce());
+    let out = s.mirage_nix(&["configure", "-t", "unix", &hello, "examples/hello"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(s.to_build(UNIX_IMAGES), ["hello-unix"]);
 }
@@ -417,7 +432,8 @@ fn a_downstream_flake_builds_its_own_unikernel_from_the_template() {
     // An edit to the downstream's code rebuilds its image only.
     std::fs::write(
         app.join("src/lib.rs"),
-        std::fs::read_to_string(app.join("src/lib.rs")).unwrap() + "// an edit\n",
+        std::fs::read_to_string(app.join("src/lib.rs")).unwrap()
+            + &format!("// an edit {}\n", nonce()),
     )
     .unwrap();
     let out = run(s
