@@ -448,3 +448,128 @@ fn a_downstream_flake_builds_its_own_unikernel_from_the_template() {
     assert_eq!(drvs.len(), 1, "{text}");
     assert!(drvs[0].ends_with("-myapp-unix.drv"), "{text}");
 }
+
+/// Where `text` names a path of the host (`/usr/...`, `/bin/sh`, ...) rather than one in
+/// the store or the build directory: a `/` that starts a path (not inside a store path's
+/// name, a URL or a relative path) followed by a top-level directory of a host system.
+fn host_paths(text: &str) -> Vec<String> {
+    const HOST_DIRS: &[&str] = &[
+        "usr", "bin", "sbin", "lib", "lib64", "etc", "opt", "home", "root", "tmp", "var",
+    ];
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    for (i, _) in text.match_indices('/') {
+        let starts_path =
+            i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || b"./-_:".contains(&bytes[i - 1]));
+        if !starts_path {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let dir: String = rest.chars().take_while(|c| *c != '/').collect();
+        let dir = dir
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or("");
+        if HOST_DIRS.contains(&dir) {
+            found.push(text[i..].chars().take(60).collect());
+        }
+    }
+    found
+}
+
+#[test]
+fn host_paths_are_found_where_they_start_a_path_only() {
+    assert_eq!(
+        host_paths("x=/usr/bin/qemu -kernel \"$exe\""),
+        ["/usr/bin/qemu -kernel \"$exe\""]
+    );
+    assert_eq!(host_paths("exec /bin/sh"), ["/bin/sh"]);
+    assert!(host_paths("/nix/store/abc-rustc/bin:/nix/store/def-tar/bin").is_empty());
+    assert!(host_paths("--remap-path-prefix=$top=/build https://x.org/lib/ a/usr/b").is_empty());
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
+    // This machine has no nixpkgs: a stand-in with the attributes the nixpkgs toolchain
+    // uses (nix/tests/stub-nixpkgs) replaces the input, so the build graph above it, ours,
+    // is what is checked.
+    let s = scratch();
+    let stub = format!("path:{}", s.dir.join("nix/tests/stub-nixpkgs").display());
+    let eval = |attr: &str, apply: &str| -> Vec<String> {
+        let out = run(&mut s.nix(&[
+            "eval",
+            "--json",
+            &s.attr(attr),
+            "--override-input",
+            "nixpkgs",
+            &stub,
+            "--apply",
+            apply,
+        ]));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let host_packages = eval("packages.x86_64-linux", "builtins.attrNames");
+    let nixpkgs_packages: Vec<String> =
+        eval("legacyPackages.x86_64-linux.nixpkgs", "builtins.attrNames")
+            .into_iter()
+            .filter(|n| n != "checks")
+            .collect();
+    assert_eq!(
+        nixpkgs_packages, host_packages,
+        "the two sources differ in packages"
+    );
+    let drvs = eval(
+        "legacyPackages.x86_64-linux.nixpkgs",
+        "ps: let names = builtins.filter (n: n != \"checks\") (builtins.attrNames ps); in \
+         map (n: ps.${n}.drvPath) names ++ map (n: ps.checks.${n}.drvPath) (builtins.attrNames ps.checks)",
+    );
+    assert!(
+        drvs.iter().any(|d| d.ends_with("-hello-xen-boot.drv")),
+        "{drvs:?}"
+    );
+
+    // Every derivation they need, and every file they take from the source tree.
+    let mut args = vec!["show-derivation", "--recursive"];
+    args.extend(drvs.iter().map(String::as_str));
+    let out = run(&mut s.nix(&args));
+    let closure: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert!(closure.len() > drvs.len(), "{} derivations", closure.len());
+    let mut offences = Vec::new();
+    for (drv, d) in &closure {
+        let mut texts: Vec<String> = vec![d["builder"].as_str().unwrap_or_default().into()];
+        texts.extend(
+            d["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from)),
+        );
+        texts.extend(
+            d["env"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, v)| v.as_str().map(String::from)),
+        );
+        for src in d["inputSrcs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+        {
+            if let Ok(text) = std::fs::read_to_string(src) {
+                texts.push(text);
+            }
+        }
+        for text in &texts {
+            offences.extend(host_paths(text).into_iter().map(|p| format!("{drv}: {p}")));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "host paths with the nixpkgs source:\n{}",
+        offences.join("\n")
+    );
+}

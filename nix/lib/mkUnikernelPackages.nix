@@ -11,7 +11,8 @@
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
 # A downstream flake calls this on its own directory (see templates/ and docs/nix.md).
-{ internal
+{ toolchain
+, internal
 , pathCrates
 , findPlans
 , readPlan
@@ -116,7 +117,7 @@ let
   # outside the sandbox): the image ends QEMU through isa-debug-exit, status 2 * code + 1.
   xen = filterAttrs (n: _: found.${n}.target == "xen") images;
   pvhBoot = {
-    runner = ''/usr/bin/qemu-system-x86_64 -accel tcg -m 32 -display none -serial stdio -monitor none -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$exe" -append "$bootArgs"'';
+    runner = ''${toolchain.qemu} -accel tcg -m 32 -display none -serial stdio -monitor none -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$exe" -append "$bootArgs"'';
     success = 1;
     timeout = 120;
   };

@@ -51,6 +51,8 @@ in
     "toolchain ${id.name} nar sha256:${id.narHash}"
   ];
   inherit (id) cc;
+  # The emulator boot checks run bare-metal images under (Debian's qemu-system-x86).
+  qemu = "/usr/bin/qemu-system-x86_64";
 
   # Same store path as nixpkgs' `fetchCrate { unpack = false; }`: flat sha256 of the
   # .crate, named "<name>-<version>.tar.gz".

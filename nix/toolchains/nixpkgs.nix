@@ -31,6 +31,8 @@ in
   # The store paths in `path` already identify every tool; the versions are for humans.
   identity = "nixpkgs rustc ${pkgs.rustc.version} cargo ${pkgs.cargo.version} cc ${pkgs.stdenv.cc.name}";
   cc = pkgs.stdenv.cc.name;
+  # The emulator boot checks run bare-metal images under.
+  qemu = "${pkgs.qemu}/bin/qemu-system-x86_64";
 
   fetchCrate = { name, version, checksum }: pkgs.fetchCrate {
     crateName = name;
