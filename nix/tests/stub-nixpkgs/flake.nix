@@ -10,11 +10,12 @@
       system = "x86_64-linux";
       # A package: a derivation whose builder does not exist, so it can be named in
       # other derivations but never realised.
-      package = name: version: derivation {
-        name = "${name}-${version}";
-        inherit system;
-        builder = "stub-nixpkgs-never-builds";
-      } // { inherit version; };
+      package = name: version: derivation
+        {
+          name = "${name}-${version}";
+          inherit system;
+          builder = "stub-nixpkgs-never-builds";
+        } // { inherit version; };
       tools = [ "bash" "coreutils" "findutils" "diffutils" "gnugrep" "gnused" "gnutar" "gzip" "qemu" ];
     in
     {
