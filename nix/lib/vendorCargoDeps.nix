@@ -1,24 +1,39 @@
 # vendorCargoDeps :: { lock, name ? "vendor" } -> derivation
 #
 # A cargo "directory source" with every registry crate of `lock` (a parsed, usually
-# pruned, Cargo.lock): each crate unpacked into `<name>-<version>/` next to the
-# `.cargo-checksum.json` cargo expects. The .crate files come from `toolchain.fetchCrate`,
-# one fixed-output path per crate keyed by its Cargo.lock checksum (the host source
-# finds them seeded by scripts/setup-nix; the nixpkgs source downloads them).
-{ toolchain, internal }:
+# pruned, Cargo.lock): a directory of links `<name>-<version>/`, one per crate, each to
+# that crate unpacked on its own (unpackCrate: the .crate from `toolchain.fetchCrate`,
+# keyed by its Cargo.lock checksum, plus the `.cargo-checksum.json` cargo expects). A
+# crate is unpacked once per toolchain and shared by every lock that has it, the way
+# cargo's registry cache is shared by every project: a new dependency unpacks one crate,
+# not the whole set again.
+{ toolchain }:
 { lock, name ? "vendor" }:
 let
   inherit (builtins) concatStringsSep filter map;
   registry = filter (p: p.kind == "registry") lock.packages;
   git = filter (p: p.kind == "git") lock.packages;
-  crateFile = p: toolchain.fetchCrate {
-    inherit (p) name version;
-    checksum = p.checksum or (throw ''
-      mirage-nix: Cargo.lock has no checksum for ${p.id}; run `cargo update -p ${p.name}`.
-    '');
-  };
-  lines = concatStringsSep "\n"
-    (map (p: "${p.name}-${p.version} ${p.checksum} ${crateFile p}") registry);
+  checksumOf = p: p.checksum or (throw ''
+    mirage-nix: Cargo.lock has no checksum for ${p.id}; run `cargo update -p ${p.name}`.
+  '');
+  unpackCrate = p: derivation ({
+    name = "${p.name}-${p.version}-src";
+    inherit (toolchain) system;
+    builder = toolchain.shell;
+    PATH = toolchain.path;
+    MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
+    crate = toolchain.fetchCrate { inherit (p) name version; checksum = checksumOf p; };
+    checksum = checksumOf p;
+    args = [
+      "-euc"
+      ''
+        mkdir -p "$out"
+        tar -xzf "$crate" -C "$out" --strip-components=1 --no-same-owner
+        printf '{"files":{},"package":"%s"}' "$checksum" >"$out/.cargo-checksum.json"
+      ''
+    ];
+  } // (toolchain.derivationAttrs or { }));
+  links = concatStringsSep "\n" (map (p: "${p.name}-${p.version} ${unpackCrate p}") registry);
 in
 if git != [ ] then
   throw ''
@@ -33,18 +48,16 @@ else
     builder = toolchain.shell;
     PATH = toolchain.path;
     MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
-    crates = lines;
-    passAsFile = [ "crates" ];
+    inherit links;
+    passAsFile = [ "links" ];
     args = [
       "-euc"
       ''
         mkdir -p "$out"
-        while read -r dir sum file || [ -n "''${dir:-}" ]; do
+        while read -r dir src || [ -n "''${dir:-}" ]; do
           [ -n "$dir" ] || continue
-          mkdir "$out/$dir"
-          tar -xzf "$file" -C "$out/$dir" --strip-components=1 --no-same-owner
-          printf '{"files":{},"package":"%s"}' "$sum" >"$out/$dir/.cargo-checksum.json"
-        done <"$cratesPath"
+          ln -s "$src" "$out/$dir"
+        done <"$linksPath"
       ''
     ];
   } // (toolchain.derivationAttrs or { }))
