@@ -194,6 +194,15 @@ fn every_image_rebuilds_bit_for_bit() {
 fn an_app_change_or_a_key_rebuilds_one_derivation() {
     let s = scratch();
     s.build(UNIX_IMAGES);
+    // The workspace layer compiles mirage-nix's crates only: every third-party crate it
+    // needs was compiled, with the same features, by the dependency layer under it.
+    let log = run(&mut s.nix(&["log", &s.attr("hello-unix.depsArtifacts")]));
+    let third_party: Vec<String> = String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter(|l| l.trim().starts_with("Compiling ") && !l.contains("(/build/src/"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(third_party, Vec::<String>::new());
     let edited = format!("for _ in 0..4 {{ // a one-line change {}", nonce());
     s.edit("examples/hello/src/lib.rs", |t| {
         let changed = t.replacen("for _ in 0..4 {", &edited, 1);

@@ -5,7 +5,7 @@
 #
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
-#   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest renderCommand
+#   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest layerCommand renderCommand
 #   buildUnikernel mkBootCheck mkUnikernelPackages mkUnikernel checkPlansFresh mkFormatter checkNixFormat
 { toolchain }:
 let
@@ -30,6 +30,7 @@ let
     planCrateDirs = callLib ./planCrateDirs.nix;
     planRustflags = callLib ./planRustflags.nix;
     mkStandInManifest = callLib ./mkStandInManifest.nix;
+    layerCommand = callLib ./layerCommand.nix;
     renderCommand = callLib ./renderCommand.nix;
     buildUnikernel = callLib ./buildUnikernel.nix;
     mkBootCheck = callLib ./mkBootCheck.nix;

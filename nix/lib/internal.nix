@@ -62,6 +62,24 @@ let
     in
     concatStringsSep "\n" (lines [ ] set) + "\n";
 
+  # The [profile.*] sections of a Cargo.toml text (the generator's template): the lines
+  # from the first profile header up to the next line that is neither a profile header
+  # nor a key of one (a comment, [workspace], the end).
+  profileSections = template: concatStringsSep "\n"
+    (foldl'
+      (acc: l:
+        if acc.done then acc
+        else if builtins.match "[[]profile[.].*[]]" l != null then acc // { inside = true; out = acc.out ++ [ l ]; }
+        else if acc.inside && (l == "" || builtins.match "[A-Za-z0-9_-]+ *=.*" l != null) then acc // { out = acc.out ++ [ l ]; }
+        else if acc.inside then acc // { done = true; }
+        else acc)
+      { inside = false; done = false; out = [ ]; }
+      (builtins.filter builtins.isString (builtins.split "\n" template))).out;
+
+  # The code of a plan's stand-in (mkStandInManifest): an empty library, `no_std` for a
+  # bare-metal target, so nothing is linked.
+  standInLib = plan: if plan.image.std or true then "\n" else "#![no_std]\n";
+
   shellEscape = s: "'" + replaceStrings [ "'" ] [ "'\\''" ] s + "'";
 
   # Source trees. Every function taking `src` reads files through `at`, so `src` is either
@@ -103,5 +121,5 @@ in
 {
   inherit hasPrefix hasSuffix removePrefix removeSuffix optional optionalString
     concatMapStrings mapAttrsToList filterAttrs unique normalizePath toTOML tomlValue
-    shellEscape isTree at rootDir rootFile lockFiles;
+    profileSections standInLib shellEscape isTree at rootDir rootFile lockFiles;
 }

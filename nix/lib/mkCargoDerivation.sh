@@ -37,7 +37,8 @@ while read -r dir times src dummies || [ -n "${dir:-}" ]; do
     mkdir -p "$(dirname "$top/src/$dir/$f")"
     case "$f" in
       build.rs | */main.rs | src/bin/*) echo 'fn main() {}' >"$top/src/$dir/$f" ;;
-      *) echo '#![no_std]' >"$top/src/$dir/$f" ;;
+      *) printf '%s\n' '//! Stand-in code: the dependency layer compiles what this crate uses.' \
+        '#![no_std]' >"$top/src/$dir/$f" ;;
     esac
   done
 done <"$crateLayoutPath"

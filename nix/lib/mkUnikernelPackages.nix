@@ -6,7 +6,8 @@
 #   images      "<example>-<target>" = buildUnikernel, one per plans/<target>.json;
 #   depsLayers  "<target>" = the layers every plan of that target shares, built with a
 #               stand-in crate per plan (mkStandInManifest): `.deps`, third-party crates
-#               from manifests only (buildDepsOnly), and on top of it the layer itself,
+#               from manifests only (buildDepsOnly, one cargo run: layerCommand), and on
+#               top of it the layer itself,
 #               mirage-nix's own crates (devices, runtime/*) compiled from their code;
 #   checks      "<example>-<target>-boot" = mkBootCheck, for the unix images;
 #   apps        "<example>-<target>" = { type = "app"; program; }, for the unix images.
@@ -19,6 +20,7 @@
 , planCrateDirs
 , planRustflags
 , mkStandInManifest
+, layerCommand
 , renderCommand
 , buildDepsOnly
 , buildUnikernel
@@ -82,8 +84,13 @@ let
             standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
           })
           ofTarget;
-        # Third-party crates: manifests only, so code edits never rebuild them.
-        deps = buildDepsOnly { name = "mirage-${target}"; inherit src rustflags dirs cargoCommands; };
+        # Third-party crates: manifests only, so code edits never rebuild them; every
+        # plan's stand-in in one cargo run.
+        deps = buildDepsOnly {
+          name = "mirage-${target}";
+          inherit src rustflags dirs;
+          cargoCommands = [ (layerCommand { plans = ofTarget; template = cargoTemplate; }) ];
+        };
       in
       {
         name = target;

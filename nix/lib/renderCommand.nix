@@ -15,8 +15,6 @@ let
   inherit (internal) shellEscape;
   planPath = "${plan.dir}/plans/${plan.target}.json";
   appDir = "${plan.dir}/.mirage-nix/${plan.target}";
-  # The stand-in's code: an empty library (mkStandInManifest), so nothing is linked.
-  emptyLib = if plan.image.std or true then "\n" else "#![no_std]\n";
   make =
     if standIn == null then ''
       mkdir -p "$(dirname ${shellEscape planPath})"
@@ -26,7 +24,7 @@ let
     else ''
       mkdir -p ${shellEscape appDir}/src
       cp ${builtins.toFile "Cargo.toml" standIn} ${shellEscape appDir}/Cargo.toml
-      cp ${builtins.toFile "lib.rs" emptyLib} ${shellEscape appDir}/src/lib.rs
+      cp ${builtins.toFile "lib.rs" (internal.standInLib plan)} ${shellEscape appDir}/src/lib.rs
     '';
 in
 make + ''

@@ -143,6 +143,20 @@ let
       };
     };
 
+    testStandInMemberHasNoProfile = {
+      expr =
+        let
+          m = builtins.fromTOML (lib.mkStandInManifest {
+            plan = hello;
+            template = "[profile.release]\nlto = true\n";
+            at = ".mirage-nix-layer/hello-unix";
+            member = true;
+          });
+        in
+        { profile = m.profile or null; workspace = m.workspace or null; deps = m.dependencies.mirage-unix; };
+      expected = { profile = null; workspace = null; deps = { path = "../../runtime/unix"; features = [ "std" ]; }; };
+    };
+
     testStandInBareMetalIsALibrary = {
       expr =
         let
