@@ -182,6 +182,16 @@ fn every_image_rebuilds_bit_for_bit() {
         .collect();
     assert!(images.contains(&"hello-unix"), "{images:?}");
     s.build(&images);
+    // Each image compiles its unikernel's crate and the rendered crate, nothing else: the
+    // target's layers hold every other crate with the features this plan needs.
+    for image in &images {
+        let log = run(&mut s.nix(&["log", &s.attr(image)]));
+        let compiled = String::from_utf8_lossy(&log.stdout)
+            .lines()
+            .filter(|l| l.trim().starts_with("Compiling "))
+            .count();
+        assert_eq!(compiled, 2, "{image} compiled {compiled} crates");
+    }
     let mut args = vec!["build", "--no-link", "--rebuild"];
     let attrs: Vec<String> = images.iter().map(|n| s.attr(n)).collect();
     args.extend(attrs.iter().map(String::as_str));
