@@ -122,6 +122,16 @@ impl Scratch {
         std::fs::write(&path, f(text)).unwrap();
     }
 
+    /// The crates cargo compiled in the build of `attr`, from its log: "name vX (path)".
+    fn compiled(&self, attr: &str) -> Vec<String> {
+        let log = run(&mut self.nix(&["log", &self.attr(attr)]));
+        String::from_utf8_lossy(&log.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Compiling "))
+            .map(String::from)
+            .collect()
+    }
+
     /// Stages everything (flakes see tracked files only).
     fn add(&self) {
         run(Command::new("git")
@@ -185,12 +195,8 @@ fn every_image_rebuilds_bit_for_bit() {
     // Each image compiles its unikernel's crate and the rendered crate, nothing else: the
     // target's layers hold every other crate with the features this plan needs.
     for image in &images {
-        let log = run(&mut s.nix(&["log", &s.attr(image)]));
-        let compiled = String::from_utf8_lossy(&log.stdout)
-            .lines()
-            .filter(|l| l.trim().starts_with("Compiling "))
-            .count();
-        assert_eq!(compiled, 2, "{image} compiled {compiled} crates");
+        let compiled = s.compiled(image);
+        assert_eq!(compiled.len(), 2, "{image} compiled {compiled:?}");
     }
     let mut args = vec!["build", "--no-link", "--rebuild"];
     let attrs: Vec<String> = images.iter().map(|n| s.attr(n)).collect();
@@ -206,11 +212,10 @@ fn an_app_change_or_a_key_rebuilds_one_derivation() {
     s.build(UNIX_IMAGES);
     // The workspace layer compiles mirage-nix's crates only: every third-party crate it
     // needs was compiled, with the same features, by the dependency layer under it.
-    let log = run(&mut s.nix(&["log", &s.attr("hello-unix.depsArtifacts")]));
-    let third_party: Vec<String> = String::from_utf8_lossy(&log.stdout)
-        .lines()
-        .filter(|l| l.trim().starts_with("Compiling ") && !l.contains("(/build/src/"))
-        .map(|l| l.trim().to_string())
+    let third_party: Vec<String> = s
+        .compiled("hello-unix.depsArtifacts")
+        .into_iter()
+        .filter(|c| !c.contains("(/build/src/"))
         .collect();
     assert_eq!(third_party, Vec::<String>::new());
     let edited = format!("for _ in 0..4 {{ // a one-line change {}", nonce());
@@ -225,11 +230,10 @@ fn an_app_change_or_a_key_rebuilds_one_derivation() {
     s.build(&["hello-unix"]);
     // Inside it cargo compiles the example's crate and the rendered crate, nothing else:
     // third-party crates come from the dependency layer, mirage-nix's from the workspace layer.
-    let log = run(&mut s.nix(&["log", &s.attr("hello-unix")]));
-    let compiled: Vec<String> = String::from_utf8_lossy(&log.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Compiling "))
-        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+    let compiled: Vec<String> = s
+        .compiled("hello-unix")
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or_default().to_string())
         .collect();
     assert_eq!(compiled, ["hello", "hello-unix"]);
 

@@ -16,12 +16,15 @@ let
   checksumOf = p: p.checksum or (throw ''
     mirage-nix: Cargo.lock has no checksum for ${p.id}; run `cargo update -p ${p.name}`.
   '');
-  unpackCrate = p: derivation ({
-    name = "${p.name}-${p.version}-src";
+  # A derivation running a shell script with the toolchain's tools.
+  shellStep = attrs: derivation ({
     inherit (toolchain) system;
     builder = toolchain.shell;
     PATH = toolchain.path;
     MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
+  } // attrs // (toolchain.derivationAttrs or { }));
+  unpackCrate = p: shellStep {
+    name = "${p.name}-${p.version}-src";
     crate = toolchain.fetchCrate { inherit (p) name version; checksum = checksumOf p; };
     checksum = checksumOf p;
     args = [
@@ -32,7 +35,7 @@ let
         printf '{"files":{},"package":"%s"}' "$checksum" >"$out/.cargo-checksum.json"
       ''
     ];
-  } // (toolchain.derivationAttrs or { }));
+  };
   links = concatStringsSep "\n" (map (p: "${p.name}-${p.version} ${unpackCrate p}") registry);
 in
 if git != [ ] then
@@ -42,13 +45,8 @@ if git != [ ] then
     crate into the workspace as a path dependency.
   ''
 else
-  derivation ({
-    inherit name;
-    inherit (toolchain) system;
-    builder = toolchain.shell;
-    PATH = toolchain.path;
-    MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
-    inherit links;
+  shellStep {
+    inherit name links;
     passAsFile = [ "links" ];
     args = [
       "-euc"
@@ -60,4 +58,4 @@ else
         done <"$linksPath"
       ''
     ];
-  } // (toolchain.derivationAttrs or { }))
+  }

@@ -87,9 +87,9 @@ fn salted_clone(work: &Path, name: &str, salt: usize) -> PathBuf {
     let vendor = dir.join("nix/lib/vendorCargoDeps.nix");
     let text = std::fs::read_to_string(&vendor).unwrap();
     let salted = text.replace(
-        "    inherit links;\n",
+        "    inherit name links;\n",
         &format!(
-            "    inherit links;\n    benchSalt = \"{salt} {}\";\n",
+            "    inherit name links;\n    benchSalt = \"{salt} {}\";\n",
             std::process::id()
         ),
     );
@@ -200,7 +200,7 @@ fn bench(example: &str, work: &Path, salt: usize) -> Row {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let every_image = args.is_empty();
-    let examples: Vec<String> = if args.is_empty() {
+    let examples: Vec<String> = if every_image {
         vec!["hello".into(), "conduit_server".into()]
     } else {
         args
