@@ -1,9 +1,11 @@
 //! What the benchmark programs share: where the tree is, a scratch folder, building an
 //! example's image from its committed plan the way Nix does (render, then cargo with only the
-//! plan's flags), and medians.
+//! plan's flags), timing a run to its first guest line, and medians.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use mirage_nix::render::{self, Roots};
 
@@ -58,4 +60,25 @@ pub fn build_image(example: &str, target: &str) -> PathBuf {
 pub fn median<T: Ord + Copy>(mut samples: Vec<T>) -> T {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// `time_run(cmd, is_guest_line)` runs `cmd` and returns the times to the first line of its
+/// output that `is_guest_line` accepts (the unikernel's, not the emulator's) and to its end.
+pub fn time_run(mut cmd: Command, is_guest_line: fn(&str) -> bool) -> (Duration, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let Ok(line) = line else { break };
+        if first.is_none() && is_guest_line(&line) {
+            first = Some(start.elapsed());
+        }
+    }
+    child.wait().unwrap();
+    (first.unwrap_or_default(), start.elapsed())
 }

@@ -9,13 +9,12 @@
 //! unix process, to hello's first line and to its end (medians of three runs; hello sleeps four
 //! seconds in all, which "to exit" includes).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mirage_nix::render::{self, Roots};
-use mirage_nix_bench::{build_image, median, root, work_dir};
+use mirage_nix_bench::{build_image, median, root, time_run, work_dir};
 
 const HOST: &str = "x86_64-unknown-linux-gnu";
 
@@ -47,26 +46,6 @@ fn build_solo5(example: &str, target: &str) -> PathBuf {
 
 fn size(path: &PathBuf) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// `time(cmd)` runs `cmd` and returns the times to its first `[hello]` line and to its end.
-fn time(mut cmd: Command) -> (Duration, Duration) {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        if first.is_none() && line.contains("[hello]") {
-            first = Some(start.elapsed());
-        }
-    }
-    child.wait().unwrap();
-    (first.unwrap_or_default(), start.elapsed())
 }
 
 fn main() {
@@ -129,7 +108,9 @@ fn main() {
     println!("| hello | start to first line (ms) | to exit (ms) |");
     println!("|---|---:|---:|");
     for (what, command) in &runners {
-        let runs: Vec<(Duration, Duration)> = (0..3).map(|_| time(command())).collect();
+        let runs: Vec<(Duration, Duration)> = (0..3)
+            .map(|_| time_run(command(), |l| l.contains("[hello]")))
+            .collect();
         let first = median(runs.iter().map(|r| r.0).collect());
         let end = median(runs.iter().map(|r| r.1).collect());
         println!("| {what} | {} | {} |", first.as_millis(), end.as_millis());

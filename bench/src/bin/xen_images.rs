@@ -10,35 +10,12 @@
 //! directly under QEMU (TCG); both need `scripts/setup`'s packages. hello and console sleep
 //! four seconds in all, which the times to exit include.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use mirage_nix_bench::{build_image as build, median, work_dir as work};
+use mirage_nix_bench::{build_image as build, median, time_run, work_dir as work};
 
 const RUNS: usize = 3;
-
-/// `time(cmd, is_guest_line)` runs `cmd` and returns the times to its first guest line and to
-/// its end.
-fn time(mut cmd: Command, is_guest_line: fn(&str) -> bool) -> (Duration, Duration) {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        if first.is_none() && is_guest_line(&line) {
-            first = Some(start.elapsed());
-        }
-    }
-    child.wait().unwrap();
-    (first.unwrap_or_default(), start.elapsed())
-}
 
 fn qemu() -> Command {
     let mut c = Command::new("qemu-system-x86_64");
@@ -115,7 +92,7 @@ fn main() {
         ];
         for r in &runners {
             let (firsts, ends): (Vec<_>, Vec<_>) = (0..RUNS)
-                .map(|_| time((r.command)(), r.is_guest_line))
+                .map(|_| time_run((r.command)(), r.is_guest_line))
                 .unzip();
             println!(
                 "| {example} | {} | {} | {:.0} | {:.0} |",
