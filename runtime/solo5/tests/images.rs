@@ -429,7 +429,7 @@ struct Run {
 
 /// `run(tender, image, args)` runs `tender --mem=32 -- image args...` for at most 60 s.
 fn run(tender: &Path, image: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(tender)
+    let child = Command::new(tender)
         .arg("--mem=32")
         .arg("--")
         .arg(image)
@@ -438,17 +438,7 @@ fn run(tender: &Path, image: &Path, args: &[&str]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finish(child)
 }
 
 fn hello_runs(target: &str) {
@@ -504,7 +494,7 @@ fn mini_spt_with(image: &Path, cmdline: &str, block: Option<&str>) -> Run {
         command.env("MINI_SPT_BLOCK", b);
     }
     let child = mini_spt_spawn(command, image, cmdline);
-    mini_spt_finish(child)
+    finish(child)
 }
 
 /// `mini_spt_spawn(command, image, cmdline)` starts the child side of the loader.
@@ -524,8 +514,9 @@ fn mini_spt_spawn(mut command: Command, image: &Path, cmdline: &str) -> std::pro
         .unwrap()
 }
 
-/// `mini_spt_finish(child)` waits at most 60 s for the child and collects its output.
-fn mini_spt_finish(mut child: std::process::Child) -> Run {
+/// `finish(child)` waits at most 60 s for a tender or the loader's child, kills it if it is
+/// still running, and collects its output.
+fn finish(mut child: std::process::Child) -> Run {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -1159,7 +1150,7 @@ fn conduit_server_answers_an_http_get_under_the_minimal_spt_loader() {
     let (arp_reply, syn_ack, response) = http_get(&host);
     let mut child = child;
     let _ = child.kill();
-    let run = mini_spt_finish(child);
+    let run = finish(child);
     let text = String::from_utf8_lossy(&response);
     assert!(
         arp_reply && syn_ack,
