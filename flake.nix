@@ -59,6 +59,8 @@
             };
           };
           images = unikernels.images;
+          # The same images, each on a layer of its own (mkUnikernelPackages' `layers`).
+          perImage = (lib.mkUnikernelPackages { src = self; inherit mirage-nix; layers = "image"; }).images;
           packages = images // {
             inherit mirage-nix;
             default = images.hello-unix or mirage-nix;
@@ -81,7 +83,7 @@
           formatter = lib.mkFormatter { src = self; };
         in
         {
-          inherit packages checks devShell formatter unikernels;
+          inherit packages checks devShell formatter unikernels perImage;
           # What a downstream flake calls: mkUnikernel with this tree and its generator.
           lib = lib // {
             mkUnikernel = args: lib.mkUnikernel ({ mirage = self; inherit mirage-nix; } // args);
@@ -96,7 +98,10 @@
     in
     {
       packages.${system} = default.packages;
-      legacyPackages.${system} = builtins.mapAttrs (_: o: o.packages // { inherit (o) checks; }) outputsFor;
+      # `.#perImage.<name>`: an image on its own layer (`layers = "image"`), e.g. for a
+      # one-off build of a single image from nothing.
+      legacyPackages.${system} = builtins.mapAttrs (_: o: o.packages // { inherit (o) checks perImage; }) outputsFor
+        // { inherit (default) perImage; };
       checks.${system} = default.checks;
       apps.${system} = default.apps // {
         default = default.apps.hello-unix or default.apps.mirage-nix;

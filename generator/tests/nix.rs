@@ -246,6 +246,33 @@ fn an_app_change_or_a_key_rebuilds_one_derivation() {
 
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
+fn an_image_on_its_own_layer_needs_no_shared_layer() {
+    let s = scratch();
+    let attr = "perImage.hello-unix";
+    // Its closure: its own layer, none of the target's shared ones.
+    let out = run(&mut s.nix(&["show-derivation", "--recursive", &s.attr(attr)]));
+    let closure: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = closure
+        .keys()
+        .map(|d| mirage_nix::ops::explain::store_name(d))
+        .collect();
+    assert!(names.contains(&"hello-unix-layer"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("mirage-unix-")),
+        "{names:?}"
+    );
+    s.build(&[attr]);
+    assert_eq!(s.compiled(attr).len(), 2, "{:?}", s.compiled(attr));
+    // An app change rebuilds the image, not its layer.
+    s.edit("examples/hello/src/lib.rs", |t| {
+        t + &format!("// an edit {}\n", nonce())
+    });
+    assert_eq!(s.to_build(&[attr]), ["hello-unix"]);
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
 fn a_change_to_another_runtime_rebuilds_no_unix_image() {
     let s = scratch();
     s.build(UNIX_IMAGES);
@@ -536,7 +563,7 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
     let nixpkgs_packages: Vec<String> =
         eval("legacyPackages.x86_64-linux.nixpkgs", "builtins.attrNames")
             .into_iter()
-            .filter(|n| n != "checks")
+            .filter(|n| n != "checks" && n != "perImage")
             .collect();
     assert_eq!(
         nixpkgs_packages, host_packages,
@@ -544,8 +571,9 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
     );
     let drvs = eval(
         "legacyPackages.x86_64-linux.nixpkgs",
-        "ps: let names = builtins.filter (n: n != \"checks\") (builtins.attrNames ps); in \
-         map (n: ps.${n}.drvPath) names ++ map (n: ps.checks.${n}.drvPath) (builtins.attrNames ps.checks)",
+        "ps: let names = builtins.filter (n: n != \"checks\" && n != \"perImage\") (builtins.attrNames ps); \
+         drvs = set: map (n: set.${n}.drvPath) (builtins.attrNames set); in \
+         map (n: ps.${n}.drvPath) names ++ drvs ps.checks ++ drvs ps.perImage",
     );
     assert!(
         drvs.iter().any(|d| d.ends_with("-hello-xen-boot.drv")),

@@ -1,4 +1,5 @@
-# mkUnikernel :: { src, mirage, mirage-nix, name ? <from unikernel.toml>, boot ? { } }
+# mkUnikernel :: { src, mirage, mirage-nix, name ? <from unikernel.toml>, boot ? { },
+#                 layers ? "image" }
 #                -> { images; depsLayers; checks; apps; plans; unavailable; }
 #
 # A downstream flake's unikernel: `src` is its own folder (unikernel.toml, Cargo.toml,
@@ -6,7 +7,9 @@
 # `mirage-nix/` and `<name>/`, so the unikernel's Cargo.toml reaches mirage-nix crates as
 # `../mirage-nix/<crate>`, the same as in a checkout next to a mirage-nix checkout.
 # Packages are "<name>-<target>" for every committed plans/<target>.json (what
-# `mirage-nix build` asks for). mkUnikernelPackages does the rest, with both roots.
+# `mirage-nix build` asks for). mkUnikernelPackages does the rest, with both roots; with
+# one plan per target, one layer per image holds what the target's layers would, in one
+# cargo run instead of two (mirage-nix's crates are a pinned input here, not edited).
 { mkUnikernelPackages }:
 { src
 , mirage
@@ -16,6 +19,7 @@
     Create it (`nix flake init -t <mirage-nix>` writes one), or pass `name`.
   '')
 , boot ? { }
+, layers ? "image"
 }:
 mkUnikernelPackages {
   src = {
@@ -25,5 +29,5 @@ mkUnikernelPackages {
   };
   mirageDir = "mirage-nix";
   unikernelDirs = [ name ];
-  inherit mirage-nix boot;
+  inherit mirage-nix boot layers;
 }

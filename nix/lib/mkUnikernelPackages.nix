@@ -1,5 +1,6 @@
 # mkUnikernelPackages :: { src, mirage-nix, examplesDir ? "examples", unikernelDirs ? null,
-#                          mirageDir ? "", cargoTemplate ? <the generator's>, boot ? { } }
+#                          mirageDir ? "", cargoTemplate ? <the generator's>, boot ? { },
+#                          layers ? "target" }
 #                        -> { images; depsLayers; checks; apps; }
 #
 # Everything the committed plans describe, for one toolchain source:
@@ -38,6 +39,14 @@
   # "<example>-<target>" = { setup; args; expect; probe; } for its boot check
   # (mkBootCheck), or null for none.
 , boot ? { }
+  # Which layers images are built on:
+  #   "target"  the two layers every plan of a target shares (depsLayers): third-party
+  #             crates compiled once per target, mirage-nix's crates once per feature set;
+  #             best for a tree of many unikernels, and for editing mirage-nix's crates;
+  #   "image"   one layer per image with exactly what its plan needs, third-party and
+  #             mirage-nix's crates in one cargo run: the fastest way to one image from
+  #             nothing (mkUnikernel's choice: its tree has one plan per target).
+, layers ? "target"
 }:
 let
   inherit (builtins) attrNames attrValues concatMap filter head length listToAttrs map mapAttrs
@@ -110,10 +119,27 @@ let
   # Plans whose crates do not all exist yet (a target still being written) get no image;
   # a plan that fails to read keeps its entry, so its fix-it error shows.
   buildable = filterAttrs (n: _: let r = tryEval (usable plans.${n}); in !r.success || r.value) plans;
+  # The layer of one image ("image" layers): the plan's stand-in with mirage-nix's crates
+  # from their code, the unikernel's as manifests.
+  imageLayer = plan: buildDepsOnly {
+    name = "${plan.name}-${plan.target}";
+    suffix = "layer";
+    inherit src;
+    rustflags = planRustflags plan;
+    dirs = planCrateDirs plan;
+    realDirs = mirageDirsOf [ plan ];
+    cargoCommands = [
+      (renderCommand { inherit plan; standIn = mkStandInManifest { inherit plan; template = cargoTemplate; }; })
+    ];
+  };
+  layerOf = n: plan:
+    if layers == "target" then depsLayers.${found.${n}.target}
+    else if layers == "image" then imageLayer plan
+    else throw ''mirage-nix: layers = "${toString layers}" is not a kind of layer; use "target" or "image".'';
   images = mapAttrs
     (n: plan: buildUnikernel {
       inherit src plan mirage-nix;
-      depsArtifacts = depsLayers.${found.${n}.target};
+      depsArtifacts = layerOf n plan;
       keepTimesDirs = mirageDirsOf [ plan ];
     })
     buildable;
