@@ -9,7 +9,8 @@
 //!   the image are built from nothing; the crates stay unpacked, as cargo's registry keeps
 //!   them for cargo's side; the generator is built
 //!   beforehand, untimed, as cargo's side gets `mirage-nix render` for free), a no-op
-//!   rebuild, and a rebuild after a one-line change in the example's `src/lib.rs`;
+//!   rebuild, a cold build of the same image on a layer of its own (`.#perImage.<name>`),
+//!   and a rebuild after a one-line change in the example's `src/lib.rs`;
 //! - cargo: the crate `mirage-nix render` writes from the same plan (with the repository's
 //!   Cargo.lock), `cargo build --release --offline` from an empty target directory, again
 //!   (warm, no-op), and after the same kind of one-line change.
@@ -56,7 +57,10 @@ fn touch_app(dir: &Path, example: &str, n: usize) {
 
 struct Row {
     example: String,
+    /// Cold, no-op, app change, on the target's shared layers.
     nix: [f64; 3],
+    /// Cold on the image's own layer (`.#perImage.<name>`).
+    nix_own_layer: f64,
     cargo: [f64; 3],
 }
 
@@ -175,6 +179,8 @@ fn bench(example: &str, work: &Path, salt: usize) -> Row {
     let cold = nix_build(&attr);
     eprintln!("{example}: nix no-op");
     let noop = nix_build(&attr);
+    eprintln!("{example}: nix cold, on its own layer");
+    let own_layer = nix_build(&format!("perImage.{attr}"));
     touch_app(&dir, example, 1);
     eprintln!("{example}: nix app change");
     let app = nix_build(&attr);
@@ -193,6 +199,7 @@ fn bench(example: &str, work: &Path, salt: usize) -> Row {
     Row {
         example: example.to_string(),
         nix: [cold, noop, app],
+        nix_own_layer: own_layer,
         cargo: [clean, warm, app_cargo],
     }
 }
@@ -214,15 +221,17 @@ fn main() {
         .collect();
     let all = every_image.then(|| bench_all(&work, rows.len()));
     let _ = std::fs::remove_dir_all(&work);
-    println!("| image | nix cold (s) | cargo clean (s) | ratio (goal < 1.3) | nix no-op (s) (goal < 1) | cargo warm no-op (s) | nix app change (s) | cargo app change (s) | ratio (goal < 1.5) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| image | nix cold (s) | cargo clean (s) | ratio (goal < 1.3) | nix cold, own layer (s) | ratio | nix no-op (s) (goal < 1) | cargo warm no-op (s) | nix app change (s) | cargo app change (s) | ratio (goal < 1.5) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {}-unix | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            "| {}-unix | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} |",
             r.example,
             r.nix[0],
             r.cargo[0],
             r.nix[0] / r.cargo[0],
+            r.nix_own_layer,
+            r.nix_own_layer / r.cargo[0],
             r.nix[1],
             r.cargo[1],
             r.nix[2],
