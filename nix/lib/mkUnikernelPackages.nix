@@ -71,6 +71,12 @@ let
       ps);
   }));
 
+  # Builds a plan's stand-in (mkStandInManifest) where its rendered crate goes.
+  standInCommand = plan: renderCommand {
+    inherit plan;
+    standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
+  };
+
   depsLayers = listToAttrs (map
     (target:
       let
@@ -87,12 +93,7 @@ let
             Regenerate them: `mirage-nix configure -t ${target} <dir>` for each example.
           '';
         dirs = unique (concatMap planCrateDirs ofTarget);
-        cargoCommands = map
-          (plan: renderCommand {
-            inherit plan;
-            standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
-          })
-          ofTarget;
+        cargoCommands = map standInCommand ofTarget;
         # Third-party crates: manifests only, so code edits never rebuild them; every
         # plan's stand-in in one cargo run.
         deps = buildDepsOnly {
@@ -128,9 +129,7 @@ let
     rustflags = planRustflags plan;
     dirs = planCrateDirs plan;
     realDirs = mirageDirsOf [ plan ];
-    cargoCommands = [
-      (renderCommand { inherit plan; standIn = mkStandInManifest { inherit plan; template = cargoTemplate; }; })
-    ];
+    cargoCommands = [ (standInCommand plan) ];
   };
   layerOf = n: plan:
     if layers == "target" then depsLayers.${found.${n}.target}
