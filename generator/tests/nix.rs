@@ -175,6 +175,60 @@ fn an_unchanged_image_builds_nothing() {
 
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
+fn flake_show_lists_every_output() {
+    let s = scratch();
+    let out = run(&mut s.nix(&["flake", "show", "--json", &s.dir.display().to_string()]));
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let system = "x86_64-linux";
+    let packages = &show["packages"][system];
+    for name in [
+        "mirage-nix",
+        "default",
+        "hello-unix",
+        "hello-xen",
+        "conduit_server-unix",
+    ] {
+        assert_eq!(
+            packages[name]["type"], "derivation",
+            "packages.{name}: {show}"
+        );
+    }
+    assert_eq!(show["apps"][system]["hello-unix"]["type"], "app", "{show}");
+    assert_eq!(show["apps"][system]["default"]["type"], "app", "{show}");
+    for check in [
+        "hello-unix-boot",
+        "hello-xen-boot",
+        "nix-unit-tests",
+        "plans-fresh",
+        "nix-format",
+    ] {
+        assert_eq!(
+            show["checks"][system][check]["type"], "derivation",
+            "checks.{check}: {show}"
+        );
+    }
+    assert_eq!(
+        show["devShells"][system]["default"]["type"], "derivation",
+        "{show}"
+    );
+    assert_eq!(show["formatter"][system]["type"], "derivation", "{show}");
+    assert_eq!(show["templates"]["default"]["type"], "template", "{show}");
+    assert!(
+        show["hydraJobs"]["packages"][system]["hello-unix"].is_object(),
+        "{show}"
+    );
+    assert!(
+        show["hydraJobs"]["checks"][system]["hello-unix-boot"].is_object(),
+        "{show}"
+    );
+    assert!(
+        show["legacyPackages"].is_object() && show["lib"].is_object(),
+        "{show}"
+    );
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
 fn every_image_rebuilds_bit_for_bit() {
     let s = scratch();
     let out = run(&mut s.nix(&[
