@@ -43,38 +43,66 @@
 extern crate alloc;
 
 mod arch;
+mod block;
+mod deadline;
 mod devices;
+mod events;
+mod frontend;
+mod grants;
+mod net;
 mod platform;
+mod ring;
 mod sys;
 mod time;
+mod xenstore;
 
 use core::future::Future;
 
 use mirage_runtime::{BootArgs, Failure, KeySpec};
 
+pub use block::Block;
 pub use devices::{Console, Mclock, Pclock, Random, Time};
+pub use frontend::{Cause, ConnectError, DeviceKind, State};
+pub use grants::GrantsError;
+pub use net::Net;
 pub use platform::Xen;
+pub use xenstore::{Errno, XsError};
 
-/// `main!(NAME, KEYS, unikernel)` defines the image's entry, which the boot code calls once
-/// the machine is ready: it runs [`run`]`(NAME, KEYS, unikernel)` and the domain shuts down
-/// with the resulting exit code.
+/// `main!(NAME, KEYS, unikernel, [("service", Net), ("disk", Block), ...])` defines the
+/// image's entry, which the boot code calls once the machine is ready: it runs
+/// [`run`]`(NAME, KEYS, DEVICES, unikernel)` and the domain shuts down with the resulting exit
+/// code. The devices (none if the list is left out) are the image's network and block devices
+/// by graph name, in the order the generated `xl` config lists their `vif` and `disk` lines.
 #[macro_export]
 macro_rules! main {
     ($name:expr, $keys:expr, $unikernel:expr $(,)?) => {
+        $crate::main!($name, $keys, $unikernel, []);
+    };
+    ($name:expr, $keys:expr, $unikernel:expr, [$(($device:expr, $kind:ident)),* $(,)?] $(,)?) => {
         /// The image's entry, called by mirage-xen's boot code.
         #[no_mangle]
         pub fn __mirage_xen_main() -> i32 {
-            $crate::run($name, $keys, $unikernel)
+            static DEVICES: &[(&str, $crate::DeviceKind)] = &[
+                $(($device, $crate::DeviceKind::$kind)),*
+            ];
+            $crate::run($name, $keys, DEVICES, $unikernel)
         }
     };
 }
 
-/// `run(name, keys, unikernel)` parses the domain's command line against `keys` and runs `unikernel`
-/// with the result; it returns the exit code ([`mirage_bare_metal::run`] says which).
-pub fn run<F, Fut>(name: &str, keys: &'static [KeySpec], unikernel: F) -> i32
+/// `run(name, keys, devices, unikernel)` records the image's devices, parses the domain's
+/// command line against `keys` and runs `unikernel` with the result; it returns the exit code
+/// ([`mirage_bare_metal::run`] says which).
+pub fn run<F, Fut>(
+    name: &str,
+    keys: &'static [KeySpec],
+    devices: &'static [(&'static str, DeviceKind)],
+    unikernel: F,
+) -> i32
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
+    frontend::declare(devices);
     mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, unikernel)
 }

@@ -4,17 +4,19 @@
 use alloc::string::String;
 use core::ptr::read_volatile;
 
+use super::console::Ring;
 use super::hypercall;
 use super::pc;
-use super::ring::Ring;
 use super::shared_info::SharedInfo;
 use super::{exit, pv_memory, set_cmdline, set_machine, Machine};
 use crate::arch::{self, cpuid, wrmsr};
 use mirage_bare_metal::tsc::TscScale;
 
 extern "C" {
-    static mirage_xen_shared_info_page: [u8; 4096];
-    static mirage_xen_console_page: [u8; 4096];
+    // Pages of the image's bss (arch::boot) that Xen writes once mapped: mutable, and only
+    // ever used through raw pointers.
+    static mut mirage_xen_shared_info_page: [u8; 4096];
+    static mut mirage_xen_console_page: [u8; 4096];
     static _end: u8;
 }
 
@@ -90,13 +92,21 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
             read::<u64>(start_info + 104),
         )
     };
+    // SAFETY: as above (`store_mfn` and `store_evtchn`).
+    let (store_mfn, store_port) =
+        unsafe { (read::<u64>(start_info + 56), read::<u32>(start_info + 64)) };
     let mut cmdline = [0u8; CMDLINE_MAX];
     // SAFETY: `cmd_line` is a 1024-byte array at offset 128 of `start_info`.
     let len = unsafe { copy_cstr(start_info + 128, &mut cmdline) };
 
-    let shared_va = (&raw const mirage_xen_shared_info_page) as u64;
+    let shared_va = (&raw mut mirage_xen_shared_info_page) as u64;
     // SAFETY: the page is reserved in the bss for this mapping and never used otherwise.
-    unsafe { hypercall::map_frame(shared_va, shared_maddr) };
+    let rc = unsafe { hypercall::map_frame(shared_va, shared_maddr) };
+    if rc != 0 {
+        // No shared info: no clock and no events. Nothing can be printed either (the console
+        // ring is not mapped yet), so stop with the crash reason Xen logs.
+        hypercall::shutdown(hypercall::Reason::Crash);
+    }
     // SAFETY: the page now shows the domain's shared info, for good.
     let shared = unsafe { SharedInfo::new(shared_va as usize) };
     shared.mask_upcalls();
@@ -104,16 +114,29 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     let console = if initial {
         None
     } else {
-        let ring_va = (&raw const mirage_xen_console_page) as u64;
+        let ring_va = (&raw mut mirage_xen_console_page) as u64;
         // SAFETY: the page is reserved in the bss for the console ring.
-        unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
+        let rc = unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
+        if rc != 0 {
+            hypercall::shutdown(hypercall::Reason::Crash);
+        }
+        shared.mask(console_port);
         // SAFETY: the ring is mapped for good, and only the runtime writes it.
         Some(unsafe { Ring::new(ring_va as usize, console_port) })
     };
+    // The xenstore page lies in the bootstrap region, mapped at its pseudo-physical address.
+    let store = (!initial && store_mfn != 0).then(|| {
+        // SAFETY: the machine-to-physical table covers the host's frames, `store_mfn` among
+        // them.
+        let pfn = unsafe { pv_memory::pfn_of_mfn(store_mfn) };
+        ((pfn << 12) as usize, store_port)
+    });
     set_machine(Machine::Xen {
         shared,
         console,
         initial,
+        p2m: Some(mfn_list),
+        store,
     });
 
     // The bootstrap region ends on a 4 MiB boundary at least 512 KiB past the bootstrap stack
@@ -172,26 +195,43 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             // SAFETY: ring 0; Xen's MSR (CPUID base + 2, EBX) fills the page at the written
             // physical address, a page of the bss reserved for it.
             unsafe { wrmsr(cpuid(base + 2).ebx, hypercall::page()) };
-            let shared_pa = (&raw const mirage_xen_shared_info_page) as u64;
+            let shared_pa = (&raw mut mirage_xen_shared_info_page) as u64;
             // SAFETY: the page is reserved in the bss for the shared info.
-            unsafe { hypercall::add_shared_info(shared_pa >> 12) };
+            let rc = unsafe {
+                hypercall::add_to_physmap(hypercall::MAPSPACE_SHARED_INFO, 0, shared_pa >> 12)
+            };
+            if rc != 0 {
+                hypercall::shutdown(hypercall::Reason::Crash);
+            }
             // SAFETY: Xen now shows the shared info there (identity-mapped), for good.
             let shared = unsafe { SharedInfo::new(shared_pa as usize) };
             shared.mask_upcalls();
             // HVM_PARAM_CONSOLE_PFN (17) and HVM_PARAM_CONSOLE_EVTCHN (18).
             let console = match (hypercall::hvm_param(17), hypercall::hvm_param(18)) {
                 (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 20) => {
+                    shared.mask(port as u32);
                     // SAFETY: the console page is guest memory, identity-mapped below 4 GiB,
                     // and only the runtime writes it.
                     Some(unsafe { Ring::new((pfn << 12) as usize, port as u32) })
                 }
                 _ => None,
             };
+            // A PVH dom0 (Xen's `dom0=pvh`) has the same flags as a PV one.
+            let initial = magic == HVM_START_MAGIC && flags & SIF_INITDOMAIN != 0;
+            // HVM_PARAM_STORE_PFN (1) and HVM_PARAM_STORE_EVTCHN (2): a guest frame below
+            // 4 GiB (xl puts it at 0xfeffc, past RAM), inside the identity map.
+            let store = match (hypercall::hvm_param(1), hypercall::hvm_param(2)) {
+                (Some(pfn), Some(port)) if !initial && pfn != 0 && pfn < (1 << 20) => {
+                    Some(((pfn << 12) as usize, port as u32))
+                }
+                _ => None,
+            };
             Machine::Xen {
                 shared,
                 console,
-                // A PVH dom0 (Xen's `dom0=pvh`) has the same flags as a PV one.
-                initial: magic == HVM_START_MAGIC && flags & SIF_INITDOMAIN != 0,
+                initial,
+                p2m: None,
+                store,
             }
         }
         None => {

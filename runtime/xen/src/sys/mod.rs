@@ -1,29 +1,36 @@
 //! Everything that touches the machine or the hypervisor: boot, hypercalls, the shared-info
-//! page, the console ring, the PC devices of a bare PVH boot, the heap and the panic handler.
+//! page and its event bits, shared pages, the grant table, the console ring, the PC devices of
+//! a bare PVH boot, the heap and the panic handler.
 //!
 //! The rest of the crate sees a small safe surface: [`console_write`], [`now_ns`],
-//! [`wall_clock`], [`wait`], [`cmdline`] and [`exit`], all reading the
-//! [`Machine`] that boot code records once.
+//! [`wall_clock`], [`wait`], [`cmdline`], [`exit`], the event-channel calls ([`notify`],
+//! [`alloc_unbound`], [`close`]), [`xenstore_ring`], [`frame_of`], and the safe types
+//! [`page::Page`] and [`grant::GrantTable`], all reading the [`Machine`] that boot code records
+//! once.
 #![allow(unsafe_code)]
 
 #[cfg(mirage_xen_image)]
 mod boot;
+pub(crate) mod console;
+pub(crate) mod grant;
 pub(crate) mod hypercall;
+pub(crate) mod page;
 #[cfg(mirage_xen_image)]
 mod panic;
 pub(crate) mod pc;
 #[cfg(mirage_xen_image)]
 mod pv_memory;
-pub(crate) mod ring;
 pub(crate) mod shared_info;
 
 use mirage_devices::Timestamp;
 use spin::Once;
 
 use crate::arch;
+use alloc::vec::Vec;
+use console::Ring;
 use hypercall::Reason;
 use mirage_bare_metal::tsc::TscScale;
-use ring::Ring;
+use page::Page;
 use shared_info::SharedInfo;
 
 /// How the image was booted, and what it talks to.
@@ -37,6 +44,11 @@ pub(crate) enum Machine {
         console: Option<Ring>,
         /// Whether this is the initial domain (dom0), which has no toolstack to report to.
         initial: bool,
+        /// PV: the virtual address of the physical-to-machine table (`start_info.mfn_list`);
+        /// `None` for PVH, whose frames are guest frames.
+        p2m: Option<u64>,
+        /// The xenstore ring: its page's address and event channel (domUs only).
+        store: Option<(usize, u32)>,
     },
     /// A PVH boot on a PC without Xen (`qemu -kernel`).
     Pc {
@@ -65,6 +77,86 @@ pub(crate) fn set_cmdline(c: &'static str) {
 /// `cmdline()` is the domain's command line ("" before boot code set it).
 pub(crate) fn cmdline() -> &'static str {
     CMDLINE.get().copied().unwrap_or("")
+}
+
+/// How the image runs, as devices care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MachineKind {
+    /// A PV domU.
+    Pv,
+    /// A PVH domU.
+    Pvh,
+    /// The initial domain (no toolstack, no xenstore at boot).
+    Initial,
+    /// No Xen underneath.
+    Pc,
+}
+
+/// `machine_kind()` is how the image runs.
+pub(crate) fn machine_kind() -> MachineKind {
+    match MACHINE.get() {
+        Some(Machine::Xen { initial: true, .. }) => MachineKind::Initial,
+        Some(Machine::Xen { p2m: Some(_), .. }) => MachineKind::Pv,
+        Some(Machine::Xen { .. }) => MachineKind::Pvh,
+        Some(Machine::Pc { .. }) | None => MachineKind::Pc,
+    }
+}
+
+/// `frame_of(addr)` is the frame number other domains and Xen know the page at virtual
+/// address `addr` by: its machine frame for PV (through the physical-to-machine table), its
+/// guest frame for PVH (memory is identity-mapped).
+pub(crate) fn frame_of(addr: usize) -> u64 {
+    let pfn = (addr >> 12) as u64;
+    match MACHINE.get() {
+        Some(Machine::Xen {
+            p2m: Some(list), ..
+        }) => {
+            // SAFETY: the P2M table, mapped by Xen for PV guests, has an entry for each of
+            // the domain's pages, and `addr` is one of ours (virtual = pseudo-physical).
+            unsafe { core::ptr::read_volatile((list + 8 * pfn) as *const u64) }
+        }
+        Some(_) => pfn,
+        // Host tests have no Xen: any 32-bit number stands for the frame of a heap page.
+        None if cfg!(test) => pfn & 0xffff_ffff,
+        None => pfn,
+    }
+}
+
+/// `xenstore_ring()` is the xenstore ring's page and event channel, if this is a domU.
+pub(crate) fn xenstore_ring() -> Option<(Page, u32)> {
+    match MACHINE.get() {
+        Some(Machine::Xen {
+            store: Some((addr, port)),
+            shared,
+            ..
+        }) => {
+            shared.mask(*port);
+            // SAFETY: boot code records the address where the store page is mapped for good
+            // (PV: inside the bootstrap region; PVH: inside the identity map).
+            Some((unsafe { Page::mapped(*addr) }, *port))
+        }
+        _ => None,
+    }
+}
+
+/// `notify(port)` signals the other end of event channel `port`.
+pub(crate) fn notify(port: u32) {
+    hypercall::notify(port);
+}
+
+/// `alloc_unbound(remote)` is a new event channel port for domain `remote` to bind, masked
+/// (this runtime polls, it takes no upcalls), or Xen's error.
+pub(crate) fn alloc_unbound(remote: u16) -> Result<u32, i64> {
+    let port = hypercall::alloc_unbound(remote)?;
+    if let Some(Machine::Xen { shared, .. }) = MACHINE.get() {
+        shared.mask(port);
+    }
+    Ok(port)
+}
+
+/// `close(port)` closes event channel `port`.
+pub(crate) fn close(port: u32) {
+    hypercall::close(port);
 }
 
 /// `console_write(bytes)` writes `bytes` to the console, waiting until it took them all.
@@ -114,23 +206,50 @@ pub(crate) fn wall_clock() -> Timestamp {
     }
 }
 
-/// `wait(deadline)` blocks until the monotonic clock reaches `deadline` (forever if `None`):
-/// `SCHEDOP_poll` with a timeout on Xen, so the vCPU sleeps; a spin on a PC, which has no
-/// interrupts enabled to wake a halted processor.
-pub(crate) fn wait(deadline: Option<u64>) {
-    if deadline.is_some_and(|d| d <= now_ns()) {
-        return;
-    }
+/// `wait(ports, deadline)` blocks until an event is pending on one of `ports` or the
+/// monotonic clock reaches `deadline` (forever if `None`), and returns the ports that had an
+/// event, their pending bits cleared. On Xen it takes the pending bits first and polls
+/// (`SCHEDOP_poll`, the vCPU sleeps) only if none was set; an event arriving after the take
+/// ends the poll at once, so none is lost. On a PC (no ports) it spins: no interrupts are
+/// enabled to wake a halted processor.
+pub(crate) fn wait(ports: &[u32], deadline: Option<u64>) -> Vec<u32> {
+    let take = |shared: &SharedInfo| -> Vec<u32> {
+        ports
+            .iter()
+            .copied()
+            .filter(|&p| shared.take_pending(p))
+            .collect()
+    };
     match MACHINE.get() {
-        Some(Machine::Xen { .. }) => hypercall::poll(&[], deadline.map_or(0, |d| d.max(1))),
-        Some(Machine::Pc { .. }) | None => match deadline {
-            Some(d) => {
-                while now_ns() < d {
-                    arch::pause();
-                }
+        Some(Machine::Xen { shared, .. }) => {
+            let ready = take(shared);
+            if !ready.is_empty() || deadline.is_some_and(|d| d <= now_ns()) {
+                return ready;
             }
-            None => arch::halt_forever(),
-        },
+            // Ports beyond what one poll watches are checked again within a millisecond.
+            let deadline = if ports.len() > hypercall::MAX_POLL_PORTS {
+                Some(
+                    deadline
+                        .unwrap_or(u64::MAX)
+                        .min(now_ns().saturating_add(1_000_000)),
+                )
+            } else {
+                deadline
+            };
+            hypercall::poll(ports, hypercall::poll_timeout(deadline));
+            take(shared)
+        }
+        Some(Machine::Pc { .. }) | None => {
+            match deadline {
+                Some(d) => {
+                    while now_ns() < d {
+                        arch::pause();
+                    }
+                }
+                None => arch::halt_forever(),
+            }
+            Vec::new()
+        }
     }
 }
 

@@ -13,6 +13,10 @@ const UPCALL_MASK: usize = 1;
 const TIME: usize = 32;
 /// Offset of `evtchn_pending[]` (after 32 `vcpu_info`s of 64 bytes).
 const EVTCHN_PENDING: usize = 2048;
+/// Offset of `evtchn_mask[]`.
+const EVTCHN_MASK: usize = 2560;
+/// The event channel ports of the 2-level ABI: 64 words of 64 bits.
+const PORTS: u32 = 4096;
 /// Offsets of `wc_version`, `wc_sec`, `wc_nsec`, `wc_sec_hi`.
 const WC_VERSION: usize = 3072;
 const WC_SEC: usize = 3076;
@@ -93,13 +97,38 @@ impl SharedInfo {
         }
     }
 
+    /// `event_word(array, port)` is the word of `array` (pending or mask bits) holding
+    /// `port`'s bit, as an atomic: Xen sets and clears bits of these words atomically.
+    fn event_word(&self, array: usize, port: u32) -> &AtomicU64 {
+        assert!(port < PORTS, "event channel port {port} out of range");
+        let word = self.base + array + (port as usize / 64) * 8;
+        // SAFETY: `new`'s contract: the page stays mapped; the word is inside it (port <
+        // 4096) and 8-byte aligned; all our accesses to it are atomic.
+        unsafe { AtomicU64::from_ptr(word as *mut u64) }
+    }
+
     /// `clear_pending(port)` clears the pending bit of event channel `port`, so that a poll on
     /// it waits for the next event.
     pub(crate) fn clear_pending(&self, port: u32) {
-        let word = self.base + EVTCHN_PENDING + (port as usize / 64) * 8;
-        // SAFETY: `evtchn_pending` is an array of 64-bit words in the mapped page, which Xen
-        // sets atomically; an atomic AND clears our bit without losing Xen's.
-        let pending = unsafe { AtomicU64::from_ptr(word as *mut u64) };
-        pending.fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
+        self.take_pending(port);
+    }
+
+    /// `take_pending(port)` clears the pending bit of `port` and says whether it was set: an
+    /// atomic AND, so an event Xen signals at the same time is either taken now or left
+    /// pending for the next poll, never lost.
+    pub(crate) fn take_pending(&self, port: u32) -> bool {
+        let bit = 1u64 << (port % 64);
+        self.event_word(EVTCHN_PENDING, port)
+            .fetch_and(!bit, Ordering::SeqCst)
+            & bit
+            != 0
+    }
+
+    /// `mask(port)` masks event channel `port`: Xen still sets its pending bit and wakes a
+    /// poll on it, but raises no upcall (which this runtime never takes).
+    pub(crate) fn mask(&self, port: u32) {
+        let bit = 1u64 << (port % 64);
+        self.event_word(EVTCHN_MASK, port)
+            .fetch_or(bit, Ordering::SeqCst);
     }
 }

@@ -161,6 +161,9 @@ mirage_xen_console_page:
     .global mirage_xen_scratch_page
 mirage_xen_scratch_page:
     .skip 4096
+    .global mirage_xen_grant_frames
+mirage_xen_grant_frames:
+    .skip {grant_frames} * 4096
 mirage_xen_pml4:
     .skip 4096
 mirage_xen_pdpt:
@@ -171,5 +174,6 @@ mirage_xen_pd:
 mirage_xen_stack_top:
     "#,
     stack = const STACK_SIZE,
+    grant_frames = const crate::sys::grant::FRAMES,
     options(att_syntax)
 );
