@@ -84,6 +84,21 @@ impl Device {
         }
     }
 
+    /// `vif(name, interface)` is the network device `name` on the domain's vif numbered
+    /// `interface` (the `--interface` key).
+    pub(crate) fn vif(name: &'static str, interface: &str) -> Result<Device, ConnectError> {
+        let device = |id| Device {
+            name,
+            kind: DeviceKind::Net,
+            id,
+        };
+        interface.trim().parse().map(device).map_err(|_| {
+            device(0).error(Cause::BadInterface {
+                interface: interface.into(),
+            })
+        })
+    }
+
     fn class(&self) -> &'static str {
         match self.kind {
             DeviceKind::Net => "vif",
@@ -184,6 +199,11 @@ pub enum Cause {
         /// The ids the domain has.
         available: Vec<String>,
     },
+    /// `--interface` does not name a vif by number.
+    BadInterface {
+        /// The key's value.
+        interface: String,
+    },
     /// The frontend directory names no backend.
     NoBackend,
     /// The backend did not reach the state wanted in time.
@@ -231,7 +251,11 @@ impl fmt::Display for ConnectError {
         let d = &self.device;
         write!(f, "{} `{}`", d.kind.noun(), d.name)?;
         match (d.kind, disk_name(d.id)) {
-            (_, _) if self.cause == Cause::NotDeclared || self.cause == Cause::NotDomU => {}
+            (_, _)
+                if matches!(
+                    self.cause,
+                    Cause::NotDeclared | Cause::NotDomU | Cause::BadInterface { .. }
+                ) => {}
             (DeviceKind::Block, Some(letter)) => write!(f, " (xvd{letter}, vbd {})", d.id)?,
             _ => write!(f, " ({} {})", d.class(), d.id)?,
         }
@@ -254,6 +278,10 @@ impl fmt::Display for ConnectError {
                 "is missing: the domain has {} {}; {config}",
                 d.class(),
                 available.join(", ")
+            ),
+            Cause::BadInterface { interface } => write!(
+                f,
+                "--interface={interface} is not a vif number (0 is the first vif of the domain)"
             ),
             Cause::NoBackend => write!(f, "{} names no backend", d.path()),
             Cause::Stuck { last, wanted } => {

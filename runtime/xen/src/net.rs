@@ -342,7 +342,20 @@ impl Net {
     /// `connect(name)` connects the network device `name` of the image to its `vif`: the
     /// XenBus handshake with netback, each step bounded in time.
     pub async fn connect(name: &'static str) -> Result<Net, ConnectError> {
-        let device = Device::lookup(name, DeviceKind::Net)?;
+        Net::connect_device(Device::lookup(name, DeviceKind::Net)?).await
+    }
+
+    /// `connect_interface(name, interface)` connects the network device `name` to the
+    /// domain's vif numbered `interface` (the `--interface` key of `netif`; `0` is the first).
+    pub async fn connect_interface(
+        name: &'static str,
+        interface: &str,
+    ) -> Result<Net, ConnectError> {
+        Net::connect_device(Device::vif(name, interface)?).await
+    }
+
+    async fn connect_device(device: Device) -> Result<Net, ConnectError> {
+        let name = device.name;
         let front = Frontend::find(device).await?;
         let err = |cause| device.error(cause);
         front.start().await?;
