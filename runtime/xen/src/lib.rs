@@ -44,6 +44,7 @@ extern crate alloc;
 
 mod arch;
 mod block;
+mod control;
 mod deadline;
 mod devices;
 mod events;
@@ -104,5 +105,14 @@ where
     Fut: Future<Output = Result<(), Failure>>,
 {
     frontend::declare(devices);
-    mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, unikernel)
+    mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, |args| {
+        // A domU honours `xl shutdown` and `xl reboot` (the toolstack's control node).
+        if matches!(
+            sys::machine_kind(),
+            sys::MachineKind::Pv | sys::MachineKind::Pvh
+        ) {
+            mirage_runtime::spawn(control::watch());
+        }
+        unikernel(args)
+    })
 }

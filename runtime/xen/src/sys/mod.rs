@@ -264,6 +264,11 @@ pub(crate) fn exit(code: i32) -> ! {
     }
 }
 
+/// `shutdown(reason)` stops the domain for `reason`.
+pub(crate) fn shutdown(reason: Reason) -> ! {
+    hypercall::shutdown(reason)
+}
+
 /// `shutdown_reason(code, initial)` is the reason a Xen domain that ends with `code` gives.
 pub(crate) fn shutdown_reason(code: i32, initial: bool) -> Reason {
     match (code, initial) {
