@@ -26,7 +26,6 @@ use crate::frontend::{Cause, ConnectError, Device, DeviceKind, Frontend, State};
 use crate::grants::{self, Grants};
 use crate::ring::{ring_size, FrontRing};
 use crate::sys::page::{Page, PAGE_SIZE};
-use crate::xenstore;
 
 /// The size of a ring entry (`blkif_request`, the larger of the pair).
 const ENTRY: usize = 112;
@@ -306,28 +305,15 @@ impl Block {
         let err = |cause| device.error(cause);
         front.start().await?;
         let disk = Disk::new(Page::new(), front.backend_id, device.id as u16);
-        let ring_ref = grants::with(|g| g.grant(disk.ring_page(), front.backend_id, false))
-            .and_then(|r| r)
-            .map_err(|e| err(Cause::Grants(e)))?;
-        let channel =
-            Channel::alloc(front.backend_id).map_err(|code| err(Cause::EventChannel(code)))?;
-        let path = device.path();
-        let keys = [
-            (
-                alloc::format!("{path}/ring-ref"),
-                alloc::format!("{ring_ref}"),
-            ),
-            (
-                alloc::format!("{path}/event-channel"),
-                alloc::format!("{}", channel.port()),
-            ),
-            (alloc::format!("{path}/protocol"), "x86_64-abi".into()),
-        ];
-        let entries: Vec<(&str, &str)> =
-            keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        xenstore::write_all(&entries)
-            .await
-            .map_err(|e| front.xs_error(e))?;
+        let ring_ref = front.grant(disk.ring_page())?;
+        let channel = front.channel()?;
+        front
+            .publish(&[
+                ("ring-ref", &alloc::format!("{ring_ref}")),
+                ("event-channel", &alloc::format!("{}", channel.port())),
+                ("protocol", "x86_64-abi"),
+            ])
+            .await?;
         front.set_state(State::Initialised).await?;
         front.wait_backend(State::Connected).await?;
 

@@ -13,7 +13,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::deadline::after;
+use crate::events::Channel;
 use crate::grants::GrantsError;
+use crate::sys::page::Page;
 use crate::xenstore::{self, WaitError, XsError};
 
 /// How long a frontend waits for its backend at each step. libxl has already waited up to 10 s
@@ -362,6 +364,33 @@ impl Frontend {
     /// `xs_error(e)` is xenstore error `e` as this device's connect error.
     pub(crate) fn xs_error(&self, e: XsError) -> ConnectError {
         self.device.error(Cause::Xenstore(e))
+    }
+
+    /// `grant(page)` lets the backend map `page` (a ring) and is the reference to publish.
+    pub(crate) fn grant(&self, page: &Page) -> Result<u32, ConnectError> {
+        crate::grants::with(|g| g.grant(page, self.backend_id, false))
+            .and_then(|r| r)
+            .map_err(|e| self.device.error(Cause::Grants(e)))
+    }
+
+    /// `channel()` is a new event channel for the backend to bind.
+    pub(crate) fn channel(&self) -> Result<Channel, ConnectError> {
+        Channel::alloc(self.backend_id).map_err(|code| self.device.error(Cause::EventChannel(code)))
+    }
+
+    /// `publish(entries)` writes `(key, value)` pairs into the frontend's directory, in one
+    /// transaction, for the backend to read when it connects.
+    pub(crate) async fn publish(&self, entries: &[(&str, &str)]) -> Result<(), ConnectError> {
+        let path = self.device.path();
+        let paths: Vec<String> = entries.iter().map(|(k, _)| format!("{path}/{k}")).collect();
+        let pairs: Vec<(&str, &str)> = paths
+            .iter()
+            .zip(entries)
+            .map(|(p, (_, v))| (p.as_str(), *v))
+            .collect();
+        xenstore::write_all(&pairs)
+            .await
+            .map_err(|e| self.xs_error(e))
     }
 
     /// `set_state(state)` writes the frontend's state.

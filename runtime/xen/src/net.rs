@@ -27,7 +27,6 @@ use crate::frontend::{Cause, ConnectError, Device, DeviceKind, Frontend, State};
 use crate::grants::{self, Grants};
 use crate::ring::{ring_size, FrontRing};
 use crate::sys::page::{Page, PAGE_SIZE};
-use crate::xenstore;
 
 /// The size of a TX ring entry (`netif_tx_request`, the larger of the pair).
 const TX_ENTRY: usize = 12;
@@ -378,42 +377,21 @@ impl Net {
         .clamp(68, MAX_MTU);
 
         let rings = Rings::new(Page::new(), Page::new(), front.backend_id, mtu);
-        let (tx_ref, rx_ref) = grants::with(|g| {
-            let (tx, rx) = rings.ring_pages();
-            Ok::<_, grants::GrantsError>((
-                g.grant(tx, front.backend_id, false)?,
-                g.grant(rx, front.backend_id, false)?,
-            ))
-        })
-        .and_then(|r| r)
-        .map_err(|e| err(Cause::Grants(e)))?;
-        let channel =
-            Channel::alloc(front.backend_id).map_err(|code| err(Cause::EventChannel(code)))?;
-        let path = device.path();
-        let keys = [
-            (
-                alloc::format!("{path}/tx-ring-ref"),
-                alloc::format!("{tx_ref}"),
-            ),
-            (
-                alloc::format!("{path}/rx-ring-ref"),
-                alloc::format!("{rx_ref}"),
-            ),
-            (
-                alloc::format!("{path}/event-channel"),
-                alloc::format!("{}", channel.port()),
-            ),
-            (alloc::format!("{path}/request-rx-copy"), "1".into()),
-            (alloc::format!("{path}/feature-rx-notify"), "1".into()),
-            // We check and fill checksums ourselves: the backend must not hand us frames
-            // whose checksum is left blank.
-            (alloc::format!("{path}/feature-no-csum-offload"), "1".into()),
-        ];
-        let entries: Vec<(&str, &str)> =
-            keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        xenstore::write_all(&entries)
-            .await
-            .map_err(|e| front.xs_error(e))?;
+        let (tx, rx) = rings.ring_pages();
+        let (tx_ref, rx_ref) = (front.grant(tx)?, front.grant(rx)?);
+        let channel = front.channel()?;
+        front
+            .publish(&[
+                ("tx-ring-ref", &alloc::format!("{tx_ref}")),
+                ("rx-ring-ref", &alloc::format!("{rx_ref}")),
+                ("event-channel", &alloc::format!("{}", channel.port())),
+                ("request-rx-copy", "1"),
+                ("feature-rx-notify", "1"),
+                // smoltcp checks and fills checksums: the backend must not hand us frames
+                // whose checksum is left blank.
+                ("feature-no-csum-offload", "1"),
+            ])
+            .await?;
         // Linux netback connects on our Connected, not Initialised.
         front.set_state(State::Connected).await?;
         front.wait_backend(State::Connected).await?;
