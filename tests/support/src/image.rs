@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mirage_nix::plan::Plan;
 use mirage_nix::render::{self, Roots};
@@ -93,20 +93,27 @@ impl Builder {
     }
 
     /// `cached(key, plan)` builds the image of the plan `plan()` gives, once per process and
-    /// `key` (builds run one at a time).
+    /// `key`. Builds run one at a time (the machine's cores are cargo's); an image already
+    /// built is handed out at once, even while another builds.
     fn cached(&self, key: &str, plan: impl FnOnce() -> (Plan, PathBuf)) -> Image {
-        static BUILT: Mutex<Option<HashMap<(PathBuf, String), Image>>> = Mutex::new(None);
-        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-        let built = built.get_or_insert_with(HashMap::new);
-        let id = (self.work.clone(), key.to_string());
-        if let Some(image) = built.get(&id) {
-            return image.clone();
-        }
-        let (plan, unikernel) = plan();
-        let path = self.build(&plan, &unikernel, key);
-        let image = Image { path, plan };
-        built.insert(id, image.clone());
-        image
+        type Slot = Arc<OnceLock<Image>>;
+        static SLOTS: Mutex<Option<HashMap<(PathBuf, String), Slot>>> = Mutex::new(None);
+        static BUILDING: Mutex<()> = Mutex::new(());
+        let slot = {
+            let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+            let slots = slots.get_or_insert_with(HashMap::new);
+            slots
+                .entry((self.work.clone(), key.to_string()))
+                .or_default()
+                .clone()
+        };
+        slot.get_or_init(|| {
+            let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+            let (plan, unikernel) = plan();
+            let path = self.build(&plan, &unikernel, key);
+            Image { path, plan }
+        })
+        .clone()
     }
 
     /// `build(plan, unikernel, key)` renders and compiles the plan; it returns the image's path.

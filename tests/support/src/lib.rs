@@ -36,5 +36,6 @@
 
 pub mod image;
 pub mod process;
+pub mod solo5;
 pub mod tree;
 pub mod xen;
