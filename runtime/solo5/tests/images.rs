@@ -36,6 +36,21 @@ fn work() -> PathBuf {
     scratch("solo5-images")
 }
 
+/// `kv_ro_tar(name)` is a tar archive (in the scratch folder) of kv_ro's store, `t/`.
+fn kv_ro_tar(name: &str) -> PathBuf {
+    let tar = work().join(name);
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(root().join("examples/kv_ro/t"))
+        .arg("-cf")
+        .arg(&tar)
+        .args(["secret", "subdir"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of examples/kv_ro/t failed");
+    tar
+}
+
 /// `image(example, target)` is [`image_of`] the example's folder.
 fn image(example: &str, target: &str) -> (PathBuf, Plan) {
     image_of(&format!("examples/{example}"), target)
@@ -382,16 +397,7 @@ fn kv_ro_reads_a_tar_archive_over_a_block_device_under_the_minimal_spt_loader() 
         serde_json::json!([{"name": "t", "type": "BLOCK_BASIC"}])
     );
     check_image(&std::fs::read(&image).unwrap(), "spt", &plan);
-    let tar = work().join("kv_ro-t.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(root().join("examples/kv_ro/t"))
-        .arg("-cf")
-        .arg(&tar)
-        .args(["secret", "subdir"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tar = kv_ro_tar("kv_ro-t.tar");
     let r = spt::run(&image, "", Devices::default().block("t", &tar));
     assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
     assert_eq!(
@@ -477,16 +483,7 @@ fn console_kv_ro_keys_and_panics_under_the_minimal_hvt_monitor() {
     assert_eq!(kv_ro.status, Ok(0), "{}", kv_ro.console);
     // The same files from a tar archive over a block device.
     let (tar_image, _) = image_configured("kv_ro", "hvt", &["--kv_ro=tar"]);
-    let tar = work().join("kv_ro-t-hvt.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(root().join("examples/kv_ro/t"))
-        .arg("-cf")
-        .arg(&tar)
-        .args(["secret", "subdir"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tar = kv_ro_tar("kv_ro-t-hvt.tar");
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -257,10 +257,9 @@ echo "loop $(losetup "$(xenstore-read "$vbd/physical-device-path")")"
 echo "bridge ports $(ls "/sys/class/net/$BRIDGE/brif")"
 "#;
 
-/// The dom0 script that runs the tools tests use against a guest: nginx served over loopback
-/// to curl and wrk, sha256sum, a UDP echo through socat, ping, and dnsmasq serving DHCP on
-/// the bridge.
-const DOM0_TOOLS: &str = r#"set -e
+/// What dom0 starts before the tools scenario's guest, as the DHCP and HTTP benchmark
+/// scenarios do: nginx serving a page on loopback, and dnsmasq serving DHCP on the bridge.
+const DOM0_SERVERS: &str = r#"set -e
 mkdir -p /tmp/www
 echo "hello from nginx in dom0" >/tmp/www/index.html
 cat >/tmp/nginx.conf <<CONF
@@ -273,7 +272,15 @@ http {
 }
 CONF
 nginx -c /tmp/nginx.conf -p /tmp &
+dnsmasq -k -u root --conf-file=/dev/null --port=0 --interface="$BRIDGE" --bind-interfaces \
+  --dhcp-range=10.0.0.100,10.0.0.200,1h --dhcp-leasefile=/tmp/leases &
 wait_until 20 curl -sf http://127.0.0.1:8081/
+echo "servers started"
+"#;
+
+/// The tools scenario's dom0 script: curl, sha256sum and wrk against nginx, a UDP echo
+/// through socat, ping, and the DHCP server still running.
+const DOM0_TOOLS: &str = r#"set -e
 echo "curl $(curl -sS http://127.0.0.1:8081/)"
 echo "sha256 $(curl -sS http://127.0.0.1:8081/ | sha256sum)"
 wrk -t1 -c2 -d1s http://127.0.0.1:8081/ | grep -q "Requests/sec" && echo "wrk measured"
@@ -281,11 +288,7 @@ socat UDP-RECVFROM:7777,fork PIPE &
 wait_until 10 sh -c 'echo probe | socat -t1 - UDP:127.0.0.1:7777 | grep -q probe'
 echo "udp echo $(echo datagram | socat -t2 - UDP:127.0.0.1:7777)"
 ping -c 1 -W 5 "$DOM0_IP" >/dev/null && echo "ping $DOM0_IP answered"
-dnsmasq -k -u root --conf-file=/dev/null --port=0 --interface="$BRIDGE" --bind-interfaces \
-  --dhcp-range=10.0.0.100,10.0.0.200,1h --dhcp-leasefile=/tmp/leases &
-dhcp=$!
-sleep 1
-kill -0 "$dhcp" && echo "dnsmasq serving DHCP on $BRIDGE"
+pidof dnsmasq >/dev/null && echo "dnsmasq serving DHCP on $BRIDGE"
 "#;
 
 /// `domu_suite()` is the one boot of the test bed that runs every domU scenario of this
@@ -296,12 +299,13 @@ fn domu_suite() -> Result<&'static Boot, String> {
         let bed = Testbed::get()?;
         let hello = image("examples/hello");
         let console = image("examples/console");
-        let with_devices = |s: Scenario| {
+        let with_devices = |s: Scenario, disk: &str| {
             s.config_line("vif = ['bridge=xenbr0,mac=00:16:3e:00:00:02']")
-                .config_line("disk = ['format=raw,vdev=xvda,access=rw,target=disk.img']")
+                .config_line(&format!(
+                    "disk = ['format=raw,vdev=xvda,access=rw,target={disk}']"
+                ))
                 // The backends outlive the guest's end, for the script to see them.
                 .config_line("on_poweroff = 'preserve'")
-                .file("disk.img", vec![0u8; 1 << 20])
                 .script(SHOW_BACKENDS)
         };
         let scenarios = [
@@ -319,13 +323,32 @@ fn domu_suite() -> Result<&'static Boot, String> {
             Scenario::new("crash-pv", &image("runtime/xen/tests/fixtures/crash"))
                 .args(&["--why=domU"]),
             Scenario::new("heap-pv", &image("runtime/xen/tests/fixtures/heap")).args(&["--mib=24"]),
-            with_devices(Scenario::new("devices-pv", &hello).args(&["--hello=Hi devices"])),
-            with_devices(Scenario::new("devices-pvh", &console).pvh()),
+            with_devices(
+                Scenario::new("devices-pv", &hello)
+                    .args(&["--hello=Hi devices"])
+                    .file("disk.img", vec![0u8; 1 << 20])
+                    .before("echo written | dd of=disk.img conv=notrunc 2>/dev/null\n"),
+                "disk.img",
+            ),
+            // A later scenario's guest gets the same disk, as a second boot would.
+            with_devices(
+                Scenario::new("devices-pvh", &console)
+                    .pvh()
+                    .before("echo \"disk holds $(head -c 7 /scenarios/devices-pv/disk.img)\"\n"),
+                "/scenarios/devices-pv/disk.img",
+            ),
+            Scenario::new("before-fails", &hello).before("echo preparing\nexit 3\n"),
             Scenario::new("tools", &console)
+                .before(DOM0_SERVERS)
                 .script(DOM0_TOOLS)
                 .deadline(Duration::from_secs(120)),
         ];
-        Ok(bed.boot(&scenarios))
+        let boot = bed.boot(&scenarios);
+        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
+        for s in &boot.scenarios {
+            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
+        }
+        Ok(boot)
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -368,9 +391,13 @@ fn line_value<'a>(run: &'a Outcome, prefix: &str) -> &'a str {
 fn a_domu_gets_a_vif_on_the_bridge_and_a_file_backed_disk_as_pv_and_pvh() {
     require_qemu!();
     let boot = require_domu!(domu_suite());
-    for (name, console) in [
-        ("devices-pv", hello_lines("Hi devices")),
-        ("devices-pvh", "hello\nworld\n".repeat(4)),
+    for (name, console, disk) in [
+        ("devices-pv", hello_lines("Hi devices"), "disk.img"),
+        (
+            "devices-pvh",
+            "hello\nworld\n".repeat(4),
+            "/scenarios/devices-pv/disk.img",
+        ),
     ] {
         let run = boot.scenario(name);
         assert_eq!(run.script, Some(0), "{run}");
@@ -391,16 +418,23 @@ fn a_domu_gets_a_vif_on_the_bridge_and_a_file_backed_disk_as_pv_and_pvh() {
         );
         assert_eq!(line_value(run, "vbd state"), "2", "{run}");
         assert_eq!(line_value(run, "vbd hotplug-status"), "connected", "{run}");
-        assert_eq!(line_value(run, "vbd params"), "disk.img mode w", "{run}");
+        assert_eq!(
+            line_value(run, "vbd params"),
+            format!("{disk} mode w"),
+            "{run}"
+        );
         // A loop device (major 7) over the scenario's file.
         assert!(
             line_value(run, "vbd physical-device").starts_with("7:"),
             "{run}"
         );
-        assert!(line_value(run, "loop").ends_with("disk.img"), "{run}");
+        assert!(line_value(run, "loop").ends_with(disk), "{run}");
         assert_eq!(run.console, console, "{run}");
         assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
     }
+    // What the first scenario wrote to the disk file, the second read.
+    let second = boot.scenario("devices-pvh");
+    assert_eq!(line_value(second, "disk holds"), "written", "{second}");
 }
 
 #[test]
@@ -419,6 +453,7 @@ fn one_dom0_boot_runs_the_scenarios_in_turn_each_with_its_own_console() {
             "heap-pv",
             "devices-pv",
             "devices-pvh",
+            "before-fails",
             "tools"
         ],
         "{}",
@@ -467,10 +502,23 @@ fn a_guest_xl_cannot_create_is_reported_with_xls_error() {
 }
 
 #[test]
+fn a_failing_before_script_creates_no_guest() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("before-fails");
+    assert_eq!(run.guest, Some(GuestEnd::NotCreated), "{run}");
+    assert_eq!(run.script, Some(3), "{run}");
+    assert_eq!(
+        run.dom0, "preparing\ntestbed: before.sh failed with status 3: no guest\n",
+        "{run}"
+    );
+}
+
+#[test]
 fn dom0_has_the_tools_tests_run_against_guests() {
     require_qemu!();
     let run = require_domu!(domu_suite()).scenario("tools");
     assert_eq!(run.script, Some(0), "{run}");
+    assert!(run.dom0.starts_with("servers started\n"), "{run}");
     assert_eq!(line_value(run, "curl"), "hello from nginx in dom0", "{run}");
     assert_eq!(
         line_value(run, "sha256"),

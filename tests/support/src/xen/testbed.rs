@@ -70,6 +70,7 @@ pub struct Scenario {
     config: Option<String>,
     config_lines: String,
     script: Option<String>,
+    before: Option<String>,
     files: Vec<(String, Vec<u8>)>,
     deadline: Duration,
     destroy_after_script: bool,
@@ -95,6 +96,7 @@ impl Scenario {
             config: None,
             config_lines: String::new(),
             script: None,
+            before: None,
             files: Vec::new(),
             deadline: Duration::from_secs(60),
             destroy_after_script: false,
@@ -136,6 +138,15 @@ impl Scenario {
     /// What it leaves running is killed when the scenario ends.
     pub fn script(mut self, sh: &str) -> Scenario {
         self.script = Some(sh.to_string());
+        self
+    }
+
+    /// `before(sh)` is a busybox shell script that dom0 runs before it creates the guest, to
+    /// prepare for it: start a DHCP server (`dnsmasq -k ... &`) or nginx, make a disk. What it
+    /// starts with `&` runs until the scenario ends; if it fails, no guest is created and
+    /// [`Outcome::script`] is its status. Its output comes first in [`Outcome::dom0`].
+    pub fn before(mut self, sh: &str) -> Scenario {
+        self.before = Some(sh.to_string());
         self
     }
 
@@ -193,6 +204,9 @@ impl Scenario {
         if let Some(sh) = &self.script {
             std::fs::write(folder.join("dom0.sh"), sh).unwrap();
         }
+        if let Some(sh) = &self.before {
+            std::fs::write(folder.join("before.sh"), sh).unwrap();
+        }
         for (name, contents) in &self.files {
             std::fs::write(folder.join(name), contents).unwrap();
         }
@@ -247,10 +261,11 @@ impl GuestEnd {
 pub struct Outcome {
     /// The scenario's name.
     pub name: String,
-    /// What its dom0 script printed (standard output and error).
+    /// What its dom0 scripts printed (standard output and error): the `before` script's,
+    /// then the script's.
     pub dom0: String,
-    /// The script's exit status: `None` without a script or when it was killed at the
-    /// deadline (see [`Outcome::script_killed`]).
+    /// The script's exit status (the `before` script's if that failed): `None` without a
+    /// script or when it was killed at the deadline (see [`Outcome::script_killed`]).
     pub script: Option<i32>,
     /// Whether the script was still running at the deadline.
     pub script_killed: bool,
@@ -456,5 +471,79 @@ impl Testbed {
             done,
             scenarios,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dom0's console as `dom0/init` prints it, with Xen's lines and the kernel's interleaved.
+    const SERIAL: &str = "\
+(XEN) Xen version 4.17
+mapping kernel into physical memory
+testbed: cannot load the kernel module loop
+=== testbed: dom0 ready ===
+=== testbed: scenario first ===
+=== testbed: first dom0 ===
+vif state 2
+(XEN) a line of Xen's own
+=== testbed: first console ===
+hello
+=== testbed: first xl ===
+Domain 1 has shut down, reason code 3 0x0
+=== testbed: first dmesg ===
+[ 1.0] xenbr0: port 1(vif1.0) entered blocking state
+=== testbed: first end script=0 guest=crash seconds=7 ===
+=== testbed: scenario hung ===
+=== testbed: hung dom0 ===
+=== testbed: hung console ===
+=== testbed: hung xl ===
+=== testbed: hung dmesg ===
+=== testbed: hung end script=killed guest=timeout seconds=3 ===
+=== testbed: scenario cut ===
+=== testbed: cut dom0 ===
+half
+";
+
+    #[test]
+    fn dom0s_console_splits_into_the_scenarios_outcomes() {
+        let (setup, ready, done, scenarios) = Boot::parse(SERIAL);
+        assert_eq!(setup, "testbed: cannot load the kernel module loop\n");
+        assert!(ready && !done);
+        let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["first", "hung", "cut"]);
+        let first = &scenarios[0];
+        assert_eq!(first.dom0, "vif state 2\n");
+        assert_eq!(first.console, "hello\n");
+        assert_eq!(first.xl, "Domain 1 has shut down, reason code 3 0x0\n");
+        assert!(first.dmesg.contains("entered blocking state"));
+        assert_eq!(
+            (first.script, first.guest.clone(), first.seconds),
+            (Some(0), Some(GuestEnd::Crash), 7)
+        );
+        let hung = &scenarios[1];
+        assert!(hung.script_killed && hung.script.is_none());
+        assert_eq!(hung.guest, Some(GuestEnd::Timeout));
+        // A scenario dom0 did not finish (the boot's deadline) has no end.
+        assert_eq!(scenarios[2].guest, None);
+        assert_eq!(scenarios[2].dom0, "half\n");
+    }
+
+    #[test]
+    fn an_unfinished_scenario_fails_the_test_with_the_serial_console() {
+        let (setup, ready, done, scenarios) = Boot::parse(SERIAL);
+        let boot = Boot {
+            serial: SERIAL.into(),
+            status: None,
+            took: Duration::ZERO,
+            setup,
+            ready,
+            done,
+            scenarios,
+        };
+        assert_eq!(boot.scenario("first").console, "hello\n");
+        let missing = std::panic::catch_unwind(|| boot.scenario("cut").name.clone());
+        assert!(missing.is_err());
     }
 }
