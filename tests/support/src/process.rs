@@ -1,6 +1,6 @@
 //! Child processes with deadlines: started with their output collected as it comes (so a
 //! chatty child never blocks on a full pipe), killed with everything they started when the
-//! deadline passes or the handle is dropped.
+//! deadline passes or the handle is dropped, and when the test process itself dies.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -49,13 +49,23 @@ fn text(reader: Option<JoinHandle<Vec<u8>>>) -> String {
 
 impl Process {
     /// `spawn(cmd)` starts `cmd` with no input, its output collected, in a process group of
-    /// its own.
+    /// its own (so that a deadline kills what it started too), killed if this process dies
+    /// first (an interrupted test run leaves no emulator behind).
+    #[allow(unsafe_code)]
     pub fn spawn(cmd: &mut Command) -> Process {
-        let mut child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
+            .process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec and only makes one
+        // system call, which is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         Process {
