@@ -403,26 +403,22 @@ fn a_domu_gets_a_vif_on_the_bridge_and_a_file_backed_disk_as_pv_and_pvh() {
         assert_eq!(run.script, Some(0), "{run}");
         let domid = line_value(run, "domid");
         // netback and blkback wait for the frontend (InitWait); the hotplug scripts ran.
-        assert_eq!(line_value(run, "vif state"), "2", "{run}");
-        assert_eq!(line_value(run, "vif hotplug-status"), "connected", "{run}");
-        assert_eq!(line_value(run, "vif bridge"), "xenbr0", "{run}");
-        assert_eq!(
-            line_value(run, "vif frontend"),
-            format!("/local/domain/0/backend/vif/{domid}/0"),
-            "{run}"
-        );
-        assert_eq!(
-            line_value(run, "bridge ports"),
-            format!("vif{domid}.0"),
-            "{run}"
-        );
-        assert_eq!(line_value(run, "vbd state"), "2", "{run}");
-        assert_eq!(line_value(run, "vbd hotplug-status"), "connected", "{run}");
-        assert_eq!(
-            line_value(run, "vbd params"),
-            format!("{disk} mode w"),
-            "{run}"
-        );
+        let expected = [
+            ("vif state", "2".to_string()),
+            ("vif hotplug-status", "connected".into()),
+            ("vif bridge", "xenbr0".into()),
+            (
+                "vif frontend",
+                format!("/local/domain/0/backend/vif/{domid}/0"),
+            ),
+            ("bridge ports", format!("vif{domid}.0")),
+            ("vbd state", "2".into()),
+            ("vbd hotplug-status", "connected".into()),
+            ("vbd params", format!("{disk} mode w")),
+        ];
+        for (what, value) in expected {
+            assert_eq!(line_value(run, what), value, "{what}: {run}");
+        }
         // A loop device (major 7) over the scenario's file.
         assert!(
             line_value(run, "vbd physical-device").starts_with("7:"),
