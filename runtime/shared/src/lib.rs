@@ -8,7 +8,8 @@
 //!   memory with [`heap::init`];
 //! - [`panic::report`], which formats a panic's message once, without the heap;
 //! - [`cmdline::split`], which turns a boot command line into words;
-//! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds;
+//! - [`rdtsc`], the time-stamp counter ordered after earlier loads, and [`tsc`]: ticks to
+//!   nanoseconds without wrapping, and a floor that keeps a clock from going back;
 //! - [`random_u64`], a word from the processor's RDRAND;
 //! - [`devices`]: time, clocks, console and random devices over a platform's primitives;
 //! - [`run`]: boot arguments, the executor and the exit code, the same on every target.
@@ -29,7 +30,7 @@ pub mod panic;
 mod sys;
 pub mod tsc;
 
-pub use arch::random_u64;
+pub use arch::{random_u64, rdtsc};
 pub use sys::heap;
 
 use core::future::Future;

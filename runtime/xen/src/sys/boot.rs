@@ -9,7 +9,7 @@ use super::hypercall;
 use super::pc;
 use super::shared_info::SharedInfo;
 use super::{exit, pv_memory, set_cmdline, set_machine, Machine};
-use crate::arch::{self, cpuid, wrmsr};
+use crate::arch::{cpuid, wrmsr};
 use mirage_bare_metal::tsc::TscScale;
 
 extern "C" {
@@ -235,10 +235,10 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             }
         }
         None => {
-            let boot_wall = pc::rtc_unix_secs();
+            let boot_wall = pc::rtc_unix_secs(&mut pc::Hardware);
             let scale = TscScale::new(pc::tsc_hz());
             Machine::Pc {
-                boot_tsc: arch::rdtsc(),
+                boot_tsc: mirage_bare_metal::rdtsc(),
                 scale,
                 boot_wall,
             }

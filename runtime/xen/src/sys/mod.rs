@@ -29,7 +29,7 @@ use crate::arch;
 use alloc::vec::Vec;
 use console::Ring;
 use hypercall::Reason;
-use mirage_bare_metal::tsc::TscScale;
+use mirage_bare_metal::tsc::{ticks_since, Monotonic, TscScale};
 use page::Page;
 use shared_info::SharedInfo;
 
@@ -172,15 +172,21 @@ pub(crate) fn console_write(bytes: &[u8]) {
     }
 }
 
-/// `now_ns()` is the monotonic clock: Xen's system time, or the time since boot on a PC.
+/// The floor that keeps [`now_ns`] from going back.
+static CLOCK: Monotonic = Monotonic::new();
+
+/// `now_ns()` is the monotonic clock: Xen's system time, or the time since boot on a PC,
+/// never less than it was before (Xen's samples are extrapolated from the counter, and a new
+/// sample can land a little behind the old one's extrapolation).
 pub(crate) fn now_ns() -> u64 {
-    match MACHINE.get() {
+    let raw = match MACHINE.get() {
         Some(Machine::Xen { shared, .. }) => shared.system_time_ns(),
         Some(Machine::Pc {
             boot_tsc, scale, ..
-        }) => scale.ns(arch::rdtsc().wrapping_sub(*boot_tsc)),
+        }) => scale.ns(ticks_since(*boot_tsc, mirage_bare_metal::rdtsc())),
         None => 0,
-    }
+    };
+    CLOCK.clamp(raw)
 }
 
 /// `wall_clock()` is the current POSIX time.

@@ -4,8 +4,9 @@
 use core::ptr::read_volatile;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-use crate::arch::rdtsc;
-use crate::time::{scale_delta, TimeInfo};
+use mirage_bare_metal::rdtsc;
+
+use crate::time::TimeInfo;
 
 /// Offset of vCPU 0's `vcpu_info.evtchn_upcall_mask`.
 const UPCALL_MASK: usize = 1;
@@ -54,7 +55,8 @@ impl SharedInfo {
     }
 
     /// `system_time_ns()` is Xen's system time (ns since the host booted), extrapolated from
-    /// the last update with the time-stamp counter under the version seqlock.
+    /// the last update with the time-stamp counter under the version seqlock (not clamped:
+    /// `sys::now_ns` keeps the clock monotonic).
     pub(crate) fn system_time_ns(&self) -> u64 {
         loop {
             let version: u32 = self.read(TIME);
@@ -68,12 +70,11 @@ impl SharedInfo {
                 tsc_to_system_mul: self.read(TIME + 24),
                 tsc_shift: self.read(TIME + 28),
             };
+            // After the sample's loads (`rdtsc` is `lfence; rdtsc`).
             let tsc = rdtsc();
             fence(Ordering::Acquire);
             if self.read::<u32>(TIME) == version {
-                return info
-                    .system_time
-                    .wrapping_add(scale_delta(tsc.wrapping_sub(info.tsc_timestamp), &info));
+                return info.system_time_at(tsc);
             }
         }
     }

@@ -1,14 +1,8 @@
-//! The instructions the runtime uses directly: the time-stamp counter, CPUID, port I/O and
-//! halting (RDRAND is `mirage-bare-metal`'s).
+//! The instructions the runtime uses directly: CPUID, port I/O and halting (RDRAND and the
+//! time-stamp counter are `mirage-bare-metal`'s).
 
 use core::arch::asm;
-use core::arch::x86_64::{__cpuid, _rdtsc, CpuidResult};
-
-/// `rdtsc()` is the time-stamp counter.
-pub(crate) fn rdtsc() -> u64 {
-    // SAFETY: RDTSC only reads a counter; Xen PV guests and PVH/HVM guests may execute it.
-    unsafe { _rdtsc() }
-}
+use core::arch::x86_64::{__cpuid, CpuidResult};
 
 /// `cpuid(leaf)` is what CPUID reports for `leaf` (sub-leaf 0).
 pub(crate) fn cpuid(leaf: u32) -> CpuidResult {
