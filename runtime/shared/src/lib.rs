@@ -12,6 +12,9 @@
 //!   nanoseconds without wrapping, and a floor that keeps a clock from going back;
 //! - [`random_u64`], a word from the processor's RDRAND;
 //! - [`devices`]: time, clocks, console and random devices over a platform's primitives;
+//! - [`fault`]: CPU exceptions reported (a stack overflow as such), [`paging`]: identity page
+//!   tables with guard holes, and (images only) `trap`: the exception entries and the ring 0
+//!   tables that route them to a runtime's handler on stacks of their own;
 //! - [`run`]: boot arguments, the executor and the exit code, the same on every target.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
@@ -26,10 +29,14 @@ extern crate alloc;
 mod arch;
 pub mod cmdline;
 pub mod devices;
+pub mod fault;
+pub mod paging;
 pub mod panic;
 mod sys;
 pub mod tsc;
 
+#[cfg(any(mirage_xen_image, mirage_solo5_image))]
+pub use arch::trap;
 pub use arch::{random_u64, rdtsc};
 pub use sys::heap;
 

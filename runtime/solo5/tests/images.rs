@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mirage_nix::plan::Plan;
+use mirage_test_support::fault::{fault_below_stack, hex_after, FAULTS, FIXTURE};
 use mirage_test_support::image::Builder;
 use mirage_test_support::solo5::elf::{
     first_note, phdrs, u16_at, u32_at, u64_at, Note, Phdr, ABI1, MFT1, PF_W, PF_X, PT_DYNAMIC,
@@ -560,4 +561,26 @@ fn conduit_server_answers_an_http_get_under_the_minimal_hvt_monitor() {
         "response {text:?}; guest: {}",
         run.console
     );
+}
+
+#[test]
+fn faults_are_reported_and_abort_with_255_under_the_minimal_hvt_monitor() {
+    // Without exception handlers each of these triple-faulted, and solo5-hvt exited 1, the
+    // status of an orderly failure; the stack ran into the heap unchecked.
+    for (fault, report) in FAULTS {
+        let started = std::time::Instant::now();
+        let Some(run) = hvt_run(FIXTURE, &format!("--fault={fault}")) else {
+            return;
+        };
+        assert_eq!(run.status, Ok(255), "{fault}: {run:?}");
+        assert_eq!(run.tender_error, None, "{fault}: {run:?}");
+        assert!(run.console.contains(report), "{fault}: {}", run.console);
+        assert!(!run.console.contains("panicked"), "{}", run.console);
+        assert!(started.elapsed() < Duration::from_secs(10), "{fault}");
+        if fault == "stack-overflow" {
+            // From the guard page right below the stack (1 MiB here).
+            let address = hex_after(&run.console, "at address ").unwrap();
+            fault_below_stack(&run.console, address, 1 << 20).unwrap();
+        }
+    }
 }

@@ -20,6 +20,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mirage_test_support::fault::{fault_below_stack, hex_after, FAULTS, FIXTURE};
 use mirage_test_support::image::Builder;
 use mirage_test_support::tree::scratch;
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
@@ -172,6 +173,66 @@ fn a_panic_prints_its_message_and_crashes_the_domain() {
         run.serial
     );
     assert_eq!(run.status, Some(2 * 101 + 1));
+}
+
+/// The size of the image's stack (`arch::boot`), under which the guard page lies.
+const STACK: u64 = 256 << 10;
+
+#[test]
+fn faults_print_their_vector_and_address_and_crash_pvh_and_pv() {
+    require_qemu!();
+    let image = image(FIXTURE);
+    for (fault, report) in FAULTS {
+        let arg = format!("--fault={fault}");
+        // PVH under plain QEMU: the report on COM1, exit code 255 (QEMU's status 255), not a
+        // triple fault (QEMU's reset, status 0 under -no-reboot).
+        let run = pvh(&image, &arg);
+        assert!(run.serial.contains(report), "{fault}: {}", run.serial);
+        assert_eq!(run.status, Some(255), "{fault}: {}", run.serial);
+        // PV dom0 on Xen, and PVH dom0 for the stack overflow (the other two take the same
+        // path as under plain QEMU): the report on Xen's console, then the crash (which
+        // Xen's reboot delays 5 s).
+        let mut on_xen = vec![("PV", dom0(&image, &arg))];
+        if fault == "stack-overflow" {
+            on_xen.push(("PVH", pvh_dom0(&image, &arg)));
+        }
+        for (mode, run) in on_xen {
+            assert!(
+                run.serial.contains(CRASHED),
+                "{mode} {fault}: {}",
+                run.serial
+            );
+            assert!(
+                run.took < Duration::from_secs(60),
+                "{mode} {fault}: {:?}",
+                run.took
+            );
+            let guest = run.guest();
+            if mode == "PV" && fault == "stack-overflow" {
+                // Xen delivers a PV guest's exceptions on the stack in use, and the exhausted
+                // one has no room: Xen crashes the domain itself, logging the guard page's
+                // page walk and the address (see src/sys/fault.rs).
+                assert!(
+                    run.serial.contains("domain_crash_sync called from entry.S"),
+                    "{}",
+                    run.serial
+                );
+                let address = hex_after(&run.serial, "cr2: ").unwrap();
+                fault_below_stack(&guest, address, STACK).unwrap();
+                continue;
+            }
+            assert!(guest.contains(report), "{mode} {fault}: {}", run.serial);
+            assert!(
+                !guest.contains("panicked"),
+                "{mode} {fault}: {}",
+                run.serial
+            );
+            if fault == "stack-overflow" {
+                let address = hex_after(&guest, "at address ").unwrap();
+                fault_below_stack(&guest, address, STACK).unwrap();
+            }
+        }
+    }
 }
 
 /// `clock_values(out)` is the fixture's `elapsed_ns` and `wall_secs`.

@@ -2,6 +2,7 @@
 //! checks:
 //!
 //! - [`tree`]: the tree and scratch folders under the cargo target directory;
+//! - [`fault`]: the crash fixture's faults and how the runtimes report them;
 //! - [`image`]: images built from plans as `nix build` builds them (render, then cargo with
 //!   the plan's flags only), once per process;
 //! - [`process`]: child processes with deadlines, killed with what they started, their output
@@ -34,6 +35,7 @@
 //! domU tests with devices, where several guests share one dom0 boot: [`xen::testbed`].
 #![deny(unsafe_code)]
 
+pub mod fault;
 pub mod image;
 pub mod process;
 pub mod solo5;

@@ -125,6 +125,16 @@ impl Ring {
     }
 }
 
+impl Ring {
+    /// `write_unwaited(bytes)` puts what fits of `bytes` in the ring and signals the daemon,
+    /// without waiting for room: for a boot failure before the shared-info page, which
+    /// waiting needs, is mapped (the ring is empty then, and a report fits).
+    pub(crate) fn write_unwaited(&self, bytes: &[u8]) {
+        put(&self.page(), bytes);
+        hypercall::notify(self.port);
+    }
+}
+
 /// `free(page)` is the room in the ring now, and `out_prod`.
 fn free(page: &Page) -> (u32, u32) {
     let cons: u32 = page.load(OUT_CONS);

@@ -13,6 +13,8 @@ extern "C" {
     static mut mirage_xen_hypercall_page: [u8; 4096];
 }
 
+/// `HYPERVISOR_set_trap_table`.
+const SET_TRAP_TABLE: usize = 0;
 /// `HYPERVISOR_mmu_update`.
 const MMU_UPDATE: usize = 1;
 /// `HYPERVISOR_update_va_mapping`.
@@ -45,6 +47,71 @@ pub(crate) enum Reason {
 /// `page()` is the address of the hypercall page.
 pub(crate) fn page() -> u64 {
     (&raw mut mirage_xen_hypercall_page) as u64
+}
+
+/// The hypercalls the runtime makes, whose entries [`page_is_filled`] checks.
+const USED: [usize; 9] = [
+    SET_TRAP_TABLE,
+    MMU_UPDATE,
+    MEMORY_OP,
+    UPDATE_VA_MAPPING,
+    CONSOLE_IO,
+    GRANT_TABLE_OP,
+    SCHED_OP,
+    EVENT_CHANNEL_OP,
+    HVM_OP,
+];
+
+/// `entry_is_filled(entry, nr)` says whether `entry` (the start of a hypercall page's entry)
+/// holds Xen's stub for hypercall `nr`: Xen writes `mov $nr, %eax` (`b8` and the number) in the
+/// first bytes of each entry (at offset 0 for HVM and PVH guests, after pushes for PV), and
+/// leaves nothing in a page it did not fill.
+pub(crate) fn entry_is_filled(entry: &[u8; 8], nr: usize) -> bool {
+    let want = [0xb8, nr as u8, (nr >> 8) as u8, 0, 0];
+    entry.windows(5).any(|w| w == want)
+}
+
+/// `page_is_filled()` says whether Xen filled the hypercall page: each entry the runtime uses
+/// holds its stub. (An unfilled page is zeros, and a call into it runs into the next entry
+/// rather than reaching Xen: the failure would only show later, as a clock stuck at 0.)
+pub(crate) fn page_is_filled() -> bool {
+    let base = (&raw const mirage_xen_hypercall_page).cast::<u8>();
+    USED.iter().all(|&nr| {
+        let entry: [u8; 8] = core::array::from_fn(|i| {
+            // SAFETY: `32 * nr + i` < 4096: inside the page, which Xen writes (hence
+            // volatile) but which is always mapped and readable.
+            unsafe { core::ptr::read_volatile(base.add(32 * nr + i)) }
+        });
+        entry_is_filled(&entry, nr)
+    })
+}
+
+/// A `trap_info` entry of Xen's trap table (`public/arch-x86/xen.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TrapInfo {
+    /// The exception vector.
+    pub(crate) vector: u8,
+    /// Bits 0-1: the privilege level allowed to raise it with `int`; bit 2: mask events.
+    pub(crate) flags: u8,
+    /// The code segment (`FLAT_KERNEL_CS`).
+    pub(crate) cs: u16,
+    /// The handler; 0 ends the table.
+    pub(crate) address: u64,
+}
+
+/// `FLAT_KERNEL_CS` of 64-bit PV guests.
+pub(crate) const FLAT_KERNEL_CS: u16 = 0xe033;
+
+/// `set_trap_table(table)` registers the PV guest's exception handlers (`set_trap_table`);
+/// `table` ends with an entry whose address is 0. It returns Xen's result (0 or an error).
+pub(crate) fn set_trap_table(table: &[TrapInfo]) -> i64 {
+    assert!(
+        table.last().is_some_and(|t| t.address == 0),
+        "a trap table ends with a null entry"
+    );
+    // SAFETY: Xen reads `trap_info` entries up to the null one, which `table` holds.
+    unsafe { call(SET_TRAP_TABLE, table.as_ptr() as u64, 0, 0) }
 }
 
 /// `call(nr, a1, a2, a3)` makes hypercall `nr`.
@@ -336,6 +403,21 @@ pub(crate) fn hvm_param(index: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_hypercall_entries_are_recognised() {
+        // Xen's 64-bit PV stub: push %rcx; push %r11; mov $nr,%eax; syscall; ...
+        let pv = [0x51, 0x41, 0x53, 0xb8, 29, 0, 0, 0];
+        assert!(entry_is_filled(&pv, SCHED_OP));
+        assert!(!entry_is_filled(&pv, EVENT_CHANNEL_OP));
+        // HVM and PVH: mov $nr,%eax; vmcall (Intel) or vmmcall (AMD); ret.
+        assert!(entry_is_filled(&[0xb8, 32, 0, 0, 0, 0x0f, 0x01, 0xc1], 32));
+        assert!(entry_is_filled(&[0xb8, 34, 0, 0, 0, 0x0f, 0x01, 0xd9], 34));
+        // A page Xen did not fill: zeros.
+        assert!(!entry_is_filled(&[0; 8], 0));
+        assert!(!entry_is_filled(&[0; 8], SCHED_OP));
+        assert_eq!(core::mem::size_of::<TrapInfo>(), 16);
+    }
 
     #[test]
     fn poll_timeouts_are_signed_absolute_times_with_zero_for_none() {

@@ -12,6 +12,8 @@
 #[cfg(mirage_xen_image)]
 mod boot;
 pub(crate) mod console;
+#[cfg(mirage_xen_image)]
+mod fault;
 pub(crate) mod grant;
 pub(crate) mod hypercall;
 pub(crate) mod page;
@@ -21,6 +23,8 @@ pub(crate) mod pc;
 #[cfg(mirage_xen_image)]
 mod pv_memory;
 pub(crate) mod shared_info;
+
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use mirage_devices::Timestamp;
 use spin::Once;
@@ -63,6 +67,48 @@ pub(crate) enum Machine {
 
 static MACHINE: Once<Machine> = Once::new();
 static CMDLINE: Once<&'static str> = Once::new();
+
+/// How the image entered, known before the [`Machine`] is: what a failure during boot can use
+/// to print and to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Entry {
+    /// Not known yet.
+    Unknown = 0,
+    /// The PV entry, with a hypercall page Xen filled: `console_io` and `SCHEDOP_shutdown`
+    /// work, port I/O does not.
+    Pv = 1,
+    /// The PVH entry with Xen underneath and the hypercall page filled.
+    PvhXen = 2,
+    /// The PVH entry on a bare PC (or before the hypercall page is known to work): COM1 and
+    /// `isa-debug-exit`.
+    Pc = 3,
+}
+
+static ENTRY: AtomicU8 = AtomicU8::new(Entry::Unknown as u8);
+
+/// A PV domU's console ring, mapped before the machine is set up, for boot failures.
+static EARLY_CONSOLE: Once<Ring> = Once::new();
+
+/// `set_early_console(ring)` records the console ring as soon as it is mapped (boot code).
+pub(crate) fn set_early_console(ring: Ring) {
+    EARLY_CONSOLE.call_once(|| ring);
+}
+
+/// `set_entry(e)` records how the image entered (boot code only).
+pub(crate) fn set_entry(e: Entry) {
+    ENTRY.store(e as u8, Ordering::SeqCst);
+}
+
+/// `entry()` is how the image entered, as far as boot code knows yet.
+pub(crate) fn entry() -> Entry {
+    match ENTRY.load(Ordering::SeqCst) {
+        1 => Entry::Pv,
+        2 => Entry::PvhXen,
+        3 => Entry::Pc,
+        _ => Entry::Unknown,
+    }
+}
 
 /// `set_machine(m)` records how the image booted (boot code only, once).
 pub(crate) fn set_machine(m: Machine) {
@@ -159,7 +205,10 @@ pub(crate) fn close(port: u32) {
     hypercall::close(port);
 }
 
-/// `console_write(bytes)` writes `bytes` to the console, waiting until it took them all.
+/// `console_write(bytes)` writes `bytes` to the console, waiting until it took them all (a
+/// console daemon that makes no room costs a bounded wait, see [`console`]). Before boot
+/// code has set the console up: the console ring without waiting if it is mapped, else Xen's
+/// `console_io` under PV (which only the initial domain's output reaches), else COM1.
 pub(crate) fn console_write(bytes: &[u8]) {
     match MACHINE.get() {
         Some(Machine::Xen {
@@ -168,7 +217,12 @@ pub(crate) fn console_write(bytes: &[u8]) {
             ..
         }) => ring.write(bytes, shared),
         Some(Machine::Xen { console: None, .. }) => hypercall::console_write(bytes),
-        Some(Machine::Pc { .. }) | None => pc::serial_write(bytes),
+        Some(Machine::Pc { .. }) => pc::serial_write(bytes),
+        None => match (EARLY_CONSOLE.get(), entry()) {
+            (Some(ring), _) => ring.write_unwaited(bytes),
+            (None, Entry::Pv) => hypercall::console_write(bytes),
+            (None, _) => pc::serial_write(bytes),
+        },
     }
 }
 
@@ -267,6 +321,22 @@ pub(crate) fn exit(code: i32) -> ! {
     match MACHINE.get() {
         Some(Machine::Xen { initial, .. }) => hypercall::shutdown(shutdown_reason(code, *initial)),
         Some(Machine::Pc { .. }) | None => pc::exit(u8::try_from(code).unwrap_or(1)),
+    }
+}
+
+/// The exit code of a CPU fault on a PC (QEMU's status 255 through `isa-debug-exit`), as
+/// Solo5's `solo5_abort` gives 255.
+pub(crate) const FAULT_EXIT: u8 = 255;
+
+/// `crash(code)` ends the image after a failure it cannot report through [`exit`]'s usual
+/// path (a panic, a fault, a failed boot step): Xen's crash shutdown if hypercalls work (the
+/// machine is set up, or the entry got that far), else `code` through `isa-debug-exit`.
+pub(crate) fn crash(code: u8) -> ! {
+    match (MACHINE.get(), entry()) {
+        (Some(Machine::Xen { .. }), _) | (None, Entry::Pv | Entry::PvhXen) => {
+            hypercall::shutdown(Reason::Crash)
+        }
+        _ => pc::exit(code),
     }
 }
 

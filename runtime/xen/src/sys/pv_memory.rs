@@ -13,7 +13,8 @@
 //!    table.
 //!
 //! The page tables themselves are found by walking from `pt_base` through the
-//! machine-to-physical table that Xen maps read-only for every PV guest.
+//! machine-to-physical table that Xen maps read-only for every PV guest. A hypercall Xen
+//! refuses stops the boot with a panic naming it.
 
 use super::hypercall;
 
@@ -104,7 +105,10 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
             let table_mfn = unsafe { read(mfn_list + 8 * next_table) };
             next_table += 1;
             // SAFETY: the scratch page is reserved for this, and the table page is unused.
-            unsafe { hypercall::map_frame(scratch, table_mfn << 12) };
+            let rc = unsafe { hypercall::map_frame(scratch, table_mfn << 12) };
+            if rc != 0 {
+                panic!("boot: mapping a new page table (update_va_mapping) failed: Xen error {rc}");
+            }
             for i in 0..PER_TABLE {
                 let pfn = chunk * PER_TABLE + i;
                 let entry = if (first..usable).contains(&pfn) {
@@ -117,13 +121,17 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
                 unsafe { core::ptr::write_volatile((scratch + 8 * i) as *mut u64, entry) };
             }
             // SAFETY: the scratch page is not used again until the next map_frame.
-            unsafe { hypercall::unmap_page(scratch) };
+            let rc = unsafe { hypercall::unmap_page(scratch) };
+            if rc != 0 {
+                panic!(
+                    "boot: unmapping a new page table (update_va_mapping) failed: Xen error {rc}"
+                );
+            }
             // SAFETY: the entry of chunk `chunk` in the level-2 table, pointing at a table
             // whose only mappings were just removed and which maps unused pages of ours.
             let rc = unsafe { hypercall::set_pte(l2_entry_maddr(chunk), (table_mfn << 12) | PTE) };
             if rc != 0 {
-                // Xen refused: keep what is mapped so far.
-                return chunk * PER_TABLE * 4096;
+                panic!("boot: installing a new page table (mmu_update) failed: Xen error {rc}");
             }
         }
         chunk += 1;

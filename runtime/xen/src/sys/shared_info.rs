@@ -10,6 +10,8 @@ use crate::time::TimeInfo;
 
 /// Offset of vCPU 0's `vcpu_info.evtchn_upcall_mask`.
 const UPCALL_MASK: usize = 1;
+/// Offset of vCPU 0's `vcpu_info.arch.cr2`: a PV guest's last page-fault address.
+const CR2: usize = 16;
 /// Offset of vCPU 0's `vcpu_info.time` (a `vcpu_time_info`).
 const TIME: usize = 32;
 /// Offset of `evtchn_pending[]` (after 32 `vcpu_info`s of 64 bytes).
@@ -52,6 +54,12 @@ impl SharedInfo {
     pub(crate) fn mask_upcalls(&self) {
         // SAFETY: as `read`; the guest owns this byte of its `vcpu_info`.
         unsafe { core::ptr::write_volatile((self.base + UPCALL_MASK) as *mut u8, 1) };
+    }
+
+    /// `cr2()` is the address of the vCPU's last page fault, which Xen writes for PV guests
+    /// (they cannot read CR2).
+    pub(crate) fn cr2(&self) -> u64 {
+        self.read(CR2)
     }
 
     /// `system_time_ns()` is Xen's system time (ns since the host booted), extrapolated from

@@ -64,6 +64,13 @@ pub(crate) fn halt_forever() -> ! {
     }
 }
 
+/// `undefined_instruction()` raises #UD (`ud2`): with no handler registered yet, Xen crashes
+/// the PV domain that does it, logging the fault.
+pub(crate) fn undefined_instruction() -> ! {
+    // SAFETY: UD2 only raises an exception; it does not return.
+    unsafe { asm!("ud2", options(nomem, nostack, noreturn)) }
+}
+
 /// `pause()` hints a spin-wait loop.
 pub(crate) fn pause() {
     core::hint::spin_loop();

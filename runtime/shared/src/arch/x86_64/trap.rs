@@ -1,0 +1,254 @@
+//! Exception entry, for images only: the trap stubs of vectors 0-31 in two flavours, the ring 0
+//! machinery that routes them (GDT, TSS with stacks of their own, IDT), loading identity page
+//! tables, and the Rust entry that turns a frame into a [`Fault`] for the runtime's handler.
+//!
+//! - **Ring 0** (xen's PVH entry, hvt): an IDT of interrupt gates; every exception runs on an
+//!   IST stack of its own (a 16 KiB one, and another for #DF, NMI and #MC), so that a stack
+//!   overflow, whose page fault finds no room on the exhausted stack, is still handled. The
+//!   processor pushes `[error code,] rip, cs, rflags, rsp, ss`; the faulting address of a page
+//!   fault is CR2.
+//! - **Xen PV**: the stubs are registered in Xen's trap table; Xen bounces an exception to the
+//!   guest with `rcx, r11, [error code,] rip, cs, rflags, rsp, ss` on the current stack (a PV
+//!   guest has no IST), which the stub pops back into `rcx` and `r11`. The faulting address is
+//!   in the vCPU's `vcpu_info`, which the runtime's handler reads.
+//!
+//! Each stub pushes a zero error code where the processor pushes none, then the vector, and
+//! calls [`mirage_bare_metal_trap`] with the frame; nothing returns: the handler reports and
+//! ends the image.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::fault::{self, Fault, PAGE_FAULT};
+use crate::paging::{PagingError, Tables};
+
+// SAFETY: this only defines the stubs and their address tables. A stub runs only as an
+// exception entry (from the IDT or Xen's trap table) with the frame described above on its
+// stack; it aligns the stack and calls `mirage_bare_metal_trap`, which never returns.
+global_asm!(
+    r#"
+    .section .text.mirage_trap, "ax"
+    .macro MIRAGE_TRAP_STUB name, vector, errcode, pv
+\name:
+    .if \pv
+    pop %rcx
+    pop %r11
+    .endif
+    .if \errcode == 0
+    push $0
+    .endif
+    push $\vector
+    mov %rsp, %rdi
+    mov $\pv, %esi
+    and $-16, %rsp
+    call mirage_bare_metal_trap
+    ud2
+    .endm
+
+    .irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
+    MIRAGE_TRAP_STUB mirage_trap_ring0_\v, \v, 0, 0
+    MIRAGE_TRAP_STUB mirage_trap_pv_\v, \v, 0, 1
+    .endr
+    .irp v, 8,10,11,12,13,14,17,21,29,30
+    MIRAGE_TRAP_STUB mirage_trap_ring0_\v, \v, 1, 0
+    MIRAGE_TRAP_STUB mirage_trap_pv_\v, \v, 1, 1
+    .endr
+
+    .section .rodata.mirage_trap, "a"
+    .balign 8
+    .global mirage_trap_ring0_table
+mirage_trap_ring0_table:
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad mirage_trap_ring0_\v
+    .endr
+    .global mirage_trap_pv_table
+mirage_trap_pv_table:
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad mirage_trap_pv_\v
+    .endr
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    /// The ring 0 stubs' addresses, by vector.
+    static mirage_trap_ring0_table: [u64; 32];
+    /// The Xen PV stubs' addresses, by vector.
+    static mirage_trap_pv_table: [u64; 32];
+}
+
+/// What a runtime does with a fault: report it and end the image.
+pub type Handler = fn(&Fault) -> !;
+
+/// The runtime's handler (a `Handler`; null until set).
+static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// `set_fault_handler(handler)` makes `handler` the one every exception reaches.
+pub fn set_fault_handler(handler: Handler) {
+    HANDLER.store(handler as *mut (), Ordering::SeqCst);
+}
+
+/// The Rust side of every stub: `frame` points at the vector, then the error code, then the
+/// interrupted `rip, cs, rflags, rsp, ss`; `pv` is 1 for the Xen PV stubs.
+#[no_mangle]
+extern "C" fn mirage_bare_metal_trap(frame: *const u64, pv: u64) -> ! {
+    // SAFETY: the stubs pass the frame they completed on their stack: seven words, the
+    // vector and error code first.
+    let [vector, error_code, rip, _cs, _rflags, rsp] =
+        core::array::from_fn(|i| unsafe { frame.add(i).read() });
+    let address = (vector == u64::from(PAGE_FAULT) && pv == 0).then(read_cr2);
+    let fault = Fault {
+        vector: vector as u8,
+        error_code,
+        rip,
+        rsp,
+        address,
+        nested: fault::entered(),
+    };
+    let handler = HANDLER.load(Ordering::SeqCst);
+    if handler.is_null() {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    // SAFETY: only `set_fault_handler` stores into `HANDLER`, always a `Handler`.
+    let handler: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(handler) };
+    handler(&fault)
+}
+
+/// `read_cr2()` is the address of the last page fault (ring 0 only).
+fn read_cr2() -> u64 {
+    let cr2: u64;
+    // SAFETY: reading CR2 has no effect; only the ring 0 stubs get here.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    cr2
+}
+
+/// `pv_trap_entries()` is the Xen PV stubs' addresses by vector, for Xen's trap table.
+pub fn pv_trap_entries() -> [u64; 32] {
+    // SAFETY: the table is constant data the assembly above defines.
+    unsafe { (&raw const mirage_trap_pv_table).read() }
+}
+
+/// A stack of its own for exception handlers, 16-byte aligned.
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+/// The stack of every exception but the three below (IST1).
+static mut FAULT_STACK: Stack<{ 16 * 1024 }> = Stack([0; 16 * 1024]);
+/// The stack of #DF, NMI and #MC (IST2), which may strike while IST1 is in use.
+static mut CRITICAL_STACK: Stack<{ 8 * 1024 }> = Stack([0; 8 * 1024]);
+
+/// The 64-bit TSS (104 bytes: only the IST pointers and the I/O map base matter here), in
+/// 32-bit words since its 64-bit fields are not 8-byte aligned.
+static mut TSS: [u32; 26] = [0; 26];
+/// The GDT: null, 64-bit code (0x08), data (0x10), the TSS (0x18, two slots). Writable:
+/// loading the task register marks the TSS descriptor busy.
+static mut GDT: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0, 0];
+/// The IDT: 32 gates of two words.
+static mut IDT: [u64; 64] = [0; 64];
+
+const CODE: u64 = 0x08;
+const DATA: u16 = 0x10;
+const TSS_SELECTOR: u16 = 0x18;
+
+/// `install_ring0_traps(handler)` routes every exception (vectors 0-31) to `handler` through
+/// a GDT, TSS and IDT of the image's own, each exception on an IST stack.
+///
+/// # Safety
+///
+/// Ring 0 in long mode, once, at boot, with interrupts off.
+pub unsafe fn install_ring0_traps(handler: Handler) {
+    set_fault_handler(handler);
+    let fault_top = (&raw mut FAULT_STACK) as u64 + 16 * 1024;
+    let critical_top = (&raw mut CRITICAL_STACK) as u64 + 8 * 1024;
+    let tss = &raw mut TSS;
+    let word = |i: usize| (tss as *mut u32).wrapping_add(i);
+    // SAFETY: the TSS, GDT and IDT are this module's statics, written only here (once, by
+    // the contract) before the processor is told about them.
+    unsafe {
+        // IST1 at byte 36, IST2 at byte 44; the I/O map base (byte 102) past the TSS's end.
+        for (at, value) in [(9, fault_top), (11, critical_top)] {
+            word(at).write(value as u32);
+            word(at + 1).write((value >> 32) as u32);
+        }
+        word(25).write(104 << 16);
+        let base = tss as u64;
+        let limit = 103u64;
+        let gdt = &raw mut GDT;
+        (*gdt)[3] = (limit & 0xffff)
+            | (base & 0xff_ffff) << 16
+            | 0x89 << 40
+            | ((limit >> 16) & 0xf) << 48
+            | ((base >> 24) & 0xff) << 56;
+        (*gdt)[4] = base >> 32;
+        let table = (&raw const mirage_trap_ring0_table).read();
+        let idt = &raw mut IDT;
+        for (vector, &entry) in table.iter().enumerate() {
+            let ist: u64 = if matches!(vector, 2 | 8 | 18) { 2 } else { 1 };
+            (*idt)[2 * vector] = (entry & 0xffff)
+                | CODE << 16
+                | ist << 32
+                | 0x8e << 40
+                | ((entry >> 16) & 0xffff) << 48;
+            (*idt)[2 * vector + 1] = entry >> 32;
+        }
+    }
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let gdt = Pointer {
+        limit: 5 * 8 - 1,
+        base: (&raw const GDT) as u64,
+    };
+    let idt = Pointer {
+        limit: 64 * 8 - 1,
+        base: (&raw const IDT) as u64,
+    };
+    // SAFETY: the tables are complete; the new GDT has the code and data segments the image
+    // runs with at the same selectors, reloaded here (CS through a far return).
+    unsafe {
+        asm!(
+            "lgdt ({gdt})",
+            "pushq ${code}",
+            "lea 2f(%rip), {tmp}",
+            "push {tmp}",
+            "lretq",
+            "2:",
+            "mov {data:x}, %ds",
+            "mov {data:x}, %es",
+            "mov {data:x}, %ss",
+            "ltr {tss:x}",
+            "lidt ({idt})",
+            gdt = in(reg) &raw const gdt,
+            idt = in(reg) &raw const idt,
+            code = const CODE,
+            data = in(reg) u64::from(DATA),
+            tss = in(reg) u64::from(TSS_SELECTOR),
+            tmp = out(reg) _,
+            options(att_syntax),
+        );
+    }
+}
+
+/// The page tables [`load_identity_map`] fills.
+static mut TABLES: Tables = Tables::new();
+
+/// `load_identity_map(top, holes)` switches to page tables that map `[0, top)` one-to-one,
+/// but for the pages holding the addresses `holes` (see [`crate::paging`]).
+///
+/// # Safety
+///
+/// Ring 0, once, at boot: everything the image still uses lies in `[0, top)` outside the
+/// holes, and the current page tables map the same addresses one-to-one.
+pub unsafe fn load_identity_map(top: u64, holes: &[u64]) -> Result<(), PagingError> {
+    let tables = &raw mut TABLES;
+    // SAFETY: the tables are not in use (this is the only call); nothing else refers to them.
+    let root = unsafe { (*tables).identity(top, holes)? };
+    // SAFETY: the tables map what the image uses as the old ones did (the caller vouches),
+    // so execution goes on unchanged; writing CR3 flushes the old translations.
+    unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+    Ok(())
+}
