@@ -16,11 +16,11 @@
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::future::poll_fn;
 use core::task::Poll;
 
 use mirage_devices::{BlockError, BlockInfo};
 
+use crate::deadline;
 use crate::events::Channel;
 use crate::frontend::{Cause, ConnectError, Device, DeviceKind, Frontend, State};
 use crate::grants::{self, Grants};
@@ -45,6 +45,10 @@ const OP_FLUSH: u8 = 3;
 const RSP_EOPNOTSUPP: i16 = -2;
 /// `VDISK_READONLY` in `info`.
 const VDISK_READONLY: u32 = 4;
+
+/// How long a request waits for a slot in the ring or for its response before the backend is
+/// taken as gone: a healthy one answers in milliseconds, a busy host's disk in seconds.
+const REQUEST_TIMEOUT_NS: u64 = 30_000_000_000;
 
 /// `errno` reported for a failed request (EIO), or a broken backend (EPROTO).
 const EIO: i32 = 5;
@@ -367,9 +371,10 @@ impl Block {
         })
     }
 
-    /// `submit(op, unit, data)` waits for room in the ring and queues one request.
+    /// `submit(op, unit, data)` waits for room in the ring and queues one request; a backend
+    /// that frees no slot within [`REQUEST_TIMEOUT_NS`] is taken as gone.
     async fn submit(&self, op: u8, unit: u64, data: &[u8]) -> Result<usize, BlockError> {
-        poll_fn(|cx| {
+        deadline::until(deadline::after(REQUEST_TIMEOUT_NS), |cx| {
             let mut shared = self.shared.borrow_mut();
             let Shared { disk, channel, .. } = &mut *shared;
             let step = grants::with(|g| {
@@ -392,11 +397,14 @@ impl Block {
             }
         })
         .await
+        .unwrap_or(Err(BlockError::Disconnected))
     }
 
-    /// `finish(id)` waits for request `id`'s response.
+    /// `finish(id)` waits for request `id`'s response; a backend that gives none within
+    /// [`REQUEST_TIMEOUT_NS`] is taken as gone, and the request abandoned (its pages stay
+    /// granted until a late response releases them).
     async fn finish(&self, id: usize) -> Result<Done, BlockError> {
-        poll_fn(|cx| {
+        let response = deadline::until(deadline::after(REQUEST_TIMEOUT_NS), |cx| {
             let mut shared = self.shared.borrow_mut();
             let Shared { disk, channel, .. } = &mut *shared;
             let step = grants::with(|g| {
@@ -413,7 +421,12 @@ impl Block {
                 }
             }
         })
-        .await
+        .await;
+        response.unwrap_or_else(|deadline::TimedOut| {
+            let mut shared = self.shared.borrow_mut();
+            let _ = grants::with(|g| shared.disk.abandon(g, id));
+            Err(BlockError::Disconnected)
+        })
     }
 
     /// `transfer(op, sector, len, data)` runs one transfer: every request submitted, then
@@ -516,6 +529,7 @@ mod tests {
     use crate::grants::testing::grants;
     use crate::ring::backend::{page_alias, BackRing};
     use alloc::collections::BTreeMap;
+    use core::cell::Cell;
 
     /// A simulated blkback over a disk in memory; it finds the frontend's pages through the
     /// test's map of grant references.
@@ -711,5 +725,46 @@ mod tests {
         back.serve(&g);
         disk.reap(&mut g).unwrap();
         assert_eq!(disk.take(&mut g, id).unwrap().unwrap().status, -1);
+    }
+
+    /// A platform whose clock jumps to each deadline the executor waits for.
+    struct Jumping(Cell<u64>);
+
+    impl mirage_runtime::Platform for Jumping {
+        fn now_ns(&self) -> u64 {
+            self.0.get()
+        }
+        fn wait(&self, deadline: Option<u64>) {
+            let deadline = deadline.expect("every wait on the backend has a deadline");
+            self.0.set(deadline.max(self.0.get()));
+        }
+    }
+
+    #[test]
+    fn a_silent_backend_fails_a_transfer_after_the_timeout_and_keeps_its_pages() {
+        // The defect: a read waited for its response forever.
+        let block = Block {
+            shared: Rc::new(RefCell::new(Shared {
+                disk: Disk::new(Page::new(), 0, 0),
+                channel: Channel::bound(7),
+                flush: false,
+            })),
+            info: BlockInfo {
+                sector_size: 512,
+                sectors: 8,
+                read_write: true,
+            },
+        };
+        let clock = Jumping(Cell::new(0));
+        let mut buf = [0u8; 512];
+        let read =
+            mirage_runtime::block_on(&clock, mirage_devices::Block::read(&block, 0, &mut buf));
+        assert_eq!(read, Err(BlockError::Disconnected));
+        assert_eq!(clock.0.get(), REQUEST_TIMEOUT_NS);
+        // The backend may still write the page: the request stays, abandoned, its page
+        // granted until a late response releases it.
+        let shared = block.shared.borrow();
+        let req = shared.disk.inflight.iter().flatten().next().unwrap();
+        assert!(req.abandoned && req.status.is_none());
     }
 }

@@ -164,12 +164,23 @@ fn setup() -> Result<GrantTable, GrantsError> {
     Ok(crate::sys::grant::setup()?)
 }
 
-#[cfg(not(mirage_xen_image))]
+#[cfg(all(not(mirage_xen_image), not(test)))]
 fn setup() -> Result<GrantTable, GrantsError> {
     Err(GrantsError::Setup {
         step: "grant tables exist only in images",
         code: -38,
     })
+}
+
+/// Host tests: a table in heap pages, as [`testing::grants`] makes, so that device futures
+/// run against simulated backends.
+#[cfg(all(not(mirage_xen_image), test))]
+fn setup() -> Result<GrantTable, GrantsError> {
+    Ok(GrantTable::from_frames(
+        (0..crate::sys::grant::FRAMES)
+            .map(|_| Page::new())
+            .collect(),
+    ))
 }
 
 /// Test helpers: a grant table in heap pages, and a peer that maps or copies.

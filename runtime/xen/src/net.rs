@@ -22,6 +22,7 @@ use core::task::Poll;
 
 use mirage_devices::{Mac, NetError};
 
+use crate::deadline;
 use crate::events::Channel;
 use crate::frontend::{Cause, ConnectError, Device, DeviceKind, Frontend, State};
 use crate::grants::{self, Grants};
@@ -50,6 +51,9 @@ const EXTRA_MORE: u8 = 1;
 
 /// An error in the backend's use of the rings: the device is unusable.
 const BROKEN: NetError = NetError::Disconnected;
+/// How long a frame waits for a transmit slot before the backend is taken as silent and the
+/// frame dropped (a healthy netback frees slots in microseconds).
+const SEND_TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// One request's page and its grant.
 struct Buffer {
@@ -432,7 +436,9 @@ impl mirage_devices::Network for Net {
     }
 
     async fn send(&self, frame: &[u8]) -> Result<(), NetError> {
-        poll_fn(|cx| {
+        // A backend that frees no transmit slot within `SEND_TIMEOUT_NS` is silent: the frame
+        // is dropped with an error rather than the sender waiting forever.
+        deadline::until(deadline::after(SEND_TIMEOUT_NS), |cx| {
             let mut shared = self.shared.borrow_mut();
             let Shared { rings, channel, .. } = &mut *shared;
             match grants::with(|g| rings.send(g, frame)) {
@@ -451,6 +457,7 @@ impl mirage_devices::Network for Net {
             }
         })
         .await
+        .unwrap_or(Err(BROKEN))
     }
 
     async fn recv(&self, buf: &mut [u8]) -> Result<usize, NetError> {

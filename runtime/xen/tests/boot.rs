@@ -403,6 +403,19 @@ fn domu_suite() -> Result<&'static Boot, String> {
                 .before(DOM0_SERVERS)
                 .script(DOM0_TOOLS)
                 .deadline(Duration::from_secs(120)),
+            Scenario::new("flood-pv", &image("runtime/xen/tests/fixtures/flood"))
+                .args(&[&format!("--lines={FLOOD_LINES}")])
+                .script(&flood_script())
+                .deadline(Duration::from_secs(240)),
+            Scenario::new("idle-pvh", &image("runtime/xen/tests/fixtures/clock"))
+                .pvh()
+                .args(&["--forever=true"])
+                .script(IDLE_SCRIPT)
+                .destroy_after_script(),
+            Scenario::new("fault-pvh", &image(FIXTURE))
+                .pvh()
+                .args(&["--fault=stack-overflow"]),
+            Scenario::new("fault-pv", &image(FIXTURE)).args(&["--fault=null"]),
         ];
         let boot = bed.boot(&scenarios);
         eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
@@ -511,7 +524,11 @@ fn one_dom0_boot_runs_the_scenarios_in_turn_each_with_its_own_console() {
             "devices-pv",
             "devices-pvh",
             "before-fails",
-            "tools"
+            "tools",
+            "flood-pv",
+            "idle-pvh",
+            "fault-pvh",
+            "fault-pv"
         ],
         "{}",
         boot.serial
@@ -621,4 +638,109 @@ fn the_heap_spans_the_domains_memory() {
             .starts_with("INF [heap] allocated 25165824 bytes"),
         "{heap}"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// The console ring under a slow reader, sleeping forever, faults in domUs.
+
+/// The lines the flood scenario's guest writes: 100 bytes each, the console ring 2 KiB.
+const FLOOD_LINES: u64 = 50_000;
+
+/// `flood_script()` is the flood scenario's dom0 script: a slow console daemon (xenconsoled
+/// stopped for 40 ms, then let run for 10, over and over while the guest writes), left
+/// running for the last lines (what is in the ring when the guest powers off would be lost
+/// with it), then the log checked (every line, in order, then `done`) and replaced by that
+/// summary (megabytes of console would crawl through the serial port).
+fn flood_script() -> String {
+    format!(
+        r#"set -e
+pid=$(pidof xenconsoled)
+stops=0
+last=0
+until [ "$last" -ge {near_end} ] || [ $stops -ge 4000 ]; do
+  kill -STOP "$pid"; usleep 40000; kill -CONT "$pid"; usleep 10000
+  stops=$((stops + 1))
+  last=$(tail -c 300 "$CONSOLE_LOG" 2>/dev/null | sed -n 's/^line 0*\([0-9][0-9]*\) .*/\1/p' | tail -n 1)
+  last=${{last:-0}}
+done
+kill -CONT "$pid"
+echo "stops $stops"
+wait_console "done {lines}" 120
+awk '/^line / {{ if ($2 != sprintf("%06d", n)) {{ print "out of order: line " n " expected, got: " $0; exit 1 }} n++; next }}
+     /^done / {{ print "done " $2; next }}
+     {{ print "unexpected: " $0; exit 1 }}
+     END {{ print "lines " n }}' "$CONSOLE_LOG"
+echo "bytes $(wc -c <"$CONSOLE_LOG")"
+mv "$CONSOLE_LOG" flood.log
+echo "the flood's console is in flood.log" >"$CONSOLE_LOG"
+"#,
+        near_end = FLOOD_LINES - 5000,
+        lines = FLOOD_LINES,
+    )
+}
+
+#[test]
+fn a_domu_floods_its_console_ring_under_a_slow_reader_without_hanging_or_losing_a_line() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("flood-pv");
+    assert_eq!(run.script, Some(0), "{run}");
+    assert_eq!(line_value(run, "lines"), FLOOD_LINES.to_string(), "{run}");
+    assert_eq!(line_value(run, "done"), FLOOD_LINES.to_string(), "{run}");
+    let bytes: u64 = line_value(run, "bytes").parse().unwrap();
+    let stops: u64 = line_value(run, "stops").parse().unwrap();
+    eprintln!(
+        "flood: {bytes} bytes, {} ring-fulls, reader stopped {stops} times, {} s",
+        bytes / 2048,
+        run.seconds
+    );
+    assert!(bytes / 2048 >= 2000 && stops >= 20, "{run}");
+    assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
+}
+
+/// The idle scenario's dom0 script: the guest's CPU time (`xl list`'s `Time(s)`) over the 5 s
+/// after it starts sleeping forever.
+const IDLE_SCRIPT: &str = r#"set -e
+wait_console "sleeping forever" 60
+sleep 1
+before=$(xl list "$DOMU" | awk 'NR == 2 { print $6 }')
+sleep 5
+xl list "$DOMU" | awk 'NR == 2 { print "state " $5 }'
+after=$(xl list "$DOMU" | awk 'NR == 2 { print $6 }')
+echo "cpu seconds $before $after"
+xl vcpu-list "$DOMU"
+"#;
+
+#[test]
+fn sleeping_forever_leaves_the_vcpu_idle() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("idle-pvh");
+    assert_eq!(run.script, Some(0), "{run}");
+    let seconds: Vec<f64> = line_value(run, "cpu seconds")
+        .split(' ')
+        .map(|t| t.parse().unwrap())
+        .collect();
+    // A deadline of u64::MAX was a negative SCHEDOP_poll timeout, which expires at once: the
+    // guest spun, taking the whole 5 s.
+    let used = seconds[1] - seconds[0];
+    eprintln!("idle: {used:.1} s of CPU in 5 s");
+    assert!(used <= 0.5, "{used} s of CPU in 5 s: {run}");
+    assert!(line_value(run, "state").contains('b'), "blocked: {run}");
+    assert_eq!(run.guest, Some(GuestEnd::Destroyed), "{run}");
+}
+
+#[test]
+fn faults_in_domus_print_their_report_on_the_console_ring_and_crash() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    for (name, fault) in [("fault-pvh", "stack-overflow"), ("fault-pv", "null")] {
+        let run = boot.scenario(name);
+        let report = FAULTS.iter().find(|(f, _)| *f == fault).unwrap().1;
+        assert!(run.console.contains(report), "{run}");
+        assert_eq!(run.guest, Some(GuestEnd::Crash), "{run}");
+        assert!(run.xl.contains("has shut down, reason code 3 "), "{run}");
+        assert!(run.seconds < 30, "{run}");
+    }
+    let overflow = boot.scenario("fault-pvh");
+    let address = hex_after(&overflow.console, "at address ").unwrap();
+    fault_below_stack(&overflow.console, address, STACK).unwrap();
 }

@@ -44,9 +44,14 @@ pub(crate) enum Reason {
     Crash = 3,
 }
 
-/// `page()` is the address of the hypercall page.
+/// `page()` is the address of the hypercall page (0 in host builds, which have none and
+/// never make hypercalls: `sys` checks that Xen is underneath first).
 pub(crate) fn page() -> u64 {
-    (&raw mut mirage_xen_hypercall_page) as u64
+    #[cfg(mirage_xen_image)]
+    let page = (&raw mut mirage_xen_hypercall_page) as u64;
+    #[cfg(not(mirage_xen_image))]
+    let page = 0;
+    page
 }
 
 /// The hypercalls the runtime makes, whose entries [`page_is_filled`] checks.
