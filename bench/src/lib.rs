@@ -17,17 +17,22 @@ pub fn work_dir() -> PathBuf {
     scratch("bench-images")
 }
 
-/// `build_image(example, target)` builds the example's committed plan for `target` as
-/// `nix build` does (the Solo5 targets with the host triple as cargo's target) and returns
-/// the image's path.
-pub fn build_image(example: &str, target: &str) -> PathBuf {
+/// `builder(target)` builds images for `target` as `nix build` does: bare-metal targets with
+/// the host triple as cargo's target, so that their flags do not reach build scripts (the
+/// direct stack's dependencies have some).
+pub fn builder(target: &str) -> Builder {
     let builder = Builder::new(work_dir());
-    let builder = if matches!(target, "hvt" | "spt") {
+    if matches!(target, "hvt" | "spt" | "xen") {
         builder.host_target()
     } else {
         builder
-    };
-    builder
+    }
+}
+
+/// `build_image(example, target)` builds the example's committed plan for `target` as
+/// `nix build` does and returns the image's path.
+pub fn build_image(example: &str, target: &str) -> PathBuf {
+    builder(target)
         .committed(&format!("examples/{example}"), target)
         .path
 }
