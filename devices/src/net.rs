@@ -33,7 +33,7 @@ use crate::ipv4::{Ipv4Error, Proto};
 use crate::network::{Mac, Network};
 
 use self::driver::Core;
-pub use self::pool::{LimitError, TcpLimits};
+pub use self::pool::TcpLimits;
 pub use self::sockets::{Datagrams, Flow, Listener, Tcp, Udp};
 
 /// `Ethernet<N>` is Ethernet framing over network device `N`, and the owner of the direct

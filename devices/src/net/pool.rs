@@ -23,10 +23,11 @@
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
-use core::fmt;
 use core::task::Waker;
 
 use mirage_runtime::Heap;
+
+use crate::limit::{in_range, LimitError};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
@@ -68,45 +69,6 @@ impl Default for TcpLimits {
             buffer: 8 * 1024,
             handshake_timeout_s: 10,
         }
-    }
-}
-
-/// `LimitError` is a `tcp-*` key's value out of its range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LimitError {
-    /// The key.
-    pub key: &'static str,
-    /// The value given.
-    pub value: i64,
-    /// The smallest value allowed.
-    pub min: i64,
-    /// The largest value allowed.
-    pub max: i64,
-}
-
-impl fmt::Display for LimitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "--{}={} is out of range ({} to {})",
-            self.key, self.value, self.min, self.max
-        )
-    }
-}
-
-impl core::error::Error for LimitError {}
-
-/// `in_range(key, value, min, max)` is `value` if it lies in `min..=max`.
-fn in_range(key: &'static str, value: i64, min: i64, max: i64) -> Result<u64, LimitError> {
-    if (min..=max).contains(&value) {
-        Ok(value.unsigned_abs())
-    } else {
-        Err(LimitError {
-            key,
-            value,
-            min,
-            max,
-        })
     }
 }
 

@@ -102,14 +102,15 @@ fn malformed_requests_get_400_and_the_server_keeps_serving() {
     let mut s = TcpStream::connect(addr).unwrap();
     let (status, _) = exchange(
         &mut s,
-        b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
     );
     assert_eq!(status, 413);
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+    let request = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     assert_eq!(exchange(&mut s, request).0, 501);
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    let request =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
     assert_eq!(exchange(&mut s, request).0, 200);
     // Keep-alive and pipelining: two requests in one write, two responses in order.
     let mut s = TcpStream::connect(addr).unwrap();
