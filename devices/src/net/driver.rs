@@ -170,6 +170,28 @@ pub(crate) struct Inner {
     pressure_at: u64,
 }
 
+impl Inner {
+    /// `dhcp_handle()` is the DHCP client's socket, if it has one.
+    fn dhcp_handle(&self) -> Option<smoltcp::iface::SocketHandle> {
+        #[cfg(feature = "dhcp")]
+        return self.dhcp;
+        #[cfg(not(feature = "dhcp"))]
+        None
+    }
+
+    /// `move_dhcp(to)` moves the DHCP client's socket to the set `to`.
+    fn move_dhcp(&mut self, to: &mut SocketSet<'static>) {
+        #[cfg(feature = "dhcp")]
+        if let Some(h) = self.dhcp {
+            if let smoltcp::socket::Socket::Dhcpv4(s) = self.sockets.remove(h) {
+                self.dhcp = Some(to.add(s));
+            }
+        }
+        #[cfg(not(feature = "dhcp"))]
+        let _ = to;
+    }
+}
+
 /// `Core<N>` is the shared state of a direct stack over `N`.
 pub(crate) struct Core<N> {
     pub(crate) net: N,
@@ -253,6 +275,33 @@ impl<N: Network> Core<N> {
         let port = inner.next_port;
         inner.next_port = if port == u16::MAX { 49152 } else { port + 1 };
         port
+    }
+
+    /// `set_tcp_limits(limits)` bounds TCP by `limits` (resolved) and gives the socket set room
+    /// for all of its sockets up front, so that a burst of connections does not grow it: its
+    /// slots are never given back, and they would hold memory after the burst.
+    pub(crate) fn set_tcp_limits(&self, limits: TcpLimits) {
+        let mut inner = self.inner.borrow_mut();
+        inner.pool.set_limits(limits);
+        // Only before any socket but DHCP's exists: handles are indices into the set.
+        let others = inner
+            .sockets
+            .iter()
+            .filter(|(h, _)| Some(*h) != inner.dhcp_handle())
+            .count();
+        if others > 0 {
+            return;
+        }
+        let mut slots = Vec::new();
+        if slots
+            .try_reserve_exact(limits.max_connections + 16)
+            .is_err()
+        {
+            return;
+        }
+        let mut sockets = SocketSet::new(slots);
+        inner.move_dhcp(&mut sockets);
+        inner.sockets = sockets;
     }
 
     /// `configure(address, gateway)` sets the interface's address and default route.
@@ -545,8 +594,9 @@ impl<N: Network> Core<N> {
     fn reap(&self, inner: &mut Inner, now_ns: u64) {
         inner.reaped_at = now_ns;
         let Inner { sockets, pool, .. } = inner;
-        let busy = pool.reap(sockets) > 0;
-        if inner.busy && !busy {
+        let (remaining, touched) = pool.reap(sockets);
+        let busy = remaining > 0;
+        if (inner.busy || touched) && !busy {
             match mirage_runtime::resources::heap() {
                 Some(mirage_runtime::Heap {
                     size: Some(size),

@@ -42,8 +42,9 @@ const USER_TIMEOUT: Duration = Duration::from_secs(60);
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// How long a connection closed by its owner may take to wind down.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// What one connection costs beyond its two buffers: smoltcp's socket and a share of what the
-/// application keeps per connection (an HTTP connection's task and its buffers).
+/// What one connection costs beyond its two buffers: smoltcp's socket and its slot in the
+/// socket set, and a share of what the application keeps per connection (an HTTP
+/// connection's task and its buffers).
 const PER_CONNECTION_OVERHEAD: usize = 6 * 1024;
 /// The connection limit where the heap has no fixed size (a unix process).
 const UNBOUNDED_HEAP_CONNECTIONS: usize = 16_384;
@@ -150,6 +151,8 @@ pub(crate) struct Pool {
     /// Sockets their owners closed, freed once the connection has wound down.
     closing: Vec<SocketHandle>,
     pressure: Pressure,
+    /// Whether a connection began since the last reaping.
+    touched: bool,
 }
 
 impl Pool {
@@ -161,6 +164,7 @@ impl Pool {
             backlogs: BTreeMap::new(),
             closing: Vec::new(),
             pressure: Pressure::default(),
+            touched: false,
         }
     }
 
@@ -183,6 +187,7 @@ impl Pool {
     /// `socket(sockets)` is a new socket within the budget, or `None` if the budget or the
     /// heap has no room for one.
     pub(crate) fn socket(&mut self, sockets: &mut SocketSet<'static>) -> Option<SocketHandle> {
+        self.touched = true;
         new_socket(&mut self.open, &self.limits, sockets)
     }
 
@@ -236,6 +241,7 @@ impl Pool {
         let Some(backlog) = self.backlogs.get_mut(&port) else {
             return;
         };
+        self.touched = true;
         let mut listening = 0;
         for &h in &backlog.slots {
             let s = sockets.get::<tcp::Socket>(h);
@@ -352,8 +358,9 @@ impl Pool {
 
     /// `reap(sockets)` frees the sockets whose connection is over and the idle listening
     /// sockets beyond the spares; it returns how many connections remain (established, in a
-    /// handshake or closing).
-    pub(crate) fn reap(&mut self, sockets: &mut SocketSet<'static>) -> usize {
+    /// handshake or closing), and whether one began since the last reaping.
+    pub(crate) fn reap(&mut self, sockets: &mut SocketSet<'static>) -> (usize, bool) {
+        let touched = core::mem::take(&mut self.touched);
         let open = &mut self.open;
         self.closing.retain(|&h| {
             let done = matches!(
@@ -397,7 +404,7 @@ impl Pool {
             backlog.slots = kept;
             idle += listening;
         }
-        *open - idle
+        (*open - idle, touched)
     }
 
     /// `take_pressure()` is what the pool evicted and refused since the last call.

@@ -51,7 +51,7 @@ impl<N: Network> Tcp<N> {
     /// 0 is sized from the heap the image has).
     pub fn with_limits(ip: Ipv4<N>, limits: TcpLimits) -> Tcp<N> {
         let limits = limits.resolve(mirage_runtime::resources::heap());
-        ip.core.inner.borrow_mut().pool.set_limits(limits);
+        ip.core.set_tcp_limits(limits);
         log::info!(
             target: "tcp",
             "up to {} connections, {} B buffers each way, {} s handshakes",
