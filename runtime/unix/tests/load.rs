@@ -3,6 +3,13 @@
 //! concurrent connections. After every round a plain `curl` succeeds; the image's memory
 //! after the last round is within 10% of after the first, and its throughput within 20%. The
 //! rounds are 2 s each: about a minute for the four images.
+//!
+//! Throughput is compared as requests per second of the image's own processor time, the best
+//! of the first three rounds against the best of the last three: on a shared machine, requests
+//! per wall-clock second swing by a factor of two from round to round with the other work
+//! running (both are printed), and that work only ever slows a round down, while the processor
+//! time a request costs the image is what grows if the image degrades (a slower allocator, a
+//! longer socket scan, more copying). A later round faster than the first is no failure.
 
 mod common;
 
@@ -10,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{curl, free_port, image, rss_kib, wait_for, wrk, Netns, Process};
+use common::{cpu_ticks, curl, free_port, image, rss_kib, wait_for, wrk, Netns, Process};
 
 const ROUNDS: usize = 10;
 const CONNECTIONS: u32 = 1000;
@@ -20,7 +27,11 @@ const SECONDS: u32 = 2;
 fn rounds(server: &mut Process, ns: Option<&Netns>, url: &str, what: &str) {
     let mut samples = Vec::new();
     for round in 0..ROUNDS {
+        let ticks = cpu_ticks(server.id());
         let load = wrk(ns, url, CONNECTIONS, SECONDS);
+        let busy = (cpu_ticks(server.id()) - ticks).max(1);
+        // Requests per processor second (the kernel counts 100 ticks a second).
+        let per_cpu_second = load.requests as f64 * 100.0 / busy as f64;
         // Let the last connections close before measuring.
         std::thread::sleep(Duration::from_millis(500));
         assert!(
@@ -45,10 +56,10 @@ fn rounds(server: &mut Process, ns: Option<&Netns>, url: &str, what: &str) {
         assert_eq!(code, b"200", "{what}: curl after round {round}");
         let rss = rss_kib(server.id());
         eprintln!(
-            "{what}: round {round}: {:.0} requests/s, {} errors, {rss} KiB",
+            "{what}: round {round}: {:.0} requests/s, {per_cpu_second:.0} per CPU second, {} errors, {rss} KiB",
             load.rps, load.errors
         );
-        samples.push((load, rss));
+        samples.push((per_cpu_second, rss));
     }
     let (first, last) = (samples[0], samples[ROUNDS - 1]);
     assert!(
@@ -57,11 +68,13 @@ fn rounds(server: &mut Process, ns: Option<&Netns>, url: &str, what: &str) {
         first.1,
         last.1
     );
+    // Other work on the machine only ever slows a round down: the best of a few rounds is the
+    // image's own rate.
+    let best = |rounds: &[(f64, u64)]| rounds.iter().map(|r| r.0).fold(0.0, f64::max);
+    let (early, late) = (best(&samples[..3]), best(&samples[ROUNDS - 3..]));
     assert!(
-        last.0.rps * 10.0 >= first.0.rps * 8.0 && last.0.rps * 10.0 <= first.0.rps * 12.0,
-        "{what}: {:.0} requests/s in the first round, {:.0} in the last",
-        first.0.rps,
-        last.0.rps
+        late * 10.0 >= early * 8.0,
+        "{what}: {early:.0} requests per CPU second at best in the first rounds, {late:.0} in the last"
     );
 }
 

@@ -324,11 +324,27 @@ pub fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// `cpu_ticks(pid)` is the processor time process `pid` has used (user and system), in clock
+/// ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// What one `wrk` run measured.
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
     /// Requests per second.
     pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
     /// Connect, read, write and timeout errors, and non-2xx responses.
     pub errors: u64,
 }
@@ -352,6 +368,10 @@ pub fn wrk(ns: Option<&Netns>, url: &str, connections: u32, seconds: u32) -> Loa
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's report:\n{text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{text}"));
     let mut errors = 0;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Socket errors:") {
@@ -364,5 +384,9 @@ pub fn wrk(ns: Option<&Netns>, url: &str, connections: u32, seconds: u32) -> Loa
             errors += rest.trim().parse::<u64>().unwrap_or(0);
         }
     }
-    Load { rps, errors }
+    Load {
+        rps,
+        requests,
+        errors,
+    }
 }
