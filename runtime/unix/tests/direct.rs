@@ -61,6 +61,30 @@ fn conduit_server_on_the_direct_stack_answers_curl_and_ping() {
         "{codes}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A header too large: 431, delivered while curl is still sending, then the close.
+    let big = format!("X-Big: {}", "a".repeat(64 * 1024));
+    let out = ns
+        .exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &big,
+            "http://10.0.0.2:8080/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        b"431",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = server.stop();
     assert!(log.contains("direct stack on"), "{log}");
 }
