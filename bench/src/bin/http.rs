@@ -261,18 +261,7 @@ fn wrk(url: &str, options: &Options, connections: u64, ns: Option<&Netns>) -> Sa
         .lines()
         .find_map(|l| l.trim().strip_prefix("99%"))
         .and_then(|v| parse_duration_ms(v.trim()));
-    let mut errors = 0;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Socket errors:") {
-            errors += rest
-                .split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap_or(0);
-        }
-    }
+    let errors = mirage_test_support::process::wrk_errors(&text);
     match (rps, p99) {
         (Some(rps), Some(p99_ms)) => Sample {
             rps,

@@ -372,18 +372,7 @@ pub fn wrk(ns: Option<&Netns>, url: &str, connections: u32, seconds: u32) -> Loa
         .lines()
         .find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())
         .unwrap_or_else(|| panic!("no request count in wrk's report:\n{text}"));
-    let mut errors = 0;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Socket errors:") {
-            errors += rest
-                .split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap_or(0);
-        }
-    }
+    let errors = mirage_test_support::process::wrk_errors(&text);
     Load {
         rps,
         requests,
