@@ -40,6 +40,7 @@ pub mod executor;
 pub mod ipv4;
 pub mod outcome;
 pub mod readiness;
+pub mod resources;
 mod shared;
 #[cfg(all(
     any(mirage_xen_image, mirage_solo5_image),
@@ -52,3 +53,4 @@ pub use executor::{block_on, sleep_until, spawn, yield_now, JoinHandle, Platform
 pub use ipv4::Ipv4Prefix;
 pub use outcome::{connected, exit, Failure, JobOutput};
 pub use readiness::{Interest, Readiness};
+pub use resources::{Heap, Resources};
