@@ -25,11 +25,12 @@ impl TscScale {
     }
 }
 
-/// `ticks_since(start, now)` is how far the counter moved from `start` to `now`: 0 if `now` is
-/// below `start` (a counter read on another processor, or not yet synchronised), never the
-/// ~2^64 ticks (centuries) that wrapping subtraction would give.
+/// `ticks_since(start, now)` is how far the counter moved from `start` to `now`, modulo 2^64
+/// (a counter that passed 2^64 in between still counts forwards): 0 if `now` is behind
+/// `start` (a counter read on another processor, or not yet synchronised), never the ~2^64
+/// ticks (centuries) that a wrapping subtraction alone would give.
 pub fn ticks_since(start: u64, now: u64) -> u64 {
-    now.saturating_sub(start)
+    u64::try_from(now.wrapping_sub(start) as i64).unwrap_or(0)
 }
 
 /// `Monotonic` is a clock's floor: [`Monotonic::clamp`] passes readings through but never
@@ -70,10 +71,12 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_below_its_start_is_no_time_not_centuries() {
+    fn a_counter_behind_its_start_is_no_time_not_centuries() {
         assert_eq!(ticks_since(1000, 1500), 500);
         assert_eq!(ticks_since(1000, 999), 0);
-        assert_eq!(TscScale::new(1_000_000_000).ns(ticks_since(u64::MAX, 3)), 0);
+        assert_eq!(ticks_since(u64::MAX - 9, 5), 15);
+        assert_eq!(ticks_since(5, u64::MAX), 0, "behind by 6, not 2^64 - 6 ahead");
+        assert_eq!(TscScale::new(1_000_000_000).ns(ticks_since(u64::MAX, 3)), 4);
     }
 
     #[test]

@@ -24,15 +24,19 @@ pub(crate) const TSC_SHIFTS: core::ops::RangeInclusive<i8> = -32..=32;
 
 impl TimeInfo {
     /// `system_time_at(tsc)` is Xen's system time when the counter read `tsc`, extrapolated
-    /// from the sample: forwards for a counter past `tsc_timestamp`, backwards for one before
-    /// it (a reading from before Xen's last update), never wrapping around.
+    /// from the sample. The counter's distance from `tsc_timestamp` is taken modulo 2^64 and
+    /// signed, as Xen and Linux's pvclock compute it (an HVM guest's counter starts near 0, and
+    /// Xen's sample of it may be from just before that: `tsc_timestamp` near 2^64): forwards for
+    /// a counter past the sample, backwards for one before it (a reading from before Xen's
+    /// update), never ~2^64 ticks (centuries) ahead, and never below 0.
     pub(crate) fn system_time_at(&self, tsc: u64) -> u64 {
-        if tsc >= self.tsc_timestamp {
+        let delta = tsc.wrapping_sub(self.tsc_timestamp) as i64;
+        if delta >= 0 {
             self.system_time
-                .saturating_add(scale_delta(tsc - self.tsc_timestamp, self))
+                .saturating_add(scale_delta(delta.unsigned_abs(), self))
         } else {
             self.system_time
-                .saturating_sub(scale_delta(self.tsc_timestamp - tsc, self))
+                .saturating_sub(scale_delta(delta.unsigned_abs(), self))
         }
     }
 }
@@ -120,6 +124,13 @@ mod tests {
         // wrapping subtraction gave ~2^64 ticks: centuries ahead.)
         assert_eq!(info.system_time_at(999_900), 4_999_999_900);
         assert!(info.system_time_at(0) <= 5_000_000_000);
+        // A sample taken just before the counter passed 0 (seen with a PVH dom0: the guest's
+        // counter starts near 0, the timestamp is 2^64 - 75,919,700): forwards, across 0.
+        let across = TimeInfo {
+            tsc_timestamp: 0u64.wrapping_sub(75_919_700),
+            ..info
+        };
+        assert_eq!(across.system_time_at(248_564_264), 5_324_483_964);
         // Never below zero either.
         let early = TimeInfo {
             system_time: 10,

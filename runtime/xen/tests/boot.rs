@@ -24,7 +24,9 @@ use mirage_test_support::fault::{fault_below_stack, hex_after, FAULTS, FIXTURE};
 use mirage_test_support::image::Builder;
 use mirage_test_support::tree::scratch;
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
-use mirage_test_support::xen::{dom0, pvh, pvh_dom0, skip_reason, Run, CRASHED, REBOOTED};
+use mirage_test_support::xen::{
+    dom0, pvh, pvh_command, pvh_dom0, skip_reason, Run, Running, CRASHED, REBOOTED,
+};
 
 macro_rules! require_qemu {
     () => {
@@ -279,6 +281,32 @@ fn clocks_are_right_on_xen_and_under_plain_qemu() {
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     check_clocks(&pvh(&image, ""));
     check_clocks(&pvh_dom0(&image, ""));
+}
+
+#[test]
+fn sleeping_forever_under_plain_qemu_halts_the_processor() {
+    require_qemu!();
+    let image = image("runtime/xen/tests/fixtures/clock");
+    // Two one-second sleeps, then u64::MAX ns: the processor halts between PIT interrupts
+    // (it spun on the time-stamp counter before), so QEMU's vCPU thread idles.
+    let run = Running::start(pvh_command(&image, "--forever=true"));
+    std::thread::sleep(Duration::from_secs(5));
+    let before = run.cpu_time().expect("QEMU still runs");
+    std::thread::sleep(Duration::from_secs(4));
+    let used = run.cpu_time().expect("QEMU still runs") - before;
+    let run = run.stop();
+    assert!(
+        run.serial.contains("INF [clock] sleeping forever"),
+        "{}",
+        run.serial
+    );
+    eprintln!("plain PVH, sleeping forever: QEMU used {used:?} of CPU in 4 s");
+    assert!(
+        used < Duration::from_millis(800),
+        "{used:?} in 4 s: {}",
+        run.serial
+    );
+    check_clocks(&run);
 }
 
 // ------------------------------------------------------------------------------------------

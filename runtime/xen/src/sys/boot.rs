@@ -338,6 +338,7 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
         None => {
             let boot_wall = pc::rtc_unix_secs(&mut pc::Hardware);
             let scale = TscScale::new(pc::tsc_hz());
+            pc::init_timer();
             Machine::Pc {
                 boot_tsc: mirage_bare_metal::rdtsc(),
                 scale,

@@ -273,8 +273,9 @@ pub(crate) fn wall_clock() -> Timestamp {
 /// monotonic clock reaches `deadline` (forever if `None`), and returns the ports that had an
 /// event, their pending bits cleared. On Xen it takes the pending bits first and polls
 /// (`SCHEDOP_poll`, the vCPU sleeps) only if none was set; an event arriving after the take
-/// ends the poll at once, so none is lost. On a PC (no ports) it spins: no interrupts are
-/// enabled to wake a halted processor.
+/// ends the poll at once, so none is lost. On a PC (no ports) the processor halts until the
+/// deadline, woken by the PIT every 55 ms at most; without a deadline it halts for good
+/// (nothing could wake it: a bare PC gives the image no device).
 pub(crate) fn wait(ports: &[u32], deadline: Option<u64>) -> Vec<u32> {
     let take = |shared: &SharedInfo| -> Vec<u32> {
         ports
@@ -304,11 +305,7 @@ pub(crate) fn wait(ports: &[u32], deadline: Option<u64>) -> Vec<u32> {
         }
         Some(Machine::Pc { .. }) | None => {
             match deadline {
-                Some(d) => {
-                    while now_ns() < d {
-                        arch::pause();
-                    }
-                }
+                Some(d) => pc::sleep_until(d, now_ns),
                 None => arch::halt_forever(),
             }
             Vec::new()

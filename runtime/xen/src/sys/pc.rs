@@ -1,7 +1,8 @@
 //! The PC devices a PVH image uses when no Xen is underneath (booted by `qemu -kernel`):
-//! the COM1 UART for the console, PIT channel 2 to measure the time-stamp counter's rate, the
-//! CMOS clock for the date and its memory size registers, and QEMU's `isa-debug-exit` port
-//! (else ACPI S5 on port 0x604) to stop.
+//! the COM1 UART for the console, PIT channel 2 to measure the time-stamp counter's rate, PIT
+//! channel 0 and the PICs to sleep halted until a deadline, the CMOS clock for the date and its
+//! memory size registers, and QEMU's `isa-debug-exit` port (else ACPI S5 on port 0x604) to
+//! stop.
 //!
 //! Every wait on this hardware is bounded and has a fallback, since a machine may lack a
 //! device or a device may be stuck: the UART's transmitter (a byte is sent anyway), the PIT
@@ -66,6 +67,49 @@ impl Cmos for Hardware {
     fn read(&mut self, reg: u8) -> u8 {
         self.outb(0x70, reg & 0x7f);
         self.inb(0x71)
+    }
+}
+
+/// `init_timer()` readies the PC's interrupt controllers for [`sleep_until`]: the two 8259
+/// PICs remapped to vectors 32-47 (their BIOS vectors overlap the exceptions), every line
+/// masked but IRQ0, PIT channel 0's. Interrupts stay disabled but while the processor halts.
+pub(crate) fn init_timer() {
+    let mut ports = Hardware;
+    for (port, value) in [
+        // ICW1: edge-triggered, cascade, ICW4 follows; ICW2: the vector base; ICW3: the
+        // slave on line 2; ICW4: 8086 mode.
+        (0x20, 0x11),
+        (0xa0, 0x11),
+        (0x21, 0x20),
+        (0xa1, 0x28),
+        (0x21, 0x04),
+        (0xa1, 0x02),
+        (0x21, 0x01),
+        (0xa1, 0x01),
+        // OCW1: mask all but IRQ0.
+        (0x21, 0xfe),
+        (0xa1, 0xff),
+    ] {
+        ports.outb(port, value);
+    }
+}
+
+/// `sleep_until(deadline, now)` halts the processor until the clock `now` reads `deadline`:
+/// PIT channel 0 counts down at most 55 ms at a time (mode 0: IRQ0 at terminal count), and
+/// the processor sleeps in `hlt` until its interrupt, rather than spinning.
+pub(crate) fn sleep_until(deadline: u64, now: impl Fn() -> u64) {
+    let mut ports = Hardware;
+    loop {
+        let left = deadline.saturating_sub(now());
+        if left == 0 {
+            return;
+        }
+        let ticks = (u128::from(left) * u128::from(PIT_HZ) / 1_000_000_000).clamp(1, 0xffff);
+        // Channel 0, lobyte/hibyte, mode 0 (interrupt on terminal count), binary.
+        ports.outb(0x43, 0b0011_0000);
+        ports.outb(0x40, ticks as u8);
+        ports.outb(0x40, (ticks >> 8) as u8);
+        crate::arch::halt_until_interrupt();
     }
 }
 

@@ -54,12 +54,25 @@ global_asm!(
     MIRAGE_TRAP_STUB mirage_trap_pv_\v, \v, 1, 1
     .endr
 
+    /* Vectors 32-47 (the PC's remapped 8259 PICs, which a bare PVH image uses to wake
+       from `hlt`): acknowledge both controllers and return. */
+mirage_trap_irq:
+    push %rax
+    mov $0x20, %al
+    out %al, $0xa0
+    out %al, $0x20
+    pop %rax
+    iretq
+
     .section .rodata.mirage_trap, "a"
     .balign 8
     .global mirage_trap_ring0_table
 mirage_trap_ring0_table:
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
     .quad mirage_trap_ring0_\v
+    .endr
+    .rept 16
+    .quad mirage_trap_irq
     .endr
     .global mirage_trap_pv_table
 mirage_trap_pv_table:
@@ -71,8 +84,8 @@ mirage_trap_pv_table:
 );
 
 extern "C" {
-    /// The ring 0 stubs' addresses, by vector.
-    static mirage_trap_ring0_table: [u64; 32];
+    /// The ring 0 stubs' addresses, by vector: the 32 exceptions, then 16 interrupts.
+    static mirage_trap_ring0_table: [u64; VECTORS];
     /// The Xen PV stubs' addresses, by vector.
     static mirage_trap_pv_table: [u64; 32];
 }
@@ -138,6 +151,12 @@ struct Stack<const N: usize>([u8; N]);
 static mut FAULT_STACK: Stack<{ 16 * 1024 }> = Stack([0; 16 * 1024]);
 /// The stack of #DF, NMI and #MC (IST2), which may strike while IST1 is in use.
 static mut CRITICAL_STACK: Stack<{ 8 * 1024 }> = Stack([0; 8 * 1024]);
+/// The stack of interrupts (IST3): they come only while the processor waits in `hlt`, but
+/// must not touch the interrupted code's stack, whose red zone may be in use.
+static mut INTERRUPT_STACK: Stack<{ 4 * 1024 }> = Stack([0; 4 * 1024]);
+
+/// The gates of the IDT: the 32 exceptions, and the 16 vectors of the remapped PICs.
+const VECTORS: usize = 48;
 
 /// The 64-bit TSS (104 bytes: only the IST pointers and the I/O map base matter here), in
 /// 32-bit words since its 64-bit fields are not 8-byte aligned.
@@ -145,15 +164,17 @@ static mut TSS: [u32; 26] = [0; 26];
 /// The GDT: null, 64-bit code (0x08), data (0x10), the TSS (0x18, two slots). Writable:
 /// loading the task register marks the TSS descriptor busy.
 static mut GDT: [u64; 5] = [0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff, 0, 0];
-/// The IDT: 32 gates of two words.
-static mut IDT: [u64; 64] = [0; 64];
+/// The IDT: a gate of two words per vector.
+static mut IDT: [u64; 2 * VECTORS] = [0; 2 * VECTORS];
 
 const CODE: u64 = 0x08;
 const DATA: u16 = 0x10;
 const TSS_SELECTOR: u16 = 0x18;
 
 /// `install_ring0_traps(handler)` routes every exception (vectors 0-31) to `handler` through
-/// a GDT, TSS and IDT of the image's own, each exception on an IST stack.
+/// a GDT, TSS and IDT of the image's own, each exception on an IST stack; vectors 32-47 (the
+/// PICs' interrupts, which come only while the image enables them to wait in `hlt`) are
+/// acknowledged and return.
 ///
 /// # Safety
 ///
@@ -162,13 +183,15 @@ pub unsafe fn install_ring0_traps(handler: Handler) {
     set_fault_handler(handler);
     let fault_top = (&raw mut FAULT_STACK) as u64 + 16 * 1024;
     let critical_top = (&raw mut CRITICAL_STACK) as u64 + 8 * 1024;
+    let interrupt_top = (&raw mut INTERRUPT_STACK) as u64 + 4 * 1024;
     let tss = &raw mut TSS;
     let word = |i: usize| (tss as *mut u32).wrapping_add(i);
     // SAFETY: the TSS, GDT and IDT are this module's statics, written only here (once, by
     // the contract) before the processor is told about them.
     unsafe {
-        // IST1 at byte 36, IST2 at byte 44; the I/O map base (byte 102) past the TSS's end.
-        for (at, value) in [(9, fault_top), (11, critical_top)] {
+        // IST1 at byte 36, IST2 at 44, IST3 at 52; the I/O map base (byte 102) past the
+        // TSS's end.
+        for (at, value) in [(9, fault_top), (11, critical_top), (13, interrupt_top)] {
             word(at).write(value as u32);
             word(at + 1).write((value >> 32) as u32);
         }
@@ -185,7 +208,11 @@ pub unsafe fn install_ring0_traps(handler: Handler) {
         let table = (&raw const mirage_trap_ring0_table).read();
         let idt = &raw mut IDT;
         for (vector, &entry) in table.iter().enumerate() {
-            let ist: u64 = if matches!(vector, 2 | 8 | 18) { 2 } else { 1 };
+            let ist: u64 = match vector {
+                2 | 8 | 18 => 2,
+                0..32 => 1,
+                _ => 3,
+            };
             (*idt)[2 * vector] = (entry & 0xffff)
                 | CODE << 16
                 | ist << 32
@@ -204,7 +231,7 @@ pub unsafe fn install_ring0_traps(handler: Handler) {
         base: (&raw const GDT) as u64,
     };
     let idt = Pointer {
-        limit: 64 * 8 - 1,
+        limit: (2 * VECTORS * 8 - 1) as u16,
         base: (&raw const IDT) as u64,
     };
     // SAFETY: the tables are complete; the new GDT has the code and data segments the image

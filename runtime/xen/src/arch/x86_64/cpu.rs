@@ -64,6 +64,15 @@ pub(crate) fn halt_forever() -> ! {
     }
 }
 
+/// `halt_until_interrupt()` halts the processor with interrupts enabled until one comes,
+/// then disables them again (ring 0 only). `sti` takes effect after the next instruction, so
+/// an interrupt already pending wakes the `hlt` rather than slipping in before it.
+pub(crate) fn halt_until_interrupt() {
+    // SAFETY: interrupts are enabled only while halted; their handlers (the PICs' vectors,
+    // `mirage-bare-metal`'s IDT) run on a stack of their own and return.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) }
+}
+
 /// `undefined_instruction()` raises #UD (`ud2`): with no handler registered yet, Xen crashes
 /// the PV domain that does it, logging the fault.
 pub(crate) fn undefined_instruction() -> ! {
