@@ -75,7 +75,11 @@ mod tests {
         assert_eq!(ticks_since(1000, 1500), 500);
         assert_eq!(ticks_since(1000, 999), 0);
         assert_eq!(ticks_since(u64::MAX - 9, 5), 15);
-        assert_eq!(ticks_since(5, u64::MAX), 0, "behind by 6, not 2^64 - 6 ahead");
+        assert_eq!(
+            ticks_since(5, u64::MAX),
+            0,
+            "behind by 6, not 2^64 - 6 ahead"
+        );
         assert_eq!(TscScale::new(1_000_000_000).ns(ticks_since(u64::MAX, 3)), 4);
     }
 

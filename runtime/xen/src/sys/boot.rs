@@ -18,8 +18,9 @@ extern "C" {
     static mut mirage_xen_shared_info_page: [u8; 4096];
     static mut mirage_xen_console_page: [u8; 4096];
     /// The page below the stack, which boot code unmaps (PV) or leaves out of the page
-    /// tables (PVH); only its address is used.
-    static mirage_xen_stack_guard: [u8; 4096];
+    /// tables (PVH): mutable, as the other pages whose mapping changes, and only its address
+    /// is ever taken.
+    static mut mirage_xen_stack_guard: [u8; 4096];
     static _end: u8;
 }
 
@@ -81,7 +82,7 @@ fn finish(cmdline: &[u8]) -> ! {
 
 /// `stack_guard()` is the guard page below the image's stack.
 fn stack_guard() -> u64 {
-    (&raw const mirage_xen_stack_guard) as u64
+    (&raw mut mirage_xen_stack_guard) as u64
 }
 
 /// The PV entry, called by `_start` on the image's stack with Xen's `start_info` and the stack
