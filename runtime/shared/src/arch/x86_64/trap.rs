@@ -143,17 +143,33 @@ pub fn pv_trap_entries() -> [u64; 32] {
     unsafe { (&raw const mirage_trap_pv_table).read() }
 }
 
-/// A stack of its own for exception handlers, 16-byte aligned.
-#[repr(C, align(16))]
-struct Stack<const N: usize>([u8; N]);
+/// The exception handlers' stacks, each above a guard page that [`load_identity_map`] leaves
+/// out of the page tables: the stack of every exception but the three below (IST1); the stack
+/// of #DF, NMI and #MC (IST2), which may strike while IST1 is in use; and the stack of
+/// interrupts (IST3), which come only while the processor waits in `hlt` but must not touch
+/// the interrupted code's stack, whose red zone may be in use.
+#[repr(C, align(4096))]
+struct Stacks {
+    fault_guard: [u8; 4096],
+    fault: [u8; FAULT_STACK],
+    critical_guard: [u8; 4096],
+    critical: [u8; CRITICAL_STACK],
+    interrupt_guard: [u8; 4096],
+    interrupt: [u8; INTERRUPT_STACK],
+}
 
-/// The stack of every exception but the three below (IST1).
-static mut FAULT_STACK: Stack<{ 16 * 1024 }> = Stack([0; 16 * 1024]);
-/// The stack of #DF, NMI and #MC (IST2), which may strike while IST1 is in use.
-static mut CRITICAL_STACK: Stack<{ 8 * 1024 }> = Stack([0; 8 * 1024]);
-/// The stack of interrupts (IST3): they come only while the processor waits in `hlt`, but
-/// must not touch the interrupted code's stack, whose red zone may be in use.
-static mut INTERRUPT_STACK: Stack<{ 4 * 1024 }> = Stack([0; 4 * 1024]);
+const FAULT_STACK: usize = 16 * 1024;
+const CRITICAL_STACK: usize = 8 * 1024;
+const INTERRUPT_STACK: usize = 4 * 1024;
+
+static mut STACKS: Stacks = Stacks {
+    fault_guard: [0; 4096],
+    fault: [0; FAULT_STACK],
+    critical_guard: [0; 4096],
+    critical: [0; CRITICAL_STACK],
+    interrupt_guard: [0; 4096],
+    interrupt: [0; INTERRUPT_STACK],
+};
 
 /// The gates of the IDT: the 32 exceptions, and the 16 vectors of the remapped PICs.
 const VECTORS: usize = 48;
@@ -181,9 +197,15 @@ const TSS_SELECTOR: u16 = 0x18;
 /// Ring 0 in long mode, once, at boot, with interrupts off.
 pub unsafe fn install_ring0_traps(handler: Handler) {
     set_fault_handler(handler);
-    let fault_top = (&raw mut FAULT_STACK) as u64 + 16 * 1024;
-    let critical_top = (&raw mut CRITICAL_STACK) as u64 + 8 * 1024;
-    let interrupt_top = (&raw mut INTERRUPT_STACK) as u64 + 4 * 1024;
+    let stacks = &raw mut STACKS;
+    // SAFETY: only addresses are taken, of fields of a static.
+    let (fault_top, critical_top, interrupt_top) = unsafe {
+        (
+            (&raw mut (*stacks).fault) as u64 + FAULT_STACK as u64,
+            (&raw mut (*stacks).critical) as u64 + CRITICAL_STACK as u64,
+            (&raw mut (*stacks).interrupt) as u64 + INTERRUPT_STACK as u64,
+        )
+    };
     let tss = &raw mut TSS;
     let word = |i: usize| (tss as *mut u32).wrapping_add(i);
     // SAFETY: the TSS, GDT and IDT are this module's statics, written only here (once, by
@@ -264,16 +286,33 @@ pub unsafe fn install_ring0_traps(handler: Handler) {
 static mut TABLES: Tables = Tables::new();
 
 /// `load_identity_map(top, holes)` switches to page tables that map `[0, top)` one-to-one,
-/// but for the pages holding the addresses `holes` (see [`crate::paging`]).
+/// but for the pages holding the addresses `holes` and the guard pages of the exception
+/// handlers' stacks (see [`crate::paging`]).
 ///
 /// # Safety
 ///
 /// Ring 0, once, at boot: everything the image still uses lies in `[0, top)` outside the
 /// holes, and the current page tables map the same addresses one-to-one.
 pub unsafe fn load_identity_map(top: u64, holes: &[u64]) -> Result<(), PagingError> {
+    let stacks = &raw mut STACKS;
+    // SAFETY: only addresses are taken, of fields of a static.
+    let guards = unsafe {
+        [
+            (&raw mut (*stacks).fault_guard) as u64,
+            (&raw mut (*stacks).critical_guard) as u64,
+            (&raw mut (*stacks).interrupt_guard) as u64,
+        ]
+    };
+    let mut all = [0u64; 8];
+    let n = holes.len();
+    if n + guards.len() > all.len() {
+        return Err(PagingError::TooManyHoles);
+    }
+    all[..n].copy_from_slice(holes);
+    all[n..n + guards.len()].copy_from_slice(&guards);
     let tables = &raw mut TABLES;
     // SAFETY: the tables are not in use (this is the only call); nothing else refers to them.
-    let root = unsafe { (*tables).identity(top, holes)? };
+    let root = unsafe { (*tables).identity(top, &all[..n + guards.len()])? };
     // SAFETY: the tables map what the image uses as the old ones did (the caller vouches),
     // so execution goes on unchanged; writing CR3 flushes the old translations.
     unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
