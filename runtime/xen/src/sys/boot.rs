@@ -95,7 +95,7 @@ fn stack_guard() -> u64 {
 extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     if !hypercall::page_is_filled() {
         // No hypercalls: nothing can be printed nor the domain stopped. `ud2` without a trap
-        // handler makes Xen crash the domain, logging the fault.
+        // handler makes Xen crash the domain: the crash is all a toolstack sees.
         arch::undefined_instruction();
     }
     set_entry(Entry::Pv);

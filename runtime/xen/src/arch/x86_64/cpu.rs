@@ -74,7 +74,7 @@ pub(crate) fn halt_until_interrupt() {
 }
 
 /// `undefined_instruction()` raises #UD (`ud2`): with no handler registered yet, Xen crashes
-/// the PV domain that does it, logging the fault.
+/// the PV domain that does it (`domain_crash` in its log).
 pub(crate) fn undefined_instruction() -> ! {
     // SAFETY: UD2 only raises an exception; it does not return.
     unsafe { asm!("ud2", options(nomem, nostack, noreturn)) }
