@@ -35,9 +35,11 @@ macro_rules! require_qemu {
 }
 
 /// `image(dir)` is the xen image of the committed plan `DIR/plans/xen.json`, built once per
-/// test run.
+/// test run with the host triple as cargo's target, as Nix builds it (and as the device
+/// tests build theirs, in the same folder, so the two share their compiled dependencies).
 fn image(dir: &str) -> std::path::PathBuf {
     Builder::new(scratch("xen-images"))
+        .host_target()
         .committed(dir, "xen")
         .path
 }

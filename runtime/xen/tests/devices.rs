@@ -32,9 +32,10 @@ use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testb
 const BODY: &str = "hello mirage world!\n";
 
 /// `builder()` builds images with the host triple as cargo's target, as Nix does (the direct
-/// stack's dependencies have build scripts, which the image's flags must not reach).
+/// stack's dependencies have build scripts, which the image's flags must not reach), in the
+/// folder `boot.rs` builds its own in.
 fn builder() -> Builder {
-    Builder::new(scratch("xen-device-images")).host_target()
+    Builder::new(scratch("xen-images")).host_target()
 }
 
 /// `config(image, ty)` is the xl config mirage-nix generates for the image's plan.
@@ -125,7 +126,7 @@ fn website_script() -> String {
 const NETWORK_SCRIPT: &str = "\
 wait_console 'UDP echo on port 7' 60
 ping -c 3 -W 5 10.0.0.2
-printf 'echo me over UDP' | socat -t 5 - UDP:10.0.0.2:7; echo
+printf 'echo me over UDP' | socat -t 2 - UDP:10.0.0.2:7; echo
 ";
 
 /// dnsmasq on the bridge, in the foreground so that it ends with the scenario.
@@ -480,12 +481,9 @@ fn a_corrupt_archive_gives_the_same_error_as_on_unix() {
     let run = require_suite!().scenario("kv-bad-tar-pv");
     assert_eq!(run.guest, Some(GuestEnd::Crash), "{run}");
     // The unix image, on the same archive.
-    let unix = Builder::new(scratch("xen-device-images")).configured(
-        "examples/kv_ro",
-        "unix",
-        &["--kv_ro=tar"],
-    );
-    let dir = scratch("xen-device-images").join("bad-tar-unix");
+    let unix =
+        Builder::new(scratch("xen-images")).configured("examples/kv_ro", "unix", &["--kv_ro=tar"]);
+    let dir = scratch("xen-images").join("bad-tar-unix");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("t.tar"),
