@@ -14,16 +14,27 @@
 //!    and the CMOS clock, and the exit status goes to QEMU's `isa-debug-exit` port. With Xen
 //!    detected through CPUID, the PV devices above are used.
 //!
-//! The layers, bottom up: `mirage-bare-metal` (`mem*`, the heap, panic reports, command-line
-//! words, shared with the solo5 target), `arch` (entries, ELF notes, CPU instructions) and
-//! `sys` (hypercalls, shared info, console ring, PC devices, panic handler) hold every
-//! `unsafe` block; the modules below are safe: the [`Xen`] platform for the shared executor,
-//! and the devices [`Console`], [`Time`], [`Mclock`], [`Pclock`] and [`Random`].
+//! A domU also has PV devices: [`Net`] (netfront) and [`Block`] (blkfront), which the
+//! toolstack gives it as the `vif` and `disk` lines of its `xl` config.
 //!
-//! A rendered crate's `main.rs` ends with `mirage_xen::main!("hello", RUNTIME_KEYS,
-//! unikernel);`: the boot code calls it once the machine is set up, [`run`] parses the
-//! command line against the runtime keys and runs `unikernel`, and the domain shuts down with
-//! the outcome (see [Exit](#exit)).
+//! The layers, bottom up:
+//!
+//! 1. `mirage-bare-metal` (`mem*`, the heap, panic reports, command-line words, shared with the
+//!    solo5 target), `arch` (entries, ELF notes, CPU instructions) and `sys` (hypercalls,
+//!    shared info and its event bits, shared pages, the grant table's frames, the console
+//!    ring, PC devices, panic handler) hold every `unsafe` block;
+//! 2. safe plumbing over them: `events` (event channels bound to the executor's wait),
+//!    `grants` (grant references), `ring` (`ring.h`'s shared rings), `xenstore` (the store
+//!    client), `frontend` (XenBus: finding a device, the state machine, every wait bounded),
+//!    `control` (`xl shutdown`);
+//! 3. the [`Xen`] platform for the shared executor, and the devices [`Console`], [`Time`],
+//!    [`Mclock`], [`Pclock`], [`Random`], [`Net`] and [`Block`].
+//!
+//! A rendered crate's `main.rs` ends with `mirage_xen::main!("conduit_server", RUNTIME_KEYS,
+//! unikernel, [("service", Net)]);`: the boot code calls it once the machine is set up, [`run`]
+//! records the image's devices (by graph name, in its `xl` config's order), parses the command
+//! line against the runtime keys and runs `unikernel`, and the domain shuts down with the
+//! outcome (see [Exit](#exit)).
 //!
 //! # Exit
 //!

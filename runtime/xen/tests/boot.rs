@@ -38,9 +38,11 @@ macro_rules! require_qemu {
 }
 
 /// `image(dir)` is the xen image of the committed plan `DIR/plans/xen.json`, built once per
-/// test run.
+/// test run with the host triple as cargo's target, as Nix builds it (and as the device
+/// tests build theirs, in the same folder, so the two share their compiled dependencies).
 fn image(dir: &str) -> std::path::PathBuf {
     Builder::new(scratch("xen-images"))
+        .host_target()
         .committed(dir, "xen")
         .path
 }
@@ -288,7 +290,8 @@ fn sleeping_forever_under_plain_qemu_halts_the_processor() {
     require_qemu!();
     let image = image("runtime/xen/tests/fixtures/clock");
     // Two one-second sleeps, then u64::MAX ns: the processor halts between PIT interrupts
-    // (it spun on the time-stamp counter before), so QEMU's vCPU thread idles.
+    // (it spun on the time-stamp counter before: QEMU took 1.2 s of CPU in these 4 s on a
+    // loaded machine, all of them on an idle one; now about 20 ms), so QEMU's vCPU idles.
     let run = Running::start(pvh_command(&image, "--forever=true"));
     std::thread::sleep(Duration::from_secs(5));
     let before = run.cpu_time().expect("QEMU still runs");
@@ -302,7 +305,7 @@ fn sleeping_forever_under_plain_qemu_halts_the_processor() {
     );
     eprintln!("plain PVH, sleeping forever: QEMU used {used:?} of CPU in 4 s");
     assert!(
-        used < Duration::from_millis(800),
+        used < Duration::from_millis(400),
         "{used:?} in 4 s: {}",
         run.serial
     );
@@ -435,11 +438,6 @@ fn domu_suite() -> Result<&'static Boot, String> {
                 .args(&[&format!("--lines={FLOOD_LINES}")])
                 .script(&flood_script())
                 .deadline(Duration::from_secs(240)),
-            Scenario::new("idle-pvh", &image("runtime/xen/tests/fixtures/clock"))
-                .pvh()
-                .args(&["--forever=true"])
-                .script(IDLE_SCRIPT)
-                .destroy_after_script(),
             Scenario::new("fault-pvh", &image(FIXTURE))
                 .pvh()
                 .args(&["--fault=stack-overflow"]),
@@ -554,7 +552,6 @@ fn one_dom0_boot_runs_the_scenarios_in_turn_each_with_its_own_console() {
             "before-fails",
             "tools",
             "flood-pv",
-            "idle-pvh",
             "fault-pvh",
             "fault-pv"
         ],
@@ -669,7 +666,8 @@ fn the_heap_spans_the_domains_memory() {
 }
 
 // ------------------------------------------------------------------------------------------
-// The console ring under a slow reader, sleeping forever, faults in domUs.
+// The console ring under a slow reader, and faults in domUs. (Sleeping forever is measured
+// in the device tests' boot: `devices::sleeping_forever_leaves_the_vcpu_idle`.)
 
 /// The lines the flood scenario's guest writes: 100 bytes each, the console ring 2 KiB.
 const FLOOD_LINES: u64 = 50_000;
@@ -723,37 +721,6 @@ fn a_domu_floods_its_console_ring_under_a_slow_reader_without_hanging_or_losing_
     );
     assert!(bytes / 2048 >= 2000 && stops >= 20, "{run}");
     assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
-}
-
-/// The idle scenario's dom0 script: the guest's CPU time (`xl list`'s `Time(s)`) over the 5 s
-/// after it starts sleeping forever.
-const IDLE_SCRIPT: &str = r#"set -e
-wait_console "sleeping forever" 60
-sleep 1
-before=$(xl list "$DOMU" | awk 'NR == 2 { print $6 }')
-sleep 5
-xl list "$DOMU" | awk 'NR == 2 { print "state " $5 }'
-after=$(xl list "$DOMU" | awk 'NR == 2 { print $6 }')
-echo "cpu seconds $before $after"
-xl vcpu-list "$DOMU"
-"#;
-
-#[test]
-fn sleeping_forever_leaves_the_vcpu_idle() {
-    require_qemu!();
-    let run = require_domu!(domu_suite()).scenario("idle-pvh");
-    assert_eq!(run.script, Some(0), "{run}");
-    let seconds: Vec<f64> = line_value(run, "cpu seconds")
-        .split(' ')
-        .map(|t| t.parse().unwrap())
-        .collect();
-    // A deadline of u64::MAX was a negative SCHEDOP_poll timeout, which expires at once: the
-    // guest spun, taking the whole 5 s.
-    let used = seconds[1] - seconds[0];
-    eprintln!("idle: {used:.1} s of CPU in 5 s");
-    assert!(used <= 0.5, "{used} s of CPU in 5 s: {run}");
-    assert!(line_value(run, "state").contains('b'), "blocked: {run}");
-    assert_eq!(run.guest, Some(GuestEnd::Destroyed), "{run}");
 }
 
 #[test]

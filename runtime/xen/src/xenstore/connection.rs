@@ -10,7 +10,7 @@
 //! other message is the reply to the request with its `req_id`, in whatever order they come;
 //! replies nobody waits for (a dropped request, an `UNWATCH`) are discarded.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
@@ -27,6 +27,9 @@ const REQ_PROD: usize = 2052;
 const RSP_CONS: usize = 2056;
 const RSP_PROD: usize = 2060;
 
+/// A reply: its header and payload.
+type Reply = (Header, Vec<u8>);
+
 /// `Connection` is our end of the xenstore ring, with requests in flight and replies and
 /// watch events received.
 #[derive(Debug)]
@@ -35,12 +38,11 @@ pub(crate) struct Connection {
     next_id: u32,
     outbox: VecDeque<u8>,
     inbox: Vec<u8>,
-    /// Requests awaiting replies.
-    waiting: BTreeSet<u32>,
-    /// Replies received, by request.
-    replies: BTreeMap<u32, (Header, Vec<u8>)>,
+    /// Requests awaiting replies, each with its reply once it came (a few at a time: at most
+    /// `MAX_IN_FLIGHT`, so a list).
+    waiting: Vec<(u32, Option<Reply>)>,
     /// The tokens of our watches, and whether each fired since last taken.
-    watches: BTreeMap<String, bool>,
+    watches: Vec<(String, bool)>,
     broken: bool,
 }
 
@@ -52,9 +54,8 @@ impl Connection {
             next_id: 1,
             outbox: VecDeque::new(),
             inbox: Vec::new(),
-            waiting: BTreeSet::new(),
-            replies: BTreeMap::new(),
-            watches: BTreeMap::new(),
+            waiting: Vec::new(),
+            watches: Vec::new(),
             broken: false,
         }
     }
@@ -68,7 +69,7 @@ impl Connection {
     /// [`take_reply`](Connection::take_reply).
     pub(crate) fn send(&mut self, op: Op, tx_id: u32, parts: &[&[u8]]) -> Result<u32, XsError> {
         let id = self.queue(op, tx_id, parts)?;
-        self.waiting.insert(id);
+        self.waiting.push((id, None));
         Ok(id)
     }
 
@@ -88,31 +89,35 @@ impl Connection {
     }
 
     /// `take_reply(id)` is the reply to request `id`, once it has come.
-    pub(crate) fn take_reply(&mut self, id: u32) -> Option<(Header, Vec<u8>)> {
-        self.replies.remove(&id)
+    pub(crate) fn take_reply(&mut self, id: u32) -> Option<Reply> {
+        let at = self
+            .waiting
+            .iter()
+            .position(|(i, reply)| *i == id && reply.is_some())?;
+        self.waiting.swap_remove(at).1
     }
 
     /// `abandon(id)` forgets request `id` (its waiter gave up): its reply will be discarded.
     pub(crate) fn abandon(&mut self, id: u32) {
-        self.waiting.remove(&id);
-        self.replies.remove(&id);
+        self.waiting.retain(|(i, _)| *i != id);
     }
 
     /// `add_watch(token)` routes the events of `token` to [`take_fired`](Self::take_fired).
     pub(crate) fn add_watch(&mut self, token: &str) {
-        self.watches.insert(token.into(), false);
+        self.watches.push((token.into(), false));
     }
 
     /// `remove_watch(token)` stops routing `token`'s events.
     pub(crate) fn remove_watch(&mut self, token: &str) {
-        self.watches.remove(token);
+        self.watches.retain(|(t, _)| t != token);
     }
 
     /// `take_fired(token)` says whether `token`'s watch fired since the last call.
     pub(crate) fn take_fired(&mut self, token: &str) -> bool {
         self.watches
-            .get_mut(token)
-            .is_some_and(|f| core::mem::replace(f, false))
+            .iter_mut()
+            .find(|(t, _)| t == token)
+            .is_some_and(|(_, fired)| core::mem::replace(fired, false))
     }
 
     /// `pump()` moves queued requests into the ring and whole messages out of it; it says
@@ -189,12 +194,16 @@ impl Connection {
     fn dispatch(&mut self, header: Header, payload: Vec<u8>) {
         if header.op() == Some(Op::WatchEvent) {
             if let Some((_, token)) = wire::watch_event(&payload) {
-                if let Some(fired) = self.watches.get_mut(&token) {
+                for (_, fired) in self.watches.iter_mut().filter(|(t, _)| *t == token) {
                     *fired = true;
                 }
             }
-        } else if self.waiting.remove(&header.req_id) {
-            self.replies.insert(header.req_id, (header, payload));
+        } else if let Some((_, reply)) = self
+            .waiting
+            .iter_mut()
+            .find(|(i, reply)| *i == header.req_id && reply.is_none())
+        {
+            *reply = Some((header, payload));
         }
     }
 }
@@ -203,6 +212,7 @@ impl Connection {
 #[cfg(test)]
 pub(crate) mod daemon {
     use super::*;
+    use alloc::collections::BTreeMap;
     use alloc::string::ToString;
 
     /// `Daemon` answers requests on a ring page, a few bytes at a time if told to.
