@@ -120,6 +120,7 @@ extern "C" fn mirage_bare_metal_trap(frame: *const u64, pv: u64) -> ! {
     };
     let handler = HANDLER.load(Ordering::SeqCst);
     if handler.is_null() {
+        // Unreachable: both installers set the handler before a stub can run.
         loop {
             core::hint::spin_loop();
         }
