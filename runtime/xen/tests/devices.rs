@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mirage_nix::render::xl::{self, DomainType};
+use mirage_test_support::examples::KV_RO_OUTPUT;
 use mirage_test_support::image::{Builder, Image};
 use mirage_test_support::tree::{root, scratch};
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
@@ -274,12 +275,7 @@ fn suite() -> Result<&'static Boot, String> {
                 .script(IDLE_SCRIPT)
                 .destroy_after_script(),
         ];
-        let boot = bed.boot(&scenarios);
-        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
-        for s in &boot.scenarios {
-            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
-        }
-        Ok(boot)
+        Ok(bed.boot(&scenarios))
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -449,16 +445,6 @@ fn block_writes_sectors_and_a_second_boot_of_the_disk_reads_them_back() {
         "{second}"
     );
 }
-
-/// What kv_ro prints of its store (as its crunch image does, see boot.rs).
-const KV_RO_OUTPUT: &str = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
 
 #[test]
 fn kv_ro_reads_its_tar_archive_from_an_xvda() {
