@@ -3,6 +3,8 @@
 
 #[cfg(feature = "crunch")]
 mod crunch;
+#[cfg(any(feature = "tar", feature = "fat"))]
+mod index;
 #[cfg(feature = "tar")]
 mod tar;
 

@@ -38,6 +38,14 @@ pub enum KvError {
     Forbidden,
     /// The backing data is corrupt (a damaged archive, a file that changed size under us).
     Corrupt,
+    /// The value is larger than a whole read may be (or than the memory left for it); read
+    /// it in pieces with [`KvRo::get_partial`].
+    TooLarge {
+        /// The value's size in bytes.
+        size: u64,
+    },
+    /// The key names something a store does not serve: a FIFO, a socket or a device node.
+    NotRegular,
     /// The store's block device failed.
     Block(BlockError),
     /// The target reported an I/O error; `errno` is its own code.
@@ -58,6 +66,13 @@ impl fmt::Display for KvError {
             ),
             Self::Forbidden => f.write_str("the key resolves outside the store"),
             Self::Corrupt => f.write_str("the store's data is corrupt"),
+            Self::TooLarge { size } => write!(
+                f,
+                "the value ({size} bytes) is too large to read whole; read it in pieces"
+            ),
+            Self::NotRegular => f.write_str(
+                "the key names a FIFO, a socket or a device, which a store does not serve",
+            ),
             Self::Block(e) => write!(f, "the store's block device failed: {e}"),
             Self::Io { errno } => write!(f, "I/O error (errno {errno})"),
         }
