@@ -104,7 +104,11 @@ pub trait Block: Clone {
 /// `read_bytes(block, offset, buf)` fills `buf` with the bytes of `block` from byte `offset`,
 /// whatever the sector size: whole sectors go straight into `buf`, a partial sector at either
 /// end through one sector of scratch space.
-pub async fn read_bytes<B: Block>(block: &B, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+pub async fn read_bytes<B: Block>(
+    block: &B,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), BlockError> {
     let size = u64::from(block.info().sector_size);
     let out_of_range = BlockError::OutOfRange {
         sector: offset / size.max(1),
@@ -112,9 +116,7 @@ pub async fn read_bytes<B: Block>(block: &B, offset: u64, buf: &mut [u8]) -> Res
     if size == 0 {
         return Err(BlockError::Unaligned { len: buf.len() });
     }
-    offset
-        .checked_add(buf.len() as u64)
-        .ok_or(out_of_range)?;
+    offset.checked_add(buf.len() as u64).ok_or(out_of_range)?;
     let mut sector = offset / size;
     let mut skip = (offset % size) as usize;
     let mut rest = buf;

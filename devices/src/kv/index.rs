@@ -55,6 +55,8 @@ pub enum IndexError {
     UnsafeName,
     /// The key is a file in one place and a directory in another.
     Conflict,
+    /// A directory holds two entries of the same name.
+    Duplicate,
     /// The store holds more than [`Limits::entries`] entries.
     TooManyEntries {
         /// The limit.
@@ -77,6 +79,7 @@ impl fmt::Display for IndexError {
         match self {
             Self::UnsafeName => f.write_str("name is absolute, has `..` or is not a valid key"),
             Self::Conflict => f.write_str("name is both a file and a directory"),
+            Self::Duplicate => f.write_str("name appears twice in one directory"),
             Self::TooManyEntries { limit } => write!(f, "more than {limit} entries"),
             Self::TooDeep { limit } => write!(f, "name is more than {limit} levels deep"),
             Self::NameTooLong { limit } => write!(f, "name is longer than {limit} bytes"),
@@ -154,11 +157,6 @@ impl<F> Index<F> {
         }
     }
 
-    /// `limits()` are the bounds this index enforces.
-    pub(crate) fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// `len()` is the number of entries, the root included.
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
@@ -190,7 +188,7 @@ impl<F> Index<F> {
     }
 
     /// `add(dir, name, node)` adds `node` as the new entry `name` of directory `dir`; an
-    /// entry already there is a [`IndexError::Conflict`] (filesystems have no duplicates).
+    /// entry already there is a [`IndexError::Duplicate`] (filesystems have no duplicates).
     pub(crate) fn add(
         &mut self,
         dir: NodeId,
@@ -200,8 +198,11 @@ impl<F> Index<F> {
         if normalize(name).ok() != Some(name) || name.is_empty() || name.contains('/') {
             return Err(IndexError::UnsafeName);
         }
-        if self.child(dir, name).is_some() || matches!(self.nodes[dir as usize], Node::File(_)) {
+        if matches!(self.nodes[dir as usize], Node::File(_)) {
             return Err(IndexError::Conflict);
+        }
+        if self.child(dir, name).is_some() {
+            return Err(IndexError::Duplicate);
         }
         let id = self.push(node)?;
         self.children_mut(dir)?.insert(name.into(), id);
@@ -428,6 +429,61 @@ pub(crate) async fn digest<C: Contents>(
     Ok(digest)
 }
 
+/// `kv_ro_over_index!(Store)` implements [`KvRo`](crate::KvRo) for `Store<B>`, a store over a
+/// block device `B` with an `index: Rc<Index<_>>` field and [`Contents`]: every operation is the
+/// index's, so tar and FAT stores answer alike.
+macro_rules! kv_ro_over_index {
+    ($store:ident) => {
+        impl<B: $crate::block::Block> $crate::kv_ro::KvRo for $store<B> {
+            async fn exists(
+                &self,
+                key: &str,
+            ) -> Result<Option<$crate::kv_ro::Kind>, $crate::kv_ro::KvError> {
+                self.index.exists(key)
+            }
+
+            async fn get(&self, key: &str) -> Result<alloc::vec::Vec<u8>, $crate::kv_ro::KvError> {
+                $crate::kv::index::get(&self.index, self, key).await
+            }
+
+            async fn get_partial(
+                &self,
+                key: &str,
+                offset: u64,
+                length: usize,
+            ) -> Result<alloc::vec::Vec<u8>, $crate::kv_ro::KvError> {
+                $crate::kv::index::get_partial(&self.index, self, key, offset, length).await
+            }
+
+            async fn list(
+                &self,
+                key: &str,
+            ) -> Result<
+                alloc::vec::Vec<(alloc::string::String, $crate::kv_ro::Kind)>,
+                $crate::kv_ro::KvError,
+            > {
+                self.index.list(key)
+            }
+
+            async fn size(&self, key: &str) -> Result<u64, $crate::kv_ro::KvError> {
+                self.index.size(key)
+            }
+
+            async fn last_modified(
+                &self,
+                key: &str,
+            ) -> Result<$crate::pclock::Timestamp, $crate::kv_ro::KvError> {
+                self.index.last_modified(key)
+            }
+
+            async fn digest(&self, key: &str) -> Result<[u8; 32], $crate::kv_ro::KvError> {
+                $crate::kv::index::digest(&self.index, self, key).await
+            }
+        }
+    };
+}
+pub(crate) use kv_ro_over_index;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,17 +520,14 @@ mod tests {
         index.insert_path("f", file(1)).unwrap();
         index.insert_path("f", file(2)).unwrap();
         assert_eq!(index.size("f"), Ok(2));
-        assert_eq!(
-            index.insert_path("f/g", file(1)),
-            Err(IndexError::Conflict)
-        );
+        assert_eq!(index.insert_path("f/g", file(1)), Err(IndexError::Conflict));
         assert_eq!(
             index.insert_path("f", Node::empty_dir(0)),
             Err(IndexError::Conflict)
         );
         index.insert_path("d/x", file(1)).unwrap();
         assert_eq!(index.insert_path("d", file(1)), Err(IndexError::Conflict));
-        assert_eq!(index.add(0, "f", file(1)), Err(IndexError::Conflict));
+        assert_eq!(index.add(0, "f", file(1)), Err(IndexError::Duplicate));
     }
 
     #[test]

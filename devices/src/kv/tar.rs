@@ -14,14 +14,13 @@
 //! of the same name, as extraction would. A hard link (`1`) to an earlier regular file serves
 //! that file's bytes; other links, devices and FIFOs are skipped, so no link can loop.
 
-use alloc::string::{String, ToString};
 use alloc::rc::Rc;
+use alloc::string::{String, ToString};
 use core::fmt;
 
 use super::index::{self, Contents, File, Index, IndexError, Limits, Node};
 use crate::block::{read_bytes, Block, BlockError};
-use crate::kv_ro::{Kind, KvError, KvRo};
-use crate::pclock::Timestamp;
+use crate::kv_ro::KvError;
 
 /// The size of a tar header and the unit of tar data.
 const RECORD: u64 = 512;
@@ -330,49 +329,18 @@ fn pax_paths(mut records: &[u8]) -> Option<(Option<String>, Option<String>)> {
     Some((path, link))
 }
 
-impl<B: Block> KvRo for Tar<B> {
-    async fn exists(&self, key: &str) -> Result<Option<Kind>, KvError> {
-        self.index.exists(key)
-    }
-
-    async fn get(&self, key: &str) -> Result<alloc::vec::Vec<u8>, KvError> {
-        index::get(&self.index, self, key).await
-    }
-
-    async fn get_partial(
-        &self,
-        key: &str,
-        offset: u64,
-        length: usize,
-    ) -> Result<alloc::vec::Vec<u8>, KvError> {
-        index::get_partial(&self.index, self, key, offset, length).await
-    }
-
-    async fn list(&self, key: &str) -> Result<alloc::vec::Vec<(String, Kind)>, KvError> {
-        self.index.list(key)
-    }
-
-    async fn size(&self, key: &str) -> Result<u64, KvError> {
-        self.index.size(key)
-    }
-
-    async fn last_modified(&self, key: &str) -> Result<Timestamp, KvError> {
-        self.index.last_modified(key)
-    }
-
-    async fn digest(&self, key: &str) -> Result<[u8; 32], KvError> {
-        index::digest(&self.index, self, key).await
-    }
-}
+index::kv_ro_over_index!(Tar);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::block::Ramdisk;
+    use crate::kv_ro::{Kind, KvRo};
+    use crate::pclock::Timestamp;
+    use crate::testing::block_on;
     use alloc::vec;
     use alloc::vec::Vec;
     use sha2::{Digest, Sha256};
-    use crate::testing::block_on;
 
     /// `header(name, size, typeflag)` is a valid ustar header.
     fn header(name: &str, size: u64, typeflag: u8) -> [u8; 512] {
@@ -706,7 +674,10 @@ mod tests {
             block_on(tar.get("big")),
             Err(KvError::TooLarge { size: 3000 })
         );
-        assert_eq!(block_on(tar.get_partial("big", 1000, 2000)).unwrap(), &big[1000..]);
+        assert_eq!(
+            block_on(tar.get_partial("big", 1000, 2000)).unwrap(),
+            &big[1000..]
+        );
         let expect: [u8; 32] = Sha256::digest(&big).into();
         assert_eq!(block_on(tar.digest("big")), Ok(expect));
     }
