@@ -23,6 +23,11 @@ pub enum Kind {
     Dictionary,
 }
 
+/// The largest value [`KvRo::get`] returns whole, on every store: 256 MiB. Larger values are
+/// read in pieces with [`KvRo::get_partial`] (and hashed by [`KvRo::digest`], which streams),
+/// so that a hostile size is an error, not an allocation that aborts the image.
+pub const MAX_VALUE: u64 = 256 << 20;
+
 /// `KvError` is why a key-value lookup failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvError {
@@ -110,11 +115,13 @@ pub trait KvRo: Clone {
     /// `exists(key)` is what `key` is bound to, or `None` if nothing is.
     async fn exists(&self, key: &str) -> Result<Option<Kind>, KvError>;
 
-    /// `get(key)` is the whole value bound to `key`.
+    /// `get(key)` is the whole value bound to `key`; a value larger than [`MAX_VALUE`], or than
+    /// the memory left, is [`KvError::TooLarge`].
     async fn get(&self, key: &str) -> Result<Vec<u8>, KvError>;
 
     /// `get_partial(key, offset, length)` is at most `length` bytes of the value bound to
     /// `key`, starting at byte `offset`; it is shorter (possibly empty) past the value's end.
+    /// More than [`MAX_VALUE`] bytes at once is [`KvError::TooLarge`].
     async fn get_partial(&self, key: &str, offset: u64, length: usize) -> Result<Vec<u8>, KvError>;
 
     /// `list(key)` is the entries of the dictionary `key` as `(name, kind)` pairs sorted by

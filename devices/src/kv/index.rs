@@ -44,7 +44,7 @@ impl Limits {
         entries: 1 << 20,
         depth: 128,
         key_bytes: 4096,
-        value_bytes: 256 << 20,
+        value_bytes: crate::kv_ro::MAX_VALUE,
     };
 }
 
