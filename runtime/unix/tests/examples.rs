@@ -56,7 +56,11 @@ fn kv_ro_reads_the_same_bytes_from_crunch_passthrough_tar_and_fat() {
         let mut perms = std::fs::metadata(&disk).unwrap().permissions();
         perms.set_readonly(true);
         std::fs::set_permissions(&disk, perms).unwrap();
-        assert_eq!(output_in(&image, &elsewhere), crunch, "{store}, read-only disk");
+        assert_eq!(
+            output_in(&image, &elsewhere),
+            crunch,
+            "{store}, read-only disk"
+        );
         std::fs::remove_file(&disk).unwrap();
         let missing = Command::new(&image).current_dir(&scratch).output().unwrap();
         assert_eq!(missing.status.code(), Some(1));

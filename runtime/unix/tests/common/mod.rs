@@ -120,7 +120,10 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
 pub fn image_beside_disks(example: &str, configure: &[&str], dir: &Path) -> PathBuf {
     let built = image(example, configure);
     std::fs::create_dir_all(dir).unwrap();
-    let plan = work_dir().join(format!("{}.disks.json", dir.file_name().unwrap().to_string_lossy()));
+    let plan = work_dir().join(format!(
+        "{}.disks.json",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
     let mut args = vec!["query", "plan", "-t", "unix"];
     args.extend_from_slice(configure);
     let unikernel = root().join("examples").join(example);
@@ -131,7 +134,14 @@ pub fn image_beside_disks(example: &str, configure: &[&str], dir: &Path) -> Path
         plan.to_string_lossy().into_owned(),
         dir.to_string_lossy().into_owned(),
     );
-    mirage_nix(&["disks", &plan_arg, "-o", &dir_arg, "--unikernel-dir", &unikernel_arg]);
+    mirage_nix(&[
+        "disks",
+        &plan_arg,
+        "-o",
+        &dir_arg,
+        "--unikernel-dir",
+        &unikernel_arg,
+    ]);
     let copy = dir.join(example);
     std::fs::copy(&built, &copy).unwrap();
     copy
