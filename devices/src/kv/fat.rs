@@ -85,7 +85,7 @@ pub enum FatError {
     /// An entry cannot be a key of the store: an unsafe or duplicate name, or past the
     /// store's [`Limits`].
     Entry {
-        /// The first cluster of the directory holding it (0 for a FAT12/16 root).
+        /// The first cluster of the directory holding it (0 for the root).
         dir: u32,
         /// What is wrong with it.
         error: IndexError,
@@ -114,6 +114,7 @@ impl fmt::Display for FatError {
             Self::DirectoryCycle { cluster } => {
                 write!(f, "FAT directory at cluster {cluster} is reached twice (a cycle)")
             }
+            Self::Entry { dir: 0, error } => write!(f, "FAT root directory: an entry's {error}"),
             Self::Entry { dir, error } => {
                 write!(f, "FAT directory at cluster {dir}: an entry's {error}")
             }
@@ -430,7 +431,7 @@ impl<B: Block> Volume<B> {
                     if parser.feed(&buf[..len], &mut entries) {
                         break;
                     }
-                    check_count(&entries, limit)?;
+                    check_count(&entries, limit, 0)?;
                     done += len as u64;
                 }
             }
@@ -446,7 +447,7 @@ impl<B: Block> Volume<B> {
                     if parser.feed(&buf, &mut entries) {
                         break;
                     }
-                    check_count(&entries, limit)?;
+                    check_count(&entries, limit, first)?;
                     match self.next(first, cluster).await? {
                         Next::Cluster(n) => cluster = n,
                         Next::End => break,
@@ -460,10 +461,10 @@ impl<B: Block> Volume<B> {
 
 /// `check_count(entries, limit)` refuses a directory of more than `limit` entries while it is
 /// read, before its entries take more memory.
-fn check_count(entries: &[DirEntry], limit: usize) -> Result<(), FatError> {
+fn check_count(entries: &[DirEntry], limit: usize, dir: u32) -> Result<(), FatError> {
     if entries.len() > limit {
         return Err(FatError::Entry {
-            dir: 0,
+            dir,
             error: IndexError::TooManyEntries { limit },
         });
     }
@@ -666,8 +667,8 @@ impl<B: Block> Fat<B> {
         let mut todo = vec![(geometry.root, Index::<u32>::ROOT, 0usize, 0usize)];
         while let Some((at, node, depth, key_len)) = todo.pop() {
             let dir = match at {
-                DirAt::Chain(c) => c,
-                DirAt::Region { .. } => 0,
+                DirAt::Chain(c) if node != Index::<u32>::ROOT => c,
+                _ => 0,
             };
             let refuse = |error| FatError::Entry { dir, error };
             for e in volume.read_dir(at, &mut seen, limits.entries).await? {
