@@ -30,7 +30,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 
 use super::index::{self, Contents, File, Index, IndexError, Limits, Node, NodeId};
@@ -303,6 +303,9 @@ struct Volume<B> {
     geometry: Geometry,
     /// The FAT bytes last read: their byte offset and contents.
     window: RefCell<(u64, Vec<u8>)>,
+    /// Where the last read ended: a file's first cluster, the index of a cluster in its chain
+    /// and that cluster, so that reading a file in pieces, in order, follows its chain once.
+    cursor: Cell<(u32, u64, u32)>,
 }
 
 impl<B: Block> Volume<B> {
@@ -660,6 +663,7 @@ impl<B: Block> Fat<B> {
             block,
             geometry,
             window: RefCell::new((0, Vec::new())),
+            cursor: Cell::new((0, 0, 0)),
         };
         let mut index = Index::new(limits);
         let mut seen = BTreeSet::new();
@@ -725,6 +729,10 @@ impl<B: Block> Contents for Fat<B> {
     type At = u32;
 
     async fn read(&self, file: &File<u32>, offset: u64, buf: &mut [u8]) -> Result<(), KvError> {
+        if buf.is_empty() {
+            // Nothing to follow: `offset` may be the end of a chain.
+            return Ok(());
+        }
         let v = &*self.volume;
         let g = &v.geometry;
         let size = u64::from(g.cluster_bytes);
@@ -737,20 +745,27 @@ impl<B: Block> Contents for Fat<B> {
                 Err(_) => Err(KvError::Corrupt),
             }
         };
-        let mut cluster = file.at;
-        for _ in 0..offset / size {
+        // Start from where the last read of this file ended, if that is not past `offset`.
+        let target = offset / size;
+        let (mut index, mut cluster) = match v.cursor.get() {
+            (first, i, c) if first == file.at && i <= target => (i, c),
+            _ => (0, file.at),
+        };
+        while index < target {
             cluster = next(cluster).await?;
+            index += 1;
         }
         let mut within = offset % size;
         let mut rest = buf;
-        while !rest.is_empty() {
+        loop {
             // One device read for the run of consecutive clusters starting here.
-            let mut last = cluster;
+            let (mut last, mut last_index) = (cluster, index);
             let mut run = size - within;
             while run < rest.len() as u64 {
                 match next(last).await? {
                     n if n == last + 1 => {
                         last = n;
+                        last_index += 1;
                         run += size;
                     }
                     _ => break,
@@ -760,10 +775,13 @@ impl<B: Block> Contents for Fat<B> {
             let (head, tail) = rest.split_at_mut(n);
             read_bytes(&v.block, g.cluster_offset(cluster) + within, head).await?;
             rest = tail;
-            within = 0;
-            if !rest.is_empty() {
-                cluster = next(last).await?;
+            v.cursor.set((file.at, last_index, last));
+            if rest.is_empty() {
+                break;
             }
+            within = 0;
+            cluster = next(last).await?;
+            index = last_index + 1;
         }
         Ok(())
     }
@@ -841,6 +859,22 @@ mod tests {
             assert!(block_on(fat.get_partial("multi/cluster.bin", 1 << 20, 10))
                 .unwrap()
                 .is_empty());
+        }
+    }
+
+    /// Pieces read in any order give the file's bytes (the cursor only ever moves forward).
+    #[test]
+    fn pieces_in_any_order() {
+        let fat = connect(FAT12).unwrap();
+        let key = "multi/cluster.bin";
+        let whole = block_on(fat.get(key)).unwrap();
+        let mut offsets: Vec<u64> = (0..whole.len() as u64).step_by(777).collect();
+        offsets.extend(offsets.clone().into_iter().rev());
+        offsets.extend([69_999, 0, 512, 511, 70_000, 1024]);
+        for at in offsets {
+            let got = block_on(fat.get_partial(key, at, 1000)).unwrap();
+            let end = (at as usize + 1000).min(whole.len());
+            assert_eq!(got, &whole[at as usize..end], "at {at}");
         }
     }
 

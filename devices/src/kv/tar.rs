@@ -16,6 +16,7 @@
 
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt;
 
 use super::index::{self, Contents, File, Index, IndexError, Limits, Node};
@@ -141,9 +142,9 @@ impl<B: Block> Tar<B> {
         let mut index = Index::new(limits);
         let mut offset = 0;
         let mut pending = Pending::default();
-        let mut raw = [0u8; RECORD as usize];
+        let mut ahead = ReadAhead::default();
         while offset + RECORD <= device_size {
-            read_bytes(&block, offset, &mut raw).await?;
+            let raw = ahead.record(&block, offset, device_size).await?;
             if raw.iter().all(|&b| b == 0) {
                 break; // The end-of-archive marker.
             }
@@ -220,6 +221,41 @@ impl<B: Block> Contents for Tar<B> {
 
     async fn read(&self, file: &File<u64>, offset: u64, buf: &mut [u8]) -> Result<(), KvError> {
         Ok(read_bytes(&self.block, file.at + offset, buf).await?)
+    }
+}
+
+/// `ReadAhead` reads the archive's headers 64 KiB at a time, so that an archive of many small
+/// members takes one device read per 64 KiB rather than one per header.
+#[derive(Default)]
+struct ReadAhead {
+    /// The byte offset of `bytes` on the device.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The bytes [`ReadAhead`] reads at once.
+const AHEAD: u64 = 64 * 1024;
+
+impl ReadAhead {
+    /// `record(block, offset, device_size)` is the 512-byte record at `offset`.
+    async fn record<B: Block>(
+        &mut self,
+        block: &B,
+        offset: u64,
+        device_size: u64,
+    ) -> Result<[u8; RECORD as usize], BlockError> {
+        let cached =
+            offset >= self.start && offset + RECORD <= self.start + self.bytes.len() as u64;
+        if !cached {
+            let len = AHEAD.min(device_size - offset) as usize;
+            self.bytes.resize(len, 0);
+            read_bytes(block, offset, &mut self.bytes).await?;
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        let mut raw = [0u8; RECORD as usize];
+        raw.copy_from_slice(&self.bytes[at..at + RECORD as usize]);
+        Ok(raw)
     }
 }
 

@@ -186,6 +186,33 @@ mod tests {
         }
     }
 
+    /// Reading at the very end of a file whose size is a whole number of clusters follows no
+    /// cluster past its chain.
+    #[test]
+    fn reads_end_exactly_at_cluster_boundaries() {
+        let mut t = Tree::default();
+        t.insert("whole", vec![1u8; 4096]);
+        for format in [DiskFormat::Fat, DiskFormat::Tar] {
+            let img = image(&t, format).unwrap();
+            let disk = Ramdisk::with_contents("d", &img);
+            let check = |kv: &dyn Fn(u64) -> Vec<u8>| {
+                assert!(kv(4096).is_empty());
+                assert_eq!(kv(4095), [1]);
+                assert_eq!(kv(3584).len(), 512);
+            };
+            match format {
+                DiskFormat::Fat => {
+                    let fat = block_on(Fat::connect(disk)).unwrap();
+                    check(&|at| block_on(fat.get_partial("whole", at, 1 << 20)).unwrap());
+                }
+                DiskFormat::Tar => {
+                    let tar = block_on(Tar::connect(disk)).unwrap();
+                    check(&|at| block_on(tar.get_partial("whole", at, 1 << 20)).unwrap());
+                }
+            }
+        }
+    }
+
     #[test]
     fn tar_archives_read_back_and_are_deterministic() {
         let t = tree(5000);
