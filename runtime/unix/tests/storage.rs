@@ -206,3 +206,61 @@ fn the_kv_ro_image_reads_every_case_in_bounded_memory() {
     std::fs::remove_file(&disk).unwrap();
     eprintln!("{}", report.join("\n"));
 }
+
+/// static_website over a passthrough folder holding a FIFO, a socket and a device node: each is
+/// refused (403) within a second, without being opened, and the other files keep being served.
+#[test]
+fn passthrough_refuses_special_files_and_keeps_serving() {
+    let site = common::work_dir().join("passthrough-special");
+    let _ = std::fs::remove_dir_all(&site);
+    let htdocs = site.join("htdocs");
+    std::fs::create_dir_all(&htdocs).unwrap();
+    std::fs::write(htdocs.join("index.html"), "<h1>still here</h1>\n").unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(htdocs.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let _socket = std::os::unix::net::UnixListener::bind(htdocs.join("socket")).unwrap();
+    let device = Command::new("mknod")
+        .arg(htdocs.join("zero"))
+        .args(["c", "1", "5"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut special = vec!["fifo", "socket"];
+    if device {
+        special.push("zero");
+    } else {
+        eprintln!("mknod needs root: the device node case is skipped");
+    }
+    let image = common::image("static_website", &["--kv_ro=passthrough"]);
+    let port = common::free_port();
+    let mut server = common::Process::spawn(
+        Command::new(image)
+            .current_dir(&site)
+            .arg(format!("--port={port}")),
+    );
+    common::wait_for(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+        &mut server,
+    );
+    for name in special {
+        let start = std::time::Instant::now();
+        let code = common::curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/{name}"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&code), "403", "{name}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+        let body = common::curl(&[&format!("http://127.0.0.1:{port}/index.html")]);
+        assert_eq!(body, b"<h1>still here</h1>\n", "served after {name}");
+    }
+    assert!(server.is_running());
+}
