@@ -487,35 +487,38 @@ pub fn lower(
         }
         bindings.deps = deps.iter().map(|&d| take(resolved(d))).collect();
         bindings.keys = c.keys.iter().map(|k| (k.clone(), key_code(k))).collect();
-        let embed = imp.embed.as_ref().and_then(|param| {
+        // The folder a string parameter names, refused unless inside the unikernel's directory.
+        let mut folder = |param: &String, what: &str| {
             let dir = match values.iter().find(|(p, _)| p == param) {
                 Some((_, Literal::String(s))) => s.clone(),
-                _ => unreachable!("embed names a string parameter (checked when loading)"),
+                _ => unreachable!("{what} names a string parameter (checked when loading)"),
             };
             if !confined(&dir) {
                 diags.push(
                     Diagnostic::error("bad-path", node.origin, format!("`{dir}` is not a folder inside the unikernel's directory"))
-                        .with_help("embedded folders are given relative to unikernel.toml, without `..` or a leading `/`"),
+                        .with_help(format!("{what} folders are given relative to unikernel.toml, without `..` or a leading `/`")),
                 );
                 return None;
             }
-            Some(Embed { dir, module: format!("embed_{id}") })
-        });
+            Some(dir)
+        };
+        let embed = imp
+            .embed
+            .as_ref()
+            .and_then(|param| folder(param, "embedded"))
+            .map(|dir| Embed {
+                dir,
+                module: format!("embed_{id}"),
+            });
         bindings.embed = embed.as_ref().map(|e| e.module.clone());
         let disk = imp.disk.as_ref().and_then(|(format, param)| {
-            let dir = match values.iter().find(|(p, _)| p == param) {
-                Some((_, Literal::String(s))) => s.clone(),
-                _ => unreachable!("a disk's dir names a string parameter (checked when loading)"),
-            };
-            if !confined(&dir) {
-                diags.push(
-                    Diagnostic::error("bad-path", node.origin, format!("`{dir}` is not a folder inside the unikernel's directory"))
-                        .with_help("disks are made of folders given relative to unikernel.toml, without `..` or a leading `/`"),
-                );
-                return None;
-            }
+            let dir = folder(param, "disk")?;
             let file = format!("{dir}.{}", format.extension());
-            Some(Disk { format: *format, dir, file })
+            Some(Disk {
+                format: *format,
+                dir,
+                file,
+            })
         });
         let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match template::render(name, &bindings) {
             Ok(name) if valid_device_name(&name) => Some(ManifestDevice { name, kind: *kind }),

@@ -36,6 +36,7 @@ use core::fmt;
 use super::index::{self, Contents, File, Index, IndexError, Limits, Node, NodeId};
 use crate::block::{read_bytes, Block, BlockError};
 use crate::kv_ro::KvError;
+use crate::pclock::Timestamp;
 
 /// The size of a directory entry.
 const ENTRY: usize = 32;
@@ -624,19 +625,22 @@ fn short_name(raw: &[u8], case: u8) -> String {
 /// `fat_time(date, time)` is a FAT date and time, taken as UTC, in seconds since the epoch.
 /// Impossible months and days are clamped, so that any bytes give a time.
 fn fat_time(date: u16, time: u16) -> i64 {
-    let year = 1980 + i64::from(date >> 9);
-    let month = i64::from((date >> 5) & 0x0f).clamp(1, 12);
-    let day = i64::from(date & 0x1f).max(1);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = i64::from(time >> 11) * 3600 + i64::from((time >> 5) & 0x3f) * 60;
-    days * 86_400 + secs + i64::from(time & 0x1f) * 2
+    let month = ((date >> 5) & 0x0f).clamp(1, 12) as u8;
+    let day = (date & 0x1f).max(1) as u8;
+    let (hour, minute, second) = (
+        (time >> 11) as u8,
+        ((time >> 5) & 0x3f) as u8,
+        (time & 0x1f) as u8 * 2,
+    );
+    Timestamp::from_utc(
+        1980 + i64::from(date >> 9),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    )
+    .secs
 }
 
 /// `Fat<B>` serves the files of a FAT filesystem on the block device `B`. Clones share the
@@ -712,16 +716,6 @@ impl<B: Block> Fat<B> {
     /// `fat_type()` is the volume's FAT type.
     pub fn fat_type(&self) -> FatType {
         self.volume.geometry.kind
-    }
-
-    /// `len()` is the number of entries in the filesystem's tree, its root included.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// `is_empty()` is true if the filesystem holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.index.len() == 1
     }
 }
 

@@ -433,9 +433,21 @@ pub(crate) async fn digest<C: Contents>(
 
 /// `kv_ro_over_index!(Store)` implements [`KvRo`](crate::KvRo) for `Store<B>`, a store over a
 /// block device `B` with an `index: Rc<Index<_>>` field and [`Contents`]: every operation is the
-/// index's, so tar and FAT stores answer alike.
+/// index's, so tar and FAT stores answer alike. It also gives the store `len` and `is_empty`.
 macro_rules! kv_ro_over_index {
     ($store:ident) => {
+        impl<B: $crate::block::Block> $store<B> {
+            /// `len()` is the number of entries in the store's tree, its root included.
+            pub fn len(&self) -> usize {
+                self.index.len()
+            }
+
+            /// `is_empty()` is true if the store holds nothing.
+            pub fn is_empty(&self) -> bool {
+                self.index.len() == 1
+            }
+        }
+
         impl<B: $crate::block::Block> $crate::kv_ro::KvRo for $store<B> {
             async fn exists(
                 &self,

@@ -204,16 +204,6 @@ impl<B: Block> Tar<B> {
             index: Rc::new(index),
         })
     }
-
-    /// `len()` is the number of entries in the archive's tree, its root included.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// `is_empty()` is true if the archive holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.index.len() == 1
-    }
 }
 
 impl<B: Block> Contents for Tar<B> {

@@ -80,14 +80,7 @@ fn kv_ro_digests(store: &str) -> BTreeMap<String, String> {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("INF [kv_ro] ")?;
-            let (key, tail) = rest.split_once(" (")?;
-            let sha = tail.split("sha256 ").nth(1)?.strip_suffix("):")?;
-            Some((key.to_string(), sha.to_string()))
-        })
-        .collect()
+    parse_kv_ro(&text)
 }
 
 /// `website_digests(store, keys)` is what static_website over `store` serves for each key.
