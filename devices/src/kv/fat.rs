@@ -546,7 +546,7 @@ impl DirParser {
             }
             self.lfn = [0xffff; 260];
             self.checksum = raw[13];
-        } else if ord != self.expect || raw[13] != self.checksum || self.complete {
+        } else if ord == 0 || ord != self.expect || raw[13] != self.checksum || self.complete {
             return self.reset();
         }
         let base = (usize::from(ord) - 1) * 13;
@@ -787,6 +787,7 @@ index::kv_ro_over_index!(Fat);
 mod tests {
     use super::*;
     use crate::block::Ramdisk;
+    use crate::kv::index::tests::mutations;
     use crate::kv_ro::{Kind, KvRo};
     use crate::testing::block_on;
     use alloc::string::ToString;
@@ -911,6 +912,57 @@ mod tests {
             connect(&small),
             Err(FatError::BeyondDevice { device: 4096, .. })
         ));
+    }
+
+    /// Damaged filesystems never panic: every key of whatever connects is listed and read.
+    #[test]
+    fn random_damage_is_an_error_or_a_read_never_a_panic() {
+        mutations(FAT12, 0x4000, 1500, |m| {
+            let Ok(fat) = connect(m) else { return };
+            let mut todo = alloc::vec![String::new()];
+            while let Some(dir) = todo.pop() {
+                let Ok(entries) = block_on(fat.list(&dir)) else {
+                    continue;
+                };
+                for (name, kind) in entries {
+                    let key = if dir.is_empty() {
+                        name
+                    } else {
+                        alloc::format!("{dir}/{name}")
+                    };
+                    match kind {
+                        Kind::Dictionary => todo.push(key),
+                        Kind::Value => {
+                            let _ = block_on(fat.get(&key));
+                            let _ = block_on(fat.get_partial(&key, 700, 5000));
+                            let _ = block_on(fat.digest(&key));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// A long-name entry of ordinal 0 (no such part) is ignored, not indexed at part -1.
+    #[test]
+    fn long_name_parts_out_of_range_are_ignored() {
+        let mut parser = DirParser::default();
+        let mut entries = Vec::new();
+        for first in [0x80u8, 0x40, 0x55, 0x41] {
+            let mut raw = [0u8; ENTRY];
+            raw[0] = first;
+            raw[11] = 0x0f;
+            assert!(!parser.feed(&raw, &mut entries));
+        }
+        let mut short = [0u8; ENTRY];
+        short[..11].copy_from_slice(b"A       TXT");
+        short[11] = 0x20;
+        parser.feed(&short, &mut entries);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].name, "A.TXT",
+            "the partial long name is not used"
+        );
     }
 
     #[test]

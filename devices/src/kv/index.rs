@@ -499,8 +499,28 @@ macro_rules! kv_ro_over_index {
 pub(crate) use kv_ro_over_index;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `mutations(image, span, rounds, check)` runs `check` on `rounds` copies of `image`, each with
+    /// a few bytes of its first `span` bytes changed (a fixed pseudo-random sequence).
+    pub(crate) fn mutations(image: &[u8], span: usize, rounds: usize, check: impl Fn(&[u8])) {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..rounds {
+            let mut m = image.to_vec();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() % span as u64) as usize;
+                m[at] = next() as u8;
+            }
+            check(&m);
+        }
+    }
 
     fn file(size: u64) -> Node<()> {
         Node::File(File::new((), size, 7))

@@ -708,6 +708,21 @@ mod tests {
         assert_eq!(block_on(tar.digest("big")), Ok(expect));
     }
 
+    /// Damaged archives never panic: whatever connects is listed and read.
+    #[test]
+    fn random_damage_is_an_error_or_a_read_never_a_panic() {
+        static GNU: &[u8] = include_bytes!("../../../tests/storage/good/gnu.tar");
+        crate::kv::index::tests::mutations(GNU, 0x2000, 1500, |m| {
+            let Ok(tar) = connect(m) else { return };
+            for (name, kind) in block_on(tar.list("")).unwrap() {
+                if kind == Kind::Value {
+                    let _ = block_on(tar.get(&name));
+                    let _ = block_on(tar.digest(&name));
+                }
+            }
+        });
+    }
+
     #[test]
     fn number_fields() {
         assert_eq!(number(b"0000644\0"), Some(0o644));
