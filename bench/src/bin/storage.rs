@@ -8,6 +8,14 @@
 //! of the plain file, and the passthrough store), GNU tar (`tar -xOf`) for the archive, mtools
 //! (`mtype`) for the FAT image. Medians of several runs; each run opens the store and reads the
 //! whole file, with one `get` (a 64 MiB buffer) or in pieces of 1 MiB.
+//!
+//! Then the kv_ro image itself, on unix (a process, the disk beside it) and on spt (the
+//! project's spt loader from mirage-test-support, 32 MiB of guest memory, the disk as block
+//! device `t`), `--logs=warn`, timed from start to exit and less a run over a store of one
+//! empty file (booting, connecting the device): opening a store of 10,000 empty files (kv_ro
+//! lists every directory and looks every file up), and reading 64 MiB held in four files of
+//! 16 MiB (kv_ro's `get` and `digest` of each: two reads and one SHA-256 of every byte; a
+//! 64 MiB file would not fit a 32 MiB guest whole).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,6 +26,8 @@ use mirage_devices::KvRo;
 use mirage_nix::plan::DiskFormat;
 use mirage_nix::render::disk::{image, Tree};
 use mirage_nix_bench::{median, work_dir};
+use mirage_test_support::image::Builder;
+use mirage_test_support::solo5::spt::{self, Devices};
 use mirage_unix::{BlockFile, Passthrough};
 
 const BIG: usize = 64 << 20;
@@ -103,7 +113,75 @@ fn command(cmd: &mut Command) -> Duration {
     })
 }
 
+/// `end_to_end(dir)` prints the rows of the kv_ro image on unix and spt.
+fn end_to_end(dir: &Path) {
+    let mut empty = Tree::default();
+    empty.insert("empty", Vec::new());
+    let mut many = Tree::default();
+    for i in 0..ENTRIES {
+        many.insert(&format!("d{:03}/file {i:05}.txt", i / 100), Vec::new());
+    }
+    let mut four = Tree::default();
+    for i in 0..4 {
+        four.insert(
+            &format!("part{i}.bin"),
+            (0..BIG / 4).map(|j| (j * 7 % 251) as u8).collect(),
+        );
+    }
+    println!();
+    println!("| kv_ro image | open {ENTRIES} entries (ms) | read 64 MiB: get + digest (MiB/s) |");
+    println!("|---|---:|---:|");
+    let work = dir.join("images");
+    for format in [DiskFormat::Tar, DiskFormat::Fat] {
+        let ext = format.extension();
+        let key = format!("--kv_ro={ext}");
+        let unix = Builder::new(&work).configured("examples/kv_ro", "unix", &[&key]);
+        let solo5 = Builder::new(&work)
+            .host_target()
+            .configured("examples/kv_ro", "spt", &[&key]);
+        let beside = dir.join(format!("beside-{ext}"));
+        std::fs::create_dir_all(&beside).unwrap();
+        let image = beside.join("kv_ro");
+        std::fs::copy(&unix.path, &image).unwrap();
+        let disk = beside.join(format!("t.{ext}"));
+        let mut rows = [
+            (String::from("unix"), Vec::new()),
+            (String::from("spt, 32 MiB"), Vec::new()),
+        ];
+        for tree in [&empty, &many, &four] {
+            std::fs::write(
+                &disk,
+                mirage_nix::render::disk::image(tree, format).unwrap(),
+            )
+            .unwrap();
+            rows[0].1.push(time(|| {
+                let out = Command::new(&image).arg("--logs=warn").output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }));
+            rows[1].1.push(time(|| {
+                let run = spt::run(
+                    &solo5.path,
+                    "--logs=warn",
+                    Devices::default().block("t", &disk),
+                );
+                assert_eq!(run.status, Some(0), "{}{}", run.stdout, run.stderr);
+            }));
+        }
+        for (target, t) in rows {
+            let open = t[1].saturating_sub(t[0]);
+            let read = t[2].saturating_sub(t[0]);
+            println!("| {ext}, {target} | {} | {} |", ms(open), mib_per_s(read));
+        }
+    }
+}
+
 fn main() {
+    // The spt loader runs guests in a child: this same program, started again.
+    spt::child();
     let dir = work_dir().join("storage");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("big")).unwrap();
@@ -192,4 +270,5 @@ fn main() {
         "| reference: passthrough store | {} | - |",
         mib_per_s(passthrough)
     );
+    end_to_end(&dir);
 }
