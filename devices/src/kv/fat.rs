@@ -917,7 +917,7 @@ mod tests {
     /// Damaged filesystems never panic: every key of whatever connects is listed and read.
     #[test]
     fn random_damage_is_an_error_or_a_read_never_a_panic() {
-        mutations(FAT12, 0x4000, 1500, |m| {
+        mutations(FAT12, 0x4000, 600, |m| {
             let Ok(fat) = connect(m) else { return };
             let mut todo = alloc::vec![String::new()];
             while let Some(dir) = todo.pop() {

@@ -712,7 +712,7 @@ mod tests {
     #[test]
     fn random_damage_is_an_error_or_a_read_never_a_panic() {
         static GNU: &[u8] = include_bytes!("../../../tests/storage/good/gnu.tar");
-        crate::kv::index::tests::mutations(GNU, 0x2000, 1500, |m| {
+        crate::kv::index::tests::mutations(GNU, 0x2000, 600, |m| {
             let Ok(tar) = connect(m) else { return };
             for (name, kind) in block_on(tar.list("")).unwrap() {
                 if kind == Kind::Value {
