@@ -37,6 +37,18 @@ pub fn build_image(example: &str, target: &str) -> PathBuf {
         .path
 }
 
+/// `examples_planned_for(target)` is the examples with a committed plan for `target`, sorted.
+pub fn examples_planned_for(target: &str) -> Vec<String> {
+    let dir = root().join("examples");
+    let mut examples: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|e| dir.join(e).join(format!("plans/{target}.json")).exists())
+        .collect();
+    examples.sort();
+    examples
+}
+
 /// The median of some samples.
 pub fn median<T: Ord + Copy>(mut samples: Vec<T>) -> T {
     samples.sort();

@@ -5,11 +5,12 @@
 # `mirage-nix render` inside the build (no import-from-derivation), builds it in the
 # workspace slice the plan needs on top of the target's layers (`depsArtifacts`; the
 # crates of `keepTimesDirs`, compiled there, are reused as they are), and installs
-# the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise, and for
-# xen the image's xl configs beside it (`<name>.xl` PVH, `<name>.pv.xl` PV).
+# the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise, with the
+# disk images its stores read beside it (diskCommand), and for xen the image's xl configs
+# (`<name>.xl` PVH, `<name>.pv.xl` PV).
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
-{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand }:
+{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand, diskCommand }:
 { src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan, keepTimesDirs ? [ ] }:
 let
   inherit (internal) shellEscape;
@@ -36,7 +37,7 @@ mkCargoDerivation
       for xl in ${shellEscape "${plan.dir}/.mirage-nix/${plan.target}"}/*.xl; do
         if [ -e "$xl" ]; then cp "$xl" "$out/"; fi
       done
-    '';
+    '' + diskCommand { inherit plan dest; };
   } // {
   inherit plan depsArtifacts;
   image = "${dest}";

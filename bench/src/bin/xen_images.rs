@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mirage_nix::render::xl::{self, DomainType};
-use mirage_nix_bench::{build_image as build, builder, median, root, time_run};
+use mirage_nix_bench::{build_image as build, builder, examples_planned_for, median, time_run};
 use mirage_test_support::xen::{dom0_command, pvh_command};
 
 const RUNS: usize = 3;
@@ -43,19 +43,10 @@ fn devices(config: &str) -> String {
 }
 
 fn sizes() {
-    let mut examples: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|e| {
-            root()
-                .join("examples")
-                .join(e)
-                .join("plans/xen.json")
-                .exists()
-        })
+    let mut rows: Vec<(String, Vec<&str>)> = examples_planned_for("xen")
+        .into_iter()
+        .map(|e| (e, vec![]))
         .collect();
-    examples.sort();
-    let mut rows: Vec<(String, Vec<&str>)> = examples.into_iter().map(|e| (e, vec![])).collect();
     rows.push(("kv_ro".into(), vec!["--kv_ro=tar"]));
     println!("| example | unix (bytes) | xen (bytes) | xen (KiB) | xl devices |");
     println!("|---|---:|---:|---:|---|");

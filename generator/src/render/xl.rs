@@ -5,7 +5,8 @@
 //! Solo5 manifest), in connection order: the image's runtime gives its `i`-th network device
 //! the domain's `vif` `i` and its `i`-th block device the disk `xvd<a+i>`, which is the order
 //! the lists here are written in. A block device's graph name is the file the disk line
-//! attaches (relative to where `xl` runs, like the kernel). The config is the same for both
+//! attaches (relative to where `xl` runs, like the kernel); a disk image the build makes (a
+//! store's tar archive or FAT filesystem, installed beside the image) is attached read-only. The config is the same for both
 //! ways the image boots except for `type`: PVH (the default, as MirageOS 4 deploys) or PV.
 
 use std::fmt::Write;
@@ -129,9 +130,14 @@ pub fn config(plan: &Plan, ty: DomainType) -> Option<String> {
     let disks: Vec<_> = devices(ManifestKind::Block).collect();
     if !disks.is_empty() {
         for (i, (node, m)) in disks.iter().enumerate() {
+            let made = if node.disk.is_some() {
+                ", made by the build beside the image, read-only"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 w,
-                "# {}: block device `{}` ({} from {}), the file `{}`",
+                "# {}: block device `{}` ({} from {}), the file `{}`{made}",
                 disk_vdev(i),
                 m.name,
                 node.id,
@@ -142,9 +148,10 @@ pub fn config(plan: &Plan, ty: DomainType) -> Option<String> {
         let lines: Vec<String> = disks
             .iter()
             .enumerate()
-            .map(|(i, (_, m))| {
+            .map(|(i, (node, m))| {
+                let access = if node.disk.is_some() { "ro" } else { "rw" };
                 xl_string(&format!(
-                    "format=raw, vdev={}, access=rw, target={}",
+                    "format=raw, vdev={}, access={access}, target={}",
                     disk_vdev(i),
                     m.name
                 ))

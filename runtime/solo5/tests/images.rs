@@ -351,14 +351,7 @@ fn console_runs_under_the_minimal_spt_loader() {
 fn kv_ro_reads_its_crunched_files_under_the_minimal_spt_loader() {
     let (image, _) = image("kv_ro", "spt");
     let r = mini_spt(&image, "");
-    let expected = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
+    let expected = mirage_test_support::examples::KV_RO_OUTPUT;
     assert_eq!(guest(&r), expected, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
 }

@@ -110,14 +110,7 @@ fn console_prints_the_talks_output_as_dom0() {
 fn kv_ro_reads_its_crunched_files_as_dom0() {
     require_qemu!();
     let run = dom0(&image("examples/kv_ro"), "");
-    let expected = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
+    let expected = mirage_test_support::examples::KV_RO_OUTPUT;
     assert_eq!(run.guest(), expected, "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     let pvh = pvh(&image("examples/kv_ro"), "");
@@ -443,12 +436,7 @@ fn domu_suite() -> Result<&'static Boot, String> {
                 .args(&["--fault=stack-overflow"]),
             Scenario::new("fault-pv", &image(FIXTURE)).args(&["--fault=null"]),
         ];
-        let boot = bed.boot(&scenarios);
-        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
-        for s in &boot.scenarios {
-            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
-        }
-        Ok(boot)
+        Ok(bed.boot(&scenarios))
     })
     .as_ref()
     .map_err(Clone::clone)

@@ -10,20 +10,23 @@
 //! - network answers ping and UDP echo (PVH, PV); the DHCP variant of conduit_server takes a
 //!   lease from dnsmasq and answers on it;
 //! - block writes sectors (PV), and a second boot of the same disk (PVH) finds them;
-//! - kv_ro over tar reads its archive from an xvda (PVH, PV); a corrupt archive gives the same
-//!   error as the unix image on the same file;
+//! - kv_ro over tar reads its archive from an xvda (PVH, PV), over FAT its filesystem (PVH), and
+//!   static_website serves its htdocs over tar (PVH) and FAT (PV), each disk the one the build
+//!   makes (the xen rows of `runtime/unix/tests/equivalence.rs`); a corrupt archive gives the
+//!   same error as the unix image on the same file;
 //! - a domU created without its vif or its disk names the missing device and crashes within
 //!   seconds;
 //! - a sleep of `u64::MAX` ns leaves the vCPU idle (issue #15).
 //!
 //! They are skipped, saying why, where QEMU, Xen or the test bed's packages are missing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use mirage_nix::render::xl::{self, DomainType};
+use mirage_test_support::examples::KV_RO_OUTPUT;
 use mirage_test_support::image::{Builder, Image};
 use mirage_test_support::tree::{root, scratch};
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
@@ -52,28 +55,26 @@ fn without(config: &str, key: &str) -> String {
         .collect()
 }
 
-/// `tar(dir, files)` is a tar archive of `files` in `dir`, as the unix tests make them.
-fn tar(dir: &Path, files: &[&str]) -> Vec<u8> {
-    let out = Command::new("tar")
-        .arg("-C")
-        .arg(dir)
-        .arg("-cf")
-        .arg("-")
-        .args(files)
-        .output()
-        .expect("tar runs");
-    assert!(out.status.success(), "tar failed");
-    out.stdout
+/// `disk(image, dir)` is the one disk image the build makes for `image` (its store's tar
+/// archive or FAT filesystem, from the unikernel's folder `dir`): its file name, which the xl
+/// config attaches, and its bytes.
+fn disk(image: &Image, dir: &str) -> (String, Vec<u8>) {
+    let mut disks = mirage_nix::render::disk::disks(&image.plan, &root().join(dir))
+        .unwrap_or_else(|e| panic!("the disks of {dir}: {e}"));
+    assert_eq!(disks.len(), 1, "{dir}: one disk expected");
+    disks.remove(0)
+}
+
+/// `with_disk(scenario, image, dir)` puts the build's disk for `image` in the scenario's folder.
+fn with_disk(scenario: Scenario, image: &Image, dir: &str) -> Scenario {
+    let (file, bytes) = disk(image, dir);
+    scenario.file(&file, bytes)
 }
 
 /// `corrupt(archive)` is `archive` with its first header's checksum field overwritten.
 fn corrupt(mut archive: Vec<u8>) -> Vec<u8> {
     archive[148..156].copy_from_slice(b"XXXXXXXX");
     archive
-}
-
-fn kv_ro_dir() -> PathBuf {
-    root().join("examples/kv_ro/t")
 }
 
 /// The files of static_website's htdocs, relative to it.
@@ -197,8 +198,11 @@ fn suite() -> Result<&'static Boot, String> {
         let block = b.committed("examples/block", "xen");
         let dhcp = b.configured("examples/conduit_server", "xen", &["--dhcp=true"]);
         let kv_tar = b.configured("examples/kv_ro", "xen", &["--kv_ro=tar"]);
+        let kv_fat = b.configured("examples/kv_ro", "xen", &["--kv_ro=fat"]);
+        let website_tar = b.configured("examples/static_website", "xen", &["--kv_ro=tar"]);
+        let website_fat = b.configured("examples/static_website", "xen", &["--kv_ro=fat"]);
         let clock = b.committed("runtime/xen/tests/fixtures/clock", "xen");
-        let archive = tar(&kv_ro_dir(), &["secret", "subdir"]);
+        let (_, archive) = disk(&kv_tar, "examples/kv_ro");
         let long = Duration::from_secs(90);
         let server = |name: &str, image: &Image, ty: DomainType, script: String| {
             Scenario::new(name, &image.path)
@@ -217,6 +221,26 @@ fn suite() -> Result<&'static Boot, String> {
             server("conduit-pv", &conduit, DomainType::Pv, when_listening(CURL)),
             server("website-pvh", &website, DomainType::Pvh, website_script()),
             server("website-pv", &website, DomainType::Pv, website_script()),
+            with_disk(
+                server(
+                    "website-tar-pvh",
+                    &website_tar,
+                    DomainType::Pvh,
+                    website_script(),
+                ),
+                &website_tar,
+                "examples/static_website",
+            ),
+            with_disk(
+                server(
+                    "website-fat-pv",
+                    &website_fat,
+                    DomainType::Pv,
+                    website_script(),
+                ),
+                &website_fat,
+                "examples/static_website",
+            ),
             server(
                 "network-pvh",
                 &network,
@@ -256,6 +280,11 @@ fn suite() -> Result<&'static Boot, String> {
             Scenario::new("kv-tar-pv", &kv_tar.path)
                 .config(&config(&kv_tar, DomainType::Pv))
                 .file("t.tar", archive.clone()),
+            with_disk(
+                Scenario::new("kv-fat-pvh", &kv_fat.path).config(&config(&kv_fat, DomainType::Pvh)),
+                &kv_fat,
+                "examples/kv_ro",
+            ),
             Scenario::new("kv-bad-tar-pv", &kv_tar.path)
                 .config(&config(&kv_tar, DomainType::Pv))
                 .file("t.tar", corrupt(archive)),
@@ -274,12 +303,7 @@ fn suite() -> Result<&'static Boot, String> {
                 .script(IDLE_SCRIPT)
                 .destroy_after_script(),
         ];
-        let boot = bed.boot(&scenarios);
-        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
-        for s in &boot.scenarios {
-            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
-        }
-        Ok(boot)
+        Ok(bed.boot(&scenarios))
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -331,7 +355,12 @@ fn static_website_serves_every_file_of_its_htdocs_byte_for_byte() {
         .iter()
         .map(|f| format!("{} {f}\n", sha256(&dir.join(f))))
         .collect();
-    for name in ["website-pvh", "website-pv"] {
+    for name in [
+        "website-pvh",
+        "website-pv",
+        "website-tar-pvh",
+        "website-fat-pv",
+    ] {
         let run = boot.scenario(name);
         served(run);
         assert_eq!(run.dom0, expected, "{run}");
@@ -450,20 +479,10 @@ fn block_writes_sectors_and_a_second_boot_of_the_disk_reads_them_back() {
     );
 }
 
-/// What kv_ro prints of its store (as its crunch image does, see boot.rs).
-const KV_RO_OUTPUT: &str = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
-
 #[test]
-fn kv_ro_reads_its_tar_archive_from_an_xvda() {
+fn kv_ro_reads_its_tar_archive_or_fat_filesystem_from_an_xvda() {
     let boot = require_suite!();
-    for name in ["kv-tar-pvh", "kv-tar-pv"] {
+    for name in ["kv-tar-pvh", "kv-tar-pv", "kv-fat-pvh"] {
         let run = boot.scenario(name);
         assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
         let store: String = run
@@ -480,17 +499,15 @@ fn kv_ro_reads_its_tar_archive_from_an_xvda() {
 fn a_corrupt_archive_gives_the_same_error_as_on_unix() {
     let run = require_suite!().scenario("kv-bad-tar-pv");
     assert_eq!(run.guest, Some(GuestEnd::Crash), "{run}");
-    // The unix image, on the same archive.
+    // The unix image, on the same archive, beside it where it reads it.
     let unix =
         Builder::new(scratch("xen-images")).configured("examples/kv_ro", "unix", &["--kv_ro=tar"]);
     let dir = scratch("xen-images").join("bad-tar-unix");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("t.tar"),
-        corrupt(tar(&kv_ro_dir(), &["secret", "subdir"])),
-    )
-    .unwrap();
-    let out = Command::new(&unix.path).current_dir(&dir).output().unwrap();
+    let (file, archive) = disk(&unix, "examples/kv_ro");
+    std::fs::write(dir.join(file), corrupt(archive)).unwrap();
+    std::fs::copy(&unix.path, dir.join("kv_ro")).unwrap();
+    let out = Command::new(dir.join("kv_ro")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = stderr
