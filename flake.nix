@@ -2,8 +2,9 @@
   description = "mirage-nix: MirageOS/Functoria in Rust, unikernels built from committed plans";
 
   # Fetched lazily: only the nixpkgs toolchain source touches it, so offline machines
-  # using the host toolchain never need it.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  # using the host toolchain never need it. Its rustc (1.91) must build Cargo.lock:
+  # nix/nixpkgs-pin.json records it with its source, and the toolchain checks it.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs = { self, nixpkgs }:
     let
@@ -25,6 +26,9 @@
         };
         nixpkgs = import ./nix/toolchains/nixpkgs.nix {
           pkgs = nixpkgs.legacyPackages.${system};
+          # What every build needs of rustc: the workspace's rust-version, kept at the
+          # highest rust-version of Cargo.lock's crates (generator/tests/nix.rs).
+          rustVersion = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.rust-version;
         };
       };
 
