@@ -24,7 +24,8 @@ let
   relativeTo = root:
     let
       r = toString root;
-      inside = ".*${escapeRegex r}/(.*)";
+      # A pattern may not name a store path; it only compares text here.
+      inside = ".*${escapeRegex (builtins.unsafeDiscardStringContext r)}/(.*)";
     in
     path:
     let p = toString path; in
