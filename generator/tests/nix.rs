@@ -1211,3 +1211,188 @@ fn a_fresh_store_gets_every_image_from_a_signed_cache_and_refuses_bad_signatures
         assert!(!fresh.has(&s, &hello), "{what}: {hello} is in the store");
     }
 }
+
+/// A build machine on this one: an ssh server on a free loopback port with a throwaway host
+/// key, accepting one throwaway client key whose forced command is `nix-daemon --stdio` on
+/// a store of its own (a chroot store in a temporary directory), so what is built there is
+/// built in another store, as on a CI farm's or Hydra's build machines. Stopped on drop.
+struct Builder {
+    dir: tempfile::TempDir,
+    sshd: std::process::Child,
+    port: u16,
+}
+
+impl Builder {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "mirage-nix-test",
+                    "-f",
+                ])
+                .arg(d.join(key)));
+        }
+        let nix = find_nix().expect("nix on PATH");
+        let daemon = nix.with_file_name("nix-daemon");
+        let config = format!(
+            "store = {}\n{}",
+            d.join("store").display(),
+            nix_config(&root()).unwrap_or_else(|| std::env::var("NIX_CONFIG").unwrap_or_default())
+        );
+        let script = d.join("nix-daemon-stdio");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexport NIX_CONFIG='{config}'\nexec {} --stdio\n",
+                daemon.display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("+x").arg(&script));
+        let client = std::fs::read_to_string(d.join("client_key.pub")).unwrap();
+        std::fs::write(
+            d.join("authorized_keys"),
+            format!("command=\"{}\",restrict {client}", script.display()),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\n\
+                 AuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/sshd.pid\n\
+                 StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nPermitRootLogin prohibit-password\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let sshd = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("/usr/sbin/sshd (Debian's openssh-server; scripts/setup installs it)");
+        let builder = Builder { dir, sshd, port };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        builder
+    }
+
+    /// The `builders` line naming this machine.
+    fn spec(&self) -> String {
+        format!(
+            "ssh-ng://root@127.0.0.1 x86_64-linux {} 2",
+            self.dir.path().join("client_key").display()
+        )
+    }
+
+    /// What Nix's ssh needs to reach this machine (its port; the throwaway host key).
+    fn ssh_opts(&self) -> String {
+        format!(
+            "-p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            self.port
+        )
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn a_remote_builder_over_ssh_ng_builds_the_same_images() {
+    let s = scratch();
+    s.build(FOLLOWED);
+    let local: Vec<String> = FOLLOWED
+        .iter()
+        .map(|n| nar_hash(&s, &s.eval_raw(&format!("{n}.outPath")), None))
+        .collect();
+
+    // The images become new derivations (a per-run salt in their environment), so this
+    // store cannot already hold them: building them needs a build machine.
+    s.edit("nix/lib/mkCargoDerivation.nix", |t| {
+        let salted = t.replace(
+            "MIRAGE_NIX_TOOLCHAIN = toolchain.identity;",
+            &format!(
+                "MIRAGE_NIX_TOOLCHAIN = toolchain.identity + (if builtins.substring 0 7 name == \"mirage-\" then \"\" else \"\\nremote build {}\");",
+                nonce()
+            ),
+        );
+        assert_ne!(salted, t, "the salt no longer applies to mkCargoDerivation.nix");
+        salted
+    });
+    s.commit("salt the images");
+
+    let builder = Builder::start();
+    let spec = builder.spec();
+    let mut args = vec!["build", "--no-link", "--json", "--max-jobs", "0"];
+    args.extend(["--builders", &spec]);
+    args.extend(["--option", "builders-use-substitutes", "false"]);
+    let attrs: Vec<String> = FOLLOWED.iter().map(|n| s.attr(n)).collect();
+    args.extend(attrs.iter().map(String::as_str));
+    let out = s
+        .nix(&args)
+        .env("NIX_SSHOPTS", builder.ssh_opts())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the remote build failed:\n{}\nsshd: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(builder.dir.path().join("sshd.log")).unwrap_or_default()
+    );
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for b in built.as_array().unwrap() {
+        let drv = b["drvPath"].as_str().unwrap();
+        let i = FOLLOWED
+            .iter()
+            .position(|n| drv.ends_with(&format!("-{n}.drv")))
+            .unwrap_or_else(|| panic!("{drv} is none of {FOLLOWED:?}"));
+        let path = b["outputs"]["out"].as_str().unwrap();
+        // Built there (the builder's store has it), copied back here, and byte for byte
+        // the image this machine built from the unsalted derivation.
+        assert!(
+            s.nix(&[
+                "path-info",
+                "--store",
+                &builder.store().display().to_string(),
+                path
+            ])
+            .status()
+            .unwrap()
+            .success(),
+            "{path} is not in the builder's store"
+        );
+        assert_eq!(
+            nar_hash(&s, path, None),
+            local[i],
+            "{} built remotely differs",
+            FOLLOWED[i]
+        );
+    }
+}
