@@ -85,9 +85,17 @@
             MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
           };
           formatter = lib.mkFormatter { src = self; };
+          # Every target's two shared layers, for CI to build and cache: a developer who
+          # edits an example substitutes them and compiles that example only.
+          layers = builtins.listToAttrs (builtins.concatMap
+            (t: [
+              { name = "${t}-deps"; value = unikernels.depsLayers.${t}.deps; }
+              { name = "${t}-workspace"; value = unikernels.depsLayers.${t}; }
+            ])
+            (builtins.attrNames unikernels.depsLayers));
         in
         {
-          inherit packages checks devShell formatter unikernels perImage;
+          inherit packages checks devShell formatter unikernels perImage layers;
           # What a downstream flake calls: mkUnikernel with this tree and its generator.
           lib = lib // {
             mkUnikernel = args: lib.mkUnikernel ({ mirage = self; inherit mirage-nix; } // args);
@@ -112,9 +120,11 @@
       };
       devShells.${system}.default = default.devShell;
       formatter.${system} = default.formatter;
+      # What CI builds and scripts/publish-cache signs and copies to a binary cache.
       hydraJobs = {
         packages.${system} = default.packages;
         checks.${system} = default.checks;
+        layers.${system} = default.layers;
       };
       templates.default = {
         path = ./nix/template;
