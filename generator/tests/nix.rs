@@ -970,6 +970,26 @@ fn every_derivation_is_the_same_in_any_store_and_from_any_checkout() {
     );
 }
 
+/// The builder of the varied builds: runs an image's own builder (`$1`, its arguments
+/// after it) with a umask of 077 and, through faketime, a clock ten years ahead. rustc
+/// itself runs at the real time (a `rustc` first on PATH drops faketime's preload: rustc
+/// deadlocks under libfaketime, its allocator and libfaketime's start-up waiting for each
+/// other); bash, cp (the sources' mtimes), cargo (what is fresh), build scripts and the
+/// linker see the fake clock.
+const VARIED_BUILDER: &str = r#"umask 077
+mkdir -p "$NIX_BUILD_TOP/real-time"
+cat >"$NIX_BUILD_TOP/real-time/rustc" <<'EOF'
+#!/bin/sh
+unset LD_PRELOAD FAKETIME
+PATH=${PATH#*:}
+exec rustc "$@"
+EOF
+chmod +x "$NIX_BUILD_TOP/real-time/rustc"
+export extraPath="$NIX_BUILD_TOP/real-time${extraPath:+:$extraPath}"
+/usr/bin/faketime -f +3650d /bin/date -u "+varied build: year %Y, umask $(umask)"
+exec /usr/bin/faketime -f +3650d "$@"
+"#;
+
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn images_are_bit_for_bit_the_same_under_build_variations() {
@@ -1010,14 +1030,17 @@ fn images_are_bit_for_bit_the_same_under_build_variations() {
         // 2. In the builder itself: a clock ten years ahead (faketime), another timezone and
         // locale, a umask of 077. Same inputs, another builder command, so another output
         // path: the images are compared by content.
+        let script = tmp.path().join("varied-builder.sh");
+        std::fs::write(&script, VARIED_BUILDER).unwrap();
         let expr = format!(
             "let d = (builtins.getFlake \"git+file://{dir}\").packages.x86_64-linux.{name}; \
              a = d.drvAttrs; in derivation (a // {{ \
                builder = \"/bin/sh\"; \
-               args = [ \"-c\" \"umask 077; exec /usr/bin/faketime -f +3650d \\\"$0\\\" \\\"$@\\\"\" a.builder ] ++ a.args; \
+               args = [ (builtins.path {{ path = {script}; name = \"varied-builder.sh\"; }}) a.builder ] ++ a.args; \
                TZ = \"Pacific/Kiritimati\"; LANG = \"fr_FR.UTF-8\"; LC_ALL = \"C.UTF-8\"; \
              }})",
-            dir = s.dir.display()
+            dir = s.dir.display(),
+            script = script.display()
         );
         let varied =
             run(&mut s.nix(&["build", "--impure", "--no-link", "--json", "--expr", &expr]));
@@ -1025,9 +1048,24 @@ fn images_are_bit_for_bit_the_same_under_build_variations() {
         let varied_out = built[0]["outputs"]["out"].as_str().unwrap().to_string();
         assert_ne!(varied_out, out);
         let log = run(&mut s.nix(&["log", built[0]["drvPath"].as_str().unwrap()]));
+        let log = String::from_utf8_lossy(&log.stdout);
         assert!(
-            String::from_utf8_lossy(&log.stdout).contains("Compiling"),
+            log.contains("Compiling"),
             "the varied build of {name} compiled nothing"
+        );
+        let this_year = 1970
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 31_556_952;
+        let seen = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("varied build: year "))
+            .unwrap_or_else(|| panic!("the varied build of {name} did not run:\n{log}"));
+        assert!(
+            seen.starts_with(&(this_year + 10).to_string()) && seen.ends_with("umask 0077"),
+            "{seen}"
         );
         if nar_hash(&s, &varied_out, None) != nar_hash(&s, &out, None) {
             let image = s.eval_raw(&format!("{name}.image"));
