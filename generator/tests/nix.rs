@@ -898,14 +898,29 @@ fn compare_files(a: &Path, b: &Path) -> String {
     )
 }
 
-/// Where `nix-store` is (next to `nix`).
-fn nix_store_command() -> Command {
-    let nix = find_nix().expect("nix on PATH: run `eval \"$(scripts/setup-nix)\"`");
-    let mut cmd = Command::new(nix.with_file_name("nix-store"));
+/// A command with the project's Nix settings (unless the environment has them already).
+fn configured(mut cmd: Command) -> Command {
     if let Some(config) = nix_config(&root()) {
         cmd.env("NIX_CONFIG", config);
     }
     cmd
+}
+
+/// Where `nix-store` is (next to `nix`).
+fn nix_store_command() -> Command {
+    let nix = find_nix().expect("nix on PATH: run `eval \"$(scripts/setup-nix)\"`");
+    configured(Command::new(nix.with_file_name("nix-store")))
+}
+
+/// A new signing key named `name` in `file`; its public half.
+fn new_key(s: &Scratch, name: &str, file: &Path) -> String {
+    let secret = run(&mut s.nix(&["key", "generate-secret", "--key-name", name])).stdout;
+    std::fs::write(file, secret).unwrap();
+    let public = run(s
+        .nix(&["key", "convert-secret-to-public"])
+        .stdin(std::fs::File::open(file).unwrap()))
+    .stdout;
+    String::from_utf8(public).unwrap().trim().to_string()
 }
 
 #[test]
@@ -1161,17 +1176,18 @@ fn a_fresh_store_gets_every_image_from_a_signed_cache_and_refuses_bad_signatures
     let key_file = work.path().join("cache.sec");
 
     // CI's side: build hydraJobs, sign, copy (the script the docs give).
-    let out = run(Command::new(root().join("scripts/publish-cache"))
-        .current_dir(&s.dir)
-        .env("NIX_CONFIG", nix_config(&root()).unwrap_or_default())
-        .args(["--flake", &s.dir.display().to_string(), "--to", &cache])
-        .arg("--key-file")
-        .arg(&key_file)
-        .args([
-            "--new-key",
-            &format!("mirage-nix-test-{}", nonce()),
-            "--json",
-        ]));
+    let out = run(
+        configured(Command::new(root().join("scripts/publish-cache")))
+            .current_dir(&s.dir)
+            .args(["--flake", &s.dir.display().to_string(), "--to", &cache])
+            .arg("--key-file")
+            .arg(&key_file)
+            .args([
+                "--new-key",
+                &format!("mirage-nix-test-{}", nonce()),
+                "--json",
+            ]),
+    );
     let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = published["publicKey"].as_str().unwrap().to_string();
     assert!(published["cache"] == cache.as_str(), "{published}");
@@ -1201,18 +1217,7 @@ fn a_fresh_store_gets_every_image_from_a_signed_cache_and_refuses_bad_signatures
 
     // The same cache with a key the developer does not trust (a wrongly signed cache), and
     // a copy of it without signatures: both refused; nothing lands in the store.
-    let other_key = work.path().join("other.sec");
-    let untrusted = String::from_utf8(
-        run(Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "nix key generate-secret --key-name someone-else >{0} && nix key convert-secret-to-public <{0}",
-                other_key.display()
-            ))
-            .env("NIX_CONFIG", nix_config(&root()).unwrap_or_default()))
-        .stdout,
-    )
-    .unwrap();
+    let untrusted = new_key(&s, "someone-else", &work.path().join("other.sec"));
     let unsigned_dir = work.path().join("unsigned");
     run(Command::new("cp")
         .arg("-r")
@@ -1239,7 +1244,7 @@ fn a_fresh_store_gets_every_image_from_a_signed_cache_and_refuses_bad_signatures
     let unsigned = format!("file://{}", unsigned_dir.display());
     let hello = s.eval_raw("hello-xen.outPath");
     for (what, cache, key) in [
-        ("wrongly signed", cache.as_str(), untrusted.trim()),
+        ("wrongly signed", cache.as_str(), untrusted.as_str()),
         ("unsigned", unsigned.as_str(), key.as_str()),
     ] {
         let fresh = FreshStore::new();
