@@ -249,19 +249,8 @@ fn flake_show_lists_every_output() {
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn every_image_rebuilds_bit_for_bit() {
     let s = scratch();
-    let out = run(&mut s.nix(&[
-        "eval",
-        "--json",
-        &s.attr("packages.x86_64-linux"),
-        "--apply",
-        "builtins.attrNames",
-    ]));
-    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
-    let images: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !matches!(*n, "default" | "mirage-nix"))
-        .collect();
+    let names = image_names(&s);
+    let images: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(images.contains(&"hello-unix"), "{images:?}");
     s.build(&images);
     // Each image compiles its unikernel's crate and the rendered crate, nothing else: the

@@ -17,27 +17,16 @@
 //! Prints a Markdown table of wall-clock seconds (one run each: the cold build takes
 //! minutes). Needs Nix set up (`eval "$(scripts/setup-nix)"`).
 
-use mirage_nix_bench::{root, work_dir};
+use mirage_nix_bench::{root, run_ok, work_dir};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use mirage_nix::ops::nix::{find_nix, nix_command, nix_config};
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn timed(cmd: &mut Command) -> f64 {
     let start = Instant::now();
-    run(cmd);
+    run_ok(cmd);
     start.elapsed().as_secs_f64()
 }
 
@@ -67,10 +56,12 @@ fn main() {
     std::fs::create_dir_all(&work_path).unwrap();
     let work = &work_path;
     let tree = work.join("mirage-nix");
-    run(Command::new("git")
-        .args(["clone", "--quiet"])
-        .arg(root())
-        .arg(&tree));
+    run_ok(
+        Command::new("git")
+            .args(["clone", "--quiet"])
+            .arg(root())
+            .arg(&tree),
+    );
     let attrs: Vec<String> = names
         .iter()
         .map(|n| format!("{}#{n}", tree.display()))
@@ -82,8 +73,10 @@ fn main() {
     let cache = format!("file://{}", work.join("cache").display());
     let key = work.join("cache.sec");
     let mut publish = Command::new(root().join("scripts/publish-cache"));
+    if let Some(c) = &config {
+        publish.env("NIX_CONFIG", c);
+    }
     publish
-        .env("NIX_CONFIG", config.clone().unwrap_or_default())
         .args(["--flake", &tree.display().to_string(), "--to", &cache])
         .arg("--key-file")
         .arg(&key)
@@ -91,16 +84,10 @@ fn main() {
     for n in &names {
         publish.args(["--only", &format!("packages.x86_64-linux.{n}")]);
     }
-    run(&mut publish);
+    run_ok(&mut publish);
     let public_key = String::from_utf8(
-        run(Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "nix key convert-secret-to-public <{}",
-                key.display()
-            ))
-            .env("NIX_CONFIG", config.clone().unwrap_or_default()))
-        .stdout,
+        run_ok(nix(&["key", "convert-secret-to-public"]).stdin(std::fs::File::open(&key).unwrap()))
+            .stdout,
     )
     .unwrap()
     .trim()
@@ -128,12 +115,12 @@ fn main() {
     let cold_arg = cold_store.display().to_string();
     let mut args = vec!["path-info", "--derivation"];
     args.extend(attr_args.iter().copied());
-    let drvs = lines(&run(&mut nix(&args)));
+    let drvs = lines(&run_ok(&mut nix(&args)));
     let nix_store = nix_path.with_file_name("nix-store");
     let mut query = Command::new(&nix_store);
     query.args(["--query", "--requisites", "--include-outputs"]);
     query.args(&drvs);
-    let seeds: Vec<String> = lines(&run(&mut query))
+    let seeds: Vec<String> = lines(&run_ok(&mut query))
         .into_iter()
         .filter(|p| !p.ends_with(".drv") && (p.ends_with(".tar.gz") || p.contains("-host-rust-")))
         .collect();
@@ -143,14 +130,14 @@ fn main() {
     );
     let mut args = vec!["copy", "--no-check-sigs", "--to", &cold_arg];
     args.extend(seeds.iter().map(String::as_str));
-    run(&mut nix(&args));
+    run_ok(&mut nix(&args));
     let mut args = vec!["build", "--no-link", "--store", &cold_arg];
     args.extend(attr_args.iter().copied());
     eprintln!("nix_cache: the same store-less machine builds them cold");
     let cold = timed(&mut nix(&args));
 
     let size = |dir: &Path| {
-        let out = run(Command::new("du").args(["-sb"]).arg(dir));
+        let out = run_ok(Command::new("du").args(["-sb"]).arg(dir));
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .next()
