@@ -8,8 +8,8 @@
 
 use core::fmt;
 
-use mirage_devices::http::Server;
-use mirage_devices::{Conduit, ConduitError, HttpServer, Request, Response};
+use mirage_devices::http::{Limits, Server};
+use mirage_devices::{Conduit, ConduitError, HttpServer, LimitError, Request, Response};
 
 /// The body of every response.
 pub const GREETING: &str = "hello mirage world!\n";
@@ -19,6 +19,8 @@ pub const GREETING: &str = "hello mirage world!\n";
 pub enum Error {
     /// `--port` is not a TCP port number.
     BadPort(i64),
+    /// An `http-*` key is out of its range.
+    Limit(LimitError),
     /// The conduit could not listen.
     Conduit(ConduitError),
 }
@@ -27,6 +29,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadPort(p) => write!(f, "--port={p} is not a TCP port (1 to 65535)"),
+            Self::Limit(e) => write!(f, "{e}"),
             Self::Conduit(e) => write!(f, "cannot serve HTTP: {e}"),
         }
     }
@@ -39,8 +42,17 @@ pub async fn respond(_request: Request) -> Response {
     Response::text(200, GREETING)
 }
 
-/// `start(conduit, port)` serves [`GREETING`] over HTTP on `port` until listening fails.
-pub async fn start<C>(conduit: C, port: i64) -> Result<(), Error>
+/// `start(conduit, port, max_head, max_headers, max_body, idle_timeout_s)` serves
+/// [`GREETING`] over HTTP on `port`, within the limits of the `http-*` keys, until listening
+/// fails.
+pub async fn start<C>(
+    conduit: C,
+    port: i64,
+    max_head: i64,
+    max_headers: i64,
+    max_body: i64,
+    idle_timeout_s: i64,
+) -> Result<(), Error>
 where
     C: Conduit + 'static,
     C::Flow: 'static,
@@ -49,7 +61,9 @@ where
         .ok()
         .filter(|&p| p != 0)
         .ok_or(Error::BadPort(port))?;
-    Server::new(conduit)
+    let limits =
+        Limits::from_keys(max_head, max_headers, max_body, idle_timeout_s).map_err(Error::Limit)?;
+    Server::with_limits(conduit, limits)
         .serve(port, respond)
         .await
         .map_err(Error::Conduit)

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 use core::fmt;
 
 use mirage_devices::{Ipv4, Network, Udp, UdpError, UdpSocket};
@@ -48,7 +50,8 @@ pub async fn start<N: Network, I: Ipv4, U: Udp>(
     }
     let socket = udp.bind(port).await.map_err(Error::Udp)?;
     log::info!("UDP echo on port {port}");
-    let mut buf = [0u8; 2048];
+    // Room for the largest datagram the direct stack reassembles from fragments.
+    let mut buf = alloc::vec![0u8; 16 * 1024];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
