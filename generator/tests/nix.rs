@@ -895,12 +895,6 @@ fn configured(mut cmd: Command) -> Command {
     cmd
 }
 
-/// Where `nix-store` is (next to `nix`).
-fn nix_store_command() -> Command {
-    let nix = find_nix().expect("nix on PATH: run `eval \"$(scripts/setup-nix)\"`");
-    configured(Command::new(nix.with_file_name("nix-store")))
-}
-
 /// A new signing key named `name` in `file`; its public half.
 fn new_key(s: &Scratch, name: &str, file: &Path) -> String {
     let secret = run(&mut s.nix(&["key", "generate-secret", "--key-name", name])).stdout;
@@ -999,70 +993,90 @@ exec /usr/bin/faketime -f +3650d "$@"
 fn images_are_bit_for_bit_the_same_under_build_variations() {
     let s = scratch();
     s.build(FOLLOWED);
-    for name in FOLLOWED {
-        let drv = s.eval_raw(&format!("{name}.drvPath"));
-        let out = s.eval_raw(&format!("{name}.outPath"));
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("varied-builder.sh");
+    std::fs::write(&script, VARIED_BUILDER).unwrap();
+    let build_root = tmp.path().join("another/much-longer/build-directory");
+    std::fs::create_dir_all(&build_root).unwrap();
 
-        // 1. Outside the sandbox, in another build directory (a longer $TMPDIR), with the
-        // caller's umask, locale and timezone changed: `--check` rebuilds the image and
-        // fails if one byte differs from the sandboxed build.
-        let tmp = tempfile::tempdir().unwrap();
-        let build_root = tmp.path().join("another/much-longer/build-directory");
-        std::fs::create_dir_all(&build_root).unwrap();
-        let out_check = format!("{out}.check");
-        let status = nix_store_command()
+    // Each variation builds the image's derivation with one attribute added, a per-run
+    // `variation` (so no store, even one kept between runs, holds it yet, and the image's
+    // own derivation and its build log stay as they are), plus what the variation
+    // changes; the images are then compared by content.
+    let build_variant = |name: &str, attrs: &str, sandbox: &str| -> (String, String) {
+        let expr = format!(
+            "let d = (builtins.getFlake \"git+file://{dir}\").packages.x86_64-linux.{name}; \
+             a = d.drvAttrs; in derivation (a // {{ variation = \"{nonce}\"; {attrs} }})",
+            dir = s.dir.display(),
+            nonce = nonce()
+        );
+        let out = run(s
+            .nix(&["build", "--impure", "--no-link", "--json", "--expr", &expr])
+            .args(["--option", "sandbox", sandbox])
             .env("TMPDIR", &build_root)
             .env("TZ", "Pacific/Kiritimati")
             .env("LANG", "fr_FR.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .args(["--realise", "--check", "--keep-failed", "--quiet"])
-            .args(["--option", "sandbox", "false", &drv])
-            .status()
-            .unwrap();
-        if !status.success() {
-            let image = s.eval_raw(&format!("{name}.image"));
-            panic!(
-                "{name} differs when built outside the sandbox in {}: {}",
-                build_root.display(),
-                compare_files(
-                    &Path::new(&out).join(&image),
-                    &Path::new(&out_check).join(&image)
-                )
-            );
-        }
-
-        // 2. In the builder itself: a clock ten years ahead (faketime), another timezone and
-        // locale, a umask of 077. Same inputs, another builder command, so another output
-        // path: the images are compared by content.
-        let script = tmp.path().join("varied-builder.sh");
-        std::fs::write(&script, VARIED_BUILDER).unwrap();
-        let expr = format!(
-            "let d = (builtins.getFlake \"git+file://{dir}\").packages.x86_64-linux.{name}; \
-             a = d.drvAttrs; in derivation (a // {{ \
-               builder = \"/bin/sh\"; \
-               args = [ (builtins.path {{ path = {script}; name = \"varied-builder.sh\"; }}) a.builder ] ++ a.args; \
-               TZ = \"Pacific/Kiritimati\"; LANG = \"fr_FR.UTF-8\"; LC_ALL = \"C.UTF-8\"; \
-             }})",
-            dir = s.dir.display(),
-            script = script.display()
-        );
-        let varied =
-            run(&mut s.nix(&["build", "--impure", "--no-link", "--json", "--expr", &expr]));
-        let built: serde_json::Value = serde_json::from_slice(&varied.stdout).unwrap();
-        let varied_out = built[0]["outputs"]["out"].as_str().unwrap().to_string();
-        assert_ne!(varied_out, out);
+            .env("LC_ALL", "C.UTF-8"));
+        let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let log = run(&mut s.nix(&["log", built[0]["drvPath"].as_str().unwrap()]));
-        let log = String::from_utf8_lossy(&log.stdout);
+        (
+            built[0]["outputs"]["out"].as_str().unwrap().to_string(),
+            String::from_utf8_lossy(&log.stdout).into_owned(),
+        )
+    };
+    let this_year = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952;
+
+    for name in FOLLOWED {
+        let out = s.eval_raw(&format!("{name}.outPath"));
+        let image = s.eval_raw(&format!("{name}.image"));
+        let same = |varied: &str, what: &str| {
+            assert_ne!(varied, out);
+            if nar_hash(&s, varied, None) != nar_hash(&s, &out, None) {
+                panic!(
+                    "{name} differs {what}: {}",
+                    compare_files(
+                        &Path::new(&out).join(&image),
+                        &Path::new(varied).join(&image)
+                    )
+                );
+            }
+        };
+
+        // 1. Outside the sandbox, in another build directory (under a longer $TMPDIR), with
+        // the caller's timezone and locale changed.
+        let (varied, log) = build_variant(name, "", "false");
+        let place = build_root.join(format!("nix-build-{name}.drv-"));
+        assert!(
+            log.contains(&place.display().to_string()),
+            "{name} was not built in {}:\n{log}",
+            build_root.display()
+        );
+        same(
+            &varied,
+            &format!("when built outside the sandbox in {}", build_root.display()),
+        );
+
+        // 2. In the sandbox, with the builder itself varied: a clock ten years ahead
+        // (faketime), a umask of 077, another timezone and locale.
+        let (varied, log) = build_variant(
+            name,
+            &format!(
+                "builder = \"/bin/sh\"; \
+                 args = [ (builtins.path {{ path = {}; name = \"varied-builder.sh\"; }}) a.builder ] ++ a.args; \
+                 TZ = \"Pacific/Kiritimati\"; LANG = \"fr_FR.UTF-8\"; LC_ALL = \"C.UTF-8\";",
+                script.display()
+            ),
+            "true",
+        );
         assert!(
             log.contains("Compiling"),
             "the varied build of {name} compiled nothing"
         );
-        let this_year = 1970
-            + std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                / 31_556_952;
         let seen = log
             .lines()
             .find_map(|l| l.trim().strip_prefix("varied build: year "))
@@ -1071,16 +1085,7 @@ fn images_are_bit_for_bit_the_same_under_build_variations() {
             seen.starts_with(&(this_year + 10).to_string()) && seen.ends_with("umask 0077"),
             "{seen}"
         );
-        if nar_hash(&s, &varied_out, None) != nar_hash(&s, &out, None) {
-            let image = s.eval_raw(&format!("{name}.image"));
-            panic!(
-                "{name} differs under a fake clock, TZ, locale and umask: {}",
-                compare_files(
-                    &Path::new(&out).join(&image),
-                    &Path::new(&varied_out).join(&image)
-                )
-            );
-        }
+        same(&varied, "under a fake clock, umask, timezone and locale");
     }
 }
 
