@@ -27,7 +27,7 @@ impl BlockInfo {
     /// whole number of sectors and the transfer ends on the device.
     pub fn check(&self, sector: u64, len: usize) -> Result<(), BlockError> {
         let size = self.sector_size as usize;
-        if size == 0 || len % size != 0 {
+        if size == 0 || !len.is_multiple_of(size) {
             return Err(BlockError::Unaligned { len });
         }
         let count = (len / size) as u64;

@@ -1,5 +1,5 @@
-# buildUnikernel :: { src, plan, mirage-nix, depsArtifacts, rustflags ? <the plan's>,
-#                    keepTimesDirs ? [ ] } -> derivation
+# buildUnikernel :: { src, plan, mirage-nix, depsArtifacts, profile,
+#                    rustflags ? <the plan's>, keepTimesDirs ? [ ] } -> derivation
 #
 # One image from one plan (readPlan): renders the specialised crate with
 # `mirage-nix render` inside the build (no import-from-derivation), builds it in the
@@ -11,10 +11,16 @@
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
 { internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand, diskCommand }:
-{ src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan, keepTimesDirs ? [ ] }:
+{ src, plan, mirage-nix, depsArtifacts, profile, rustflags ? planRustflags plan, keepTimesDirs ? [ ] }:
 let
   inherit (internal) shellEscape;
-  ws = mkWorkspace { inherit src keepTimesDirs; dirs = planCrateDirs plan; };
+  # The rendered crate is a member of the build's workspace, whose root has `profile`
+  # (the generator template's, as its layers).
+  ws = mkWorkspace {
+    inherit src keepTimesDirs profile;
+    dirs = planCrateDirs plan;
+    extraMembers = [ (internal.renderedDir plan) ];
+  };
   file = plan.image.file or plan.name;
   dest = if plan.target == "unix" then "bin/${file}" else file;
 in

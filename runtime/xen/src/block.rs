@@ -124,7 +124,7 @@ impl Disk {
         if self.broken {
             return Err(BlockError::Io { errno: EPROTO });
         }
-        assert!(data.len() <= MAX_SEGMENTS * PAGE_SIZE && data.len() % UNIT == 0);
+        assert!(data.len() <= MAX_SEGMENTS * PAGE_SIZE && data.len().is_multiple_of(UNIT));
         if self.free_ids.is_empty() || self.ring.free_requests() == 0 {
             return Ok(None);
         }

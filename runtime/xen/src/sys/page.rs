@@ -70,7 +70,7 @@ impl Page {
         let size = core::mem::size_of::<T>();
         assert!(
             offset.checked_add(size).is_some_and(|end| end <= PAGE_SIZE)
-                && offset % core::mem::align_of::<T>() == 0,
+                && offset.is_multiple_of(core::mem::align_of::<T>()),
             "access of {size} bytes at {offset} outside a page or misaligned"
         );
         // SAFETY: `offset + size <= PAGE_SIZE`: the result stays inside the page.
