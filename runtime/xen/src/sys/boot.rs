@@ -80,6 +80,15 @@ fn finish(cmdline: &[u8]) -> ! {
     exit(code)
 }
 
+/// `check(step, rc)` stops the boot with a panic naming `step` and Xen's error if `rc` is
+/// one (the one place that formats them).
+#[inline(never)]
+pub(super) fn check(step: &str, rc: i64) {
+    if rc != 0 {
+        panic!("boot: {step} failed: Xen error {rc}");
+    }
+}
+
 /// `stack_guard()` is the guard page below the image's stack.
 fn stack_guard() -> u64 {
     (&raw mut mirage_xen_stack_guard) as u64
@@ -124,9 +133,7 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
         let ring_va = (&raw mut mirage_xen_console_page) as u64;
         // SAFETY: the page is reserved in the bss for the console ring.
         let rc = unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
-        if rc != 0 {
-            panic!("boot: mapping the console ring (update_va_mapping) failed: Xen error {rc}");
-        }
+        check("mapping the console ring (update_va_mapping)", rc);
         // SAFETY: the ring is mapped for good, and only the runtime writes it.
         let ring = unsafe { Ring::new(ring_va as usize, console_port) };
         set_early_console(ring);
@@ -135,28 +142,29 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
     let shared_va = (&raw mut mirage_xen_shared_info_page) as u64;
     // SAFETY: the page is reserved in the bss for this mapping and never used otherwise.
     let rc = unsafe { hypercall::map_frame(shared_va, shared_maddr) };
-    if rc != 0 {
-        panic!("boot: mapping the shared-info page (update_va_mapping) failed: Xen error {rc}");
-    }
+    check("mapping the shared-info page (update_va_mapping)", rc);
     // SAFETY: the page now shows the domain's shared info, for good.
     let shared = unsafe { SharedInfo::new(shared_va as usize) };
     shared.mask_upcalls();
     if console.is_some() {
         shared.mask(console_port);
     }
-    let rc = fault::install_pv();
-    if rc != 0 {
-        panic!("boot: registering the exception handlers (set_trap_table) failed: Xen error {rc}");
-    }
+    check(
+        "registering the exception handlers (set_trap_table)",
+        fault::install_pv(),
+    );
     // The stack's guard page, and page 0 (Xen maps the bootstrap region from address 0),
     // so that an overflow or a null pointer faults.
-    for (page, what) in [(stack_guard(), "the stack's guard page"), (0, "page 0")] {
+    for (page, step) in [
+        (
+            stack_guard(),
+            "unmapping the stack's guard page (update_va_mapping)",
+        ),
+        (0, "unmapping page 0 (update_va_mapping)"),
+    ] {
         // SAFETY: the guard page is reserved in the bss below the stack and never used; page
         // 0 lies below the image, in bootstrap memory nothing uses.
-        let rc = unsafe { hypercall::unmap_page(page) };
-        if rc != 0 {
-            panic!("boot: unmapping {what} (update_va_mapping) failed: Xen error {rc}");
-        }
+        check(step, unsafe { hypercall::unmap_page(page) });
     }
     mirage_bare_metal::fault::set_stack_guard(stack_guard());
     // The xenstore page lies in the bootstrap region, mapped at its pseudo-physical address.
@@ -278,7 +286,7 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             unsafe { wrmsr(msr, hypercall::page()) };
             if !hypercall::page_is_filled() {
                 set_entry(Entry::Pc);
-                panic!("boot: Xen did not fill the hypercall page (MSR {msr:#x})");
+                panic!("boot: Xen did not fill the hypercall page through its MSR");
             }
             set_entry(Entry::PvhXen);
         }
@@ -302,11 +310,7 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
             let rc = unsafe {
                 hypercall::add_to_physmap(hypercall::MAPSPACE_SHARED_INFO, 0, shared_pa >> 12)
             };
-            if rc != 0 {
-                panic!(
-                    "boot: placing the shared-info page (XENMEM_add_to_physmap) failed: Xen error {rc}"
-                );
-            }
+            check("placing the shared-info page (XENMEM_add_to_physmap)", rc);
             // SAFETY: Xen now shows the shared info there (identity-mapped), for good.
             let shared = unsafe { SharedInfo::new(shared_pa as usize) };
             shared.mask_upcalls();

@@ -16,6 +16,7 @@
 //! machine-to-physical table that Xen maps read-only for every PV guest. A hypercall Xen
 //! refuses stops the boot with a panic naming it.
 
+use super::boot::check;
 use super::hypercall;
 
 extern "C" {
@@ -106,9 +107,7 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
             next_table += 1;
             // SAFETY: the scratch page is reserved for this, and the table page is unused.
             let rc = unsafe { hypercall::map_frame(scratch, table_mfn << 12) };
-            if rc != 0 {
-                panic!("boot: mapping a new page table (update_va_mapping) failed: Xen error {rc}");
-            }
+            check("mapping a new page table (update_va_mapping)", rc);
             for i in 0..PER_TABLE {
                 let pfn = chunk * PER_TABLE + i;
                 let entry = if (first..usable).contains(&pfn) {
@@ -122,17 +121,11 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
             }
             // SAFETY: the scratch page is not used again until the next map_frame.
             let rc = unsafe { hypercall::unmap_page(scratch) };
-            if rc != 0 {
-                panic!(
-                    "boot: unmapping a new page table (update_va_mapping) failed: Xen error {rc}"
-                );
-            }
+            check("unmapping a new page table (update_va_mapping)", rc);
             // SAFETY: the entry of chunk `chunk` in the level-2 table, pointing at a table
             // whose only mappings were just removed and which maps unused pages of ours.
             let rc = unsafe { hypercall::set_pte(l2_entry_maddr(chunk), (table_mfn << 12) | PTE) };
-            if rc != 0 {
-                panic!("boot: installing a new page table (mmu_update) failed: Xen error {rc}");
-            }
+            check("installing a new page table (mmu_update)", rc);
         }
         chunk += 1;
     }

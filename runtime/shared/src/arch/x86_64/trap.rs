@@ -13,8 +13,8 @@
 //!   in the vCPU's `vcpu_info`, which the runtime's handler reads.
 //!
 //! Each stub pushes a zero error code where the processor pushes none, then the vector, and
-//! calls [`mirage_bare_metal_trap`] with the frame; nothing returns: the handler reports and
-//! ends the image.
+//! jumps to its flavour's common tail, which calls [`mirage_bare_metal_trap`] with the frame;
+//! nothing returns: the handler reports and ends the image.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -38,12 +38,22 @@ global_asm!(
     push $0
     .endif
     push $\vector
-    mov %rsp, %rdi
-    mov $\pv, %esi
+    .if \pv
+    jmp mirage_trap_pv_common
+    .else
+    jmp mirage_trap_ring0_common
+    .endif
+    .endm
+
+mirage_trap_ring0_common:
+    xor %esi, %esi
+    jmp 1f
+mirage_trap_pv_common:
+    mov $1, %esi
+1:  mov %rsp, %rdi
     and $-16, %rsp
     call mirage_bare_metal_trap
     ud2
-    .endm
 
     .irp v, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31
     MIRAGE_TRAP_STUB mirage_trap_ring0_\v, \v, 0, 0
