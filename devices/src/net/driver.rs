@@ -650,9 +650,50 @@ impl<N: Network> Core<N> {
 
     /// `received(frame)` hands a frame to smoltcp, after the layer readers' copies and the TCP
     /// pool's admission of a SYN.
-    fn received(&self, frame: Vec<u8>) {
+    fn received(&self, mut frame: Vec<u8>) {
+        acknowledge_bare_reset(&mut frame);
         self.observe(&frame);
         self.inner.borrow_mut().device.rx.push_back(frame);
+    }
+}
+
+/// `acknowledge_bare_reset(frame)` sets the ACK flag of a TCP reset that has none, in an
+/// IPv4 `frame` with a good checksum, so that smoltcp gives it to the connection it ends.
+///
+/// Linux answers a segment of a connection it no longer has with such a reset (sequence
+/// number = the segment's acknowledgement), as for every connection a client closed with a
+/// response still on its way. smoltcp offers a segment without ACK to the first socket that
+/// accepts it, a socket listening on the port accepts it, and a listening socket ignores a
+/// reset: the connection's socket never saw it, and kept retransmitting to a peer that kept
+/// resetting it until its timeout (30 s once closed, more while established), holding its
+/// buffers; under load, every round left such connections behind. With the flag set,
+/// listening sockets refuse the segment, and the connection's socket checks the reset as
+/// smoltcp checks every reset outside SYN-SENT, by its sequence number alone (in SYN-SENT,
+/// where the acknowledgement matters, a reset without ACK is refused either way).
+fn acknowledge_bare_reset(frame: &mut [u8]) {
+    use smoltcp::wire::IpAddress;
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) else {
+        return;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return;
+    }
+    let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+        return;
+    };
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+        return;
+    };
+    if tcp.rst() && !tcp.ack() && tcp.verify_checksum(&src, &dst) {
+        tcp.set_ack(true);
+        tcp.fill_checksum(&src, &dst);
     }
 }
 
