@@ -153,7 +153,7 @@ fn a_syn_flood_leaves_conduit_server_answering_and_gives_its_memory_back() {
             "--tcp-connections=1000",
         ],
     );
-    direct::syn_flood(&ns, &mut server, Duration::from_secs(2));
+    direct::syn_flood(&ns, &mut server, direct::Flood::ACCEPTANCE);
     direct::heap_returned(&server.stop());
 }
 

@@ -71,17 +71,35 @@ pub fn request_rate(ns: &Netns) -> f64 {
     crate::load::wrk(Some(ns), "http://10.0.0.2:8080/", 1, 1).map_or(0.0, |l| l.rps)
 }
 
-/// `syn_flood(ns, server, answer_within)` checks that conduit_server on 10.0.0.2:8080
-/// (started with `--logs=debug --tcp-handshake-timeout=3`, and fewer sockets than 5,000)
-/// still answers a normal `curl` within `answer_within` (2 s is the goal) right after 5,000
-/// SYNs from spoofed addresses, and again after the handshake timeout. The caller then checks
-/// the log with [`heap_returned`].
-pub fn syn_flood(ns: &Netns, server: &mut dyn Alive, answer_within: Duration) {
+/// How hard a SYN flood is.
+#[derive(Clone, Copy, Debug)]
+pub struct Flood {
+    /// Forged SYNs, from addresses that never answer.
+    pub syns: u32,
+    /// How soon after them a normal client must be answered.
+    pub answer_within: Duration,
+}
+
+impl Flood {
+    /// The acceptance flood: 5,000 SYNs, a client answered within 2 s.
+    pub const ACCEPTANCE: Flood = Flood {
+        syns: 5000,
+        answer_within: Duration::from_secs(2),
+    };
+}
+
+/// `syn_flood(ns, server, flood)` checks that conduit_server on 10.0.0.2:8080 (started with
+/// `--logs=debug --tcp-handshake-timeout=3`, and fewer sockets than the flood has SYNs) still
+/// answers a normal `curl` within `flood.answer_within` right after the flood's SYNs from
+/// spoofed addresses, and again after the handshake timeout. The caller then checks the log
+/// with [`heap_returned`].
+pub fn syn_flood(ns: &Netns, server: &mut dyn Alive, flood: Flood) {
     curl_ok(ns, server);
     // Let the first connection's heap line come.
     std::thread::sleep(Duration::from_millis(600));
-    let sent = raw::syn_flood(&ns.name, IMAGE, 8080, 5000);
-    assert_eq!(sent, 5000);
+    let sent = raw::syn_flood(&ns.name, IMAGE, 8080, flood.syns);
+    assert_eq!(sent, flood.syns);
+    let answer_within = flood.answer_within;
     // At once, a normal client is answered within `answer_within`.
     let max = format!("{:.1}", answer_within.as_secs_f64());
     let curl = ["curl", "-sS", "--max-time", &max, "http://10.0.0.2:8080/"];
@@ -129,9 +147,10 @@ pub fn fragments(ns: &Netns, server: &mut dyn Alive) {
         Duration::from_secs(20),
         server,
     );
+    // One at a time: an image reassembles two datagrams at once.
     let out = ns
         .exec(&[
-            "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", "10.0.0.2",
+            "ping", "-c", "3", "-i", "1", "-W", "5", "-s", "3000", "10.0.0.2",
         ])
         .output()
         .unwrap();

@@ -214,10 +214,14 @@ pub fn soak(target: Target<'_>, shape: Soak, memory: &mut dyn FnMut(usize) -> u6
     rounds
 }
 
-/// `check_soak(what, rounds)` fails the test unless memory after the last round is within
-/// 10% of after the first, and the best requests per processor second of the last three
-/// rounds within 20% of the best of the first three (see the module's doc).
+/// `check_soak(what, rounds)` fails the test unless every round completed requests, memory
+/// after the last round is within 10% of after the first, and the best requests per
+/// processor second of the last three rounds within 20% of the best of the first three (see
+/// the module's doc).
 pub fn check_soak(what: &str, rounds: &[Round]) {
+    if let Some(i) = rounds.iter().position(|r| r.load.requests == 0) {
+        panic!("{what}: round {i} completed no request");
+    }
     let (first, last) = (rounds[0].memory, rounds[rounds.len() - 1].memory);
     assert!(
         last * 10 <= first * 11,

@@ -1,5 +1,6 @@
 //! Network namespaces that tests make and delete, each with a tap device `tap0` at
-//! 10.0.0.1/24 for an image to attach to (the image is 10.0.0.2), and what runs inside them:
+//! 10.0.0.1/24 (a queue of 10,000 frames) for an image to attach to (the image is 10.0.0.2),
+//! and what runs inside them:
 //! commands ([`Netns::exec`]), code on a thread that joined one ([`in_netns`]), and raw IPv4
 //! ([`raw`]: forged SYNs and the SYN-ACKs they draw). Traffic never leaves a namespace a
 //! test made.
@@ -59,6 +60,9 @@ impl Netns {
         for cmd in [
             "ip link set lo up",
             "ip tuntap add mode tap tap0",
+            // Room for the frames of 1,000 connections closing at once: an image reads its
+            // tap a frame at a time, and the kernel drops what the queue cannot hold.
+            "ip link set tap0 txqueuelen 10000",
             "ip addr add 10.0.0.1/24 dev tap0",
             "ip link set tap0 up",
         ] {
@@ -85,6 +89,19 @@ impl Netns {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+
+    /// `link_to(other)` joins this namespace to `other` by a veth pair, a virtual Ethernet
+    /// link like the tap: `veth0` at 10.0.1.1/24 here, `veth1` at 10.0.1.2/24 there.
+    pub fn link_to(&self, other: &Netns) -> Result<(), String> {
+        self.run(&format!(
+            "ip link add veth0 type veth peer name veth1 netns {}",
+            other.name
+        ))?;
+        self.run("ip addr add 10.0.1.1/24 dev veth0")?;
+        self.run("ip link set veth0 up")?;
+        other.run("ip addr add 10.0.1.2/24 dev veth1")?;
+        other.run("ip link set veth1 up")
     }
 
     /// `exec(args)` is a command running inside the namespace.
