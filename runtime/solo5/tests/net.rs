@@ -35,6 +35,13 @@ fn image(example: &str, target: &str) -> PathBuf {
         .path
 }
 
+/// `one_at_a_time()` is held while a test runs images: a flood's 2 s answer is the image's
+/// to give, not a neighbour's to take (the machine has two cores).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `serve(tender, ns, image, args)` starts `image` with 64 MiB and `ns`'s tap.
 fn serve(tender: &Tender, ns: &Netns, image: &std::path::Path, args: &[&str]) -> Process {
     eprintln!("under {}", tender.name());
@@ -66,6 +73,7 @@ fn flood_for(rate: f64) -> (Flood, Option<&'static str>) {
 
 fn syn_flood(target: &str) {
     let image = image("conduit_server", target);
+    let _turn = one_at_a_time();
     for tender in Tender::all(target) {
         let Some(ns) = Netns::create() else { return };
         let mut args = vec![
@@ -102,6 +110,7 @@ fn a_syn_flood_leaves_conduit_server_on_hvt_answering_and_gives_its_heap_back() 
 
 fn initial_sequences(target: &str) {
     let image = image("conduit_server", target);
+    let _turn = one_at_a_time();
     for tender in Tender::all(target) {
         let Some(ns) = Netns::create() else { return };
         let mut isns = Vec::new();
@@ -132,6 +141,7 @@ fn two_hvt_images_started_alike_choose_different_initial_sequence_numbers() {
 
 fn fragments(target: &str) {
     let image = image("network", target);
+    let _turn = one_at_a_time();
     for tender in Tender::all(target) {
         let Some(ns) = Netns::create() else { return };
         let mut server = serve(&tender, &ns, &image, &["--ipv4=10.0.0.2/24", "--port=7"]);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::elf::{loads, manifest, manifest_entry, u16_at, u32_at, u64_at};
 use super::net::GUEST_MAC;
-use super::spt::{attached_net, child_command, mem_bytes, Devices};
+use super::spt::{attached_net, mem_bytes, spawn_child, Devices};
 use super::Link;
 use crate::process::Process;
 
@@ -507,11 +507,7 @@ fn frame_io(link: &Link, frame: &mut [u8], write: bool) -> std::io::Result<usize
 /// guest's exit status its own (1, with the reason on standard error, if the monitor stops
 /// it otherwise). Block devices are not passed to the child; use [`run_with`] for those.
 pub fn spawn(image: &Path, cmdline: &str, devices: Devices) -> Process {
-    let mut command = child_command(CHILD_TEST, &devices);
-    command
-        .env("MINI_HVT_IMAGE", image)
-        .env("MINI_HVT_CMDLINE", cmdline);
-    Process::spawn(&mut command)
+    spawn_child(CHILD_TEST, "MINI_HVT", image, cmdline, devices)
 }
 
 /// `child()` is the child side of [`spawn`]: run the image named by `MINI_HVT_IMAGE` for up

@@ -162,9 +162,17 @@ pub(crate) fn mem_bytes() -> u64 {
     mib << 20
 }
 
-/// `child_command(test, image, cmdline, devices)` starts the test binary again to run only
-/// `test`, a loader's child side, on `image` (inside the devices' namespace, if any).
-pub(crate) fn child_command(test: &str, devices: &Devices) -> Command {
+/// `spawn_child(test, prefix, image, cmdline, devices)` starts the test binary again to run
+/// only `test`, a loader's child side, on `image` (`{prefix}_IMAGE`) with `cmdline`
+/// (`{prefix}_CMDLINE`) and `devices`, inside the devices' namespace if they have one. A
+/// guest socket end among the devices is closed here once the child has it.
+pub(crate) fn spawn_child(
+    test: &str,
+    prefix: &str,
+    image: &Path,
+    cmdline: &str,
+    devices: Devices,
+) -> Process {
     let exe = std::env::current_exe().unwrap();
     let mut command = match devices.netns() {
         Some(ns) => {
@@ -174,9 +182,12 @@ pub(crate) fn child_command(test: &str, devices: &Devices) -> Command {
         }
         None => Command::new(exe),
     };
-    command.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-    devices.describe(&mut command);
     command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(format!("{prefix}_IMAGE"), image)
+        .env(format!("{prefix}_CMDLINE"), cmdline);
+    devices.describe(&mut command);
+    Process::spawn(&mut command)
 }
 
 /// `net_pair()` is a connected pair of datagram sockets: the test's end, and the guest's
@@ -201,12 +212,7 @@ pub fn net_pair() -> (UnixDatagram, OwnedFd) {
 
 /// `spawn(image, cmdline, devices)` starts the loader's child on `image`.
 pub fn spawn(image: &Path, cmdline: &str, devices: Devices) -> Process {
-    let mut command = child_command(CHILD_TEST, &devices);
-    command
-        .env("MINI_SPT_IMAGE", image)
-        .env("MINI_SPT_CMDLINE", cmdline);
-    // The guest's socket end (if any) is closed here once the child has it.
-    Process::spawn(&mut command)
+    spawn_child(CHILD_TEST, "MINI_SPT", image, cmdline, devices)
 }
 
 /// `run(image, cmdline, devices)` runs `image` to its end, at most 60 s.
