@@ -37,10 +37,13 @@ const FRAME_BUDGET: u32 = 32;
 /// Frames the driver takes from the device, when they are there, before smoltcp runs: each
 /// run of smoltcp visits every socket, so batching is what keeps many connections cheap. With
 /// 10,000 connections on spt, 1,024 serve 3.3 times the requests 32 did (1.1 times with 1,000
-/// connections); the batch holds at most 1,024 frame buffers (2 MiB) at once.
+/// connections); the batch holds at most 1,024 frame buffers (2 MiB) at once, and ends at a
+/// SYN that found no listening socket free, so that a flood's next SYNs find the half-open
+/// connections to evict.
 const FRAME_BATCH: usize = 1024;
-/// Frame buffers kept for reuse, so that steady traffic allocates nothing per frame.
-const SPARE_FRAMES: usize = 256;
+/// Frame buffers the driver keeps for reuse; beyond them, the allocator's size-class caches
+/// serve a frame in constant time (and do not count as heap in use).
+const SPARE_FRAMES: usize = 16;
 /// How often the driver frees the sockets of finished connections, in nanoseconds.
 const REAP_INTERVAL_NS: u64 = 250_000_000;
 /// How often, at most, the driver logs that it evicted or refused connections.
@@ -200,6 +203,10 @@ pub(crate) struct Core<N> {
     pub(crate) inner: RefCell<Inner>,
     /// Set when a socket has something for the driver to do before its next timer.
     kicked: Cell<bool>,
+    /// Set when a SYN found no listening socket free (one was evicted, or none could be):
+    /// smoltcp must run before more frames are taken, so that the next SYNs find the
+    /// half-open connections it makes to evict.
+    crowded: Cell<bool>,
     driver: RefCell<Option<Waker>>,
     /// Futures waiting for any change: accepts, configuration, ARP answers, layer reads.
     changed: RefCell<Vec<Waker>>,
@@ -240,6 +247,7 @@ impl<N: Network + 'static> Core<N> {
                 pressure_at: 0,
             }),
             kicked: Cell::new(false),
+            crowded: Cell::new(false),
             driver: RefCell::new(None),
             changed: RefCell::new(Vec::new()),
         });
@@ -413,7 +421,9 @@ impl<N: Network> Core<N> {
                 let ours = inner.address.map(|p| p.address());
                 if let Some((port, peer)) = syn_to(eth.payload(), ours) {
                     let Inner { sockets, pool, .. } = &mut *inner;
-                    pool.admit(sockets, port, peer);
+                    if !pool.admit(sockets, port, peer) {
+                        self.crowded.set(true);
+                    }
                 }
                 if let Some(queue) = inner.datagrams.as_mut() {
                     if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
@@ -831,6 +841,9 @@ async fn receive_ready<N: Network>(core: &Core<N>, frame_len: usize) {
             Poll::Ready(Ok(n)) => {
                 buf.truncate(n);
                 core.received(buf);
+                if core.crowded.replace(false) {
+                    break;
+                }
             }
             // Nothing more now (the receive is cancel-safe), or an error the next wait reports.
             _ => break,

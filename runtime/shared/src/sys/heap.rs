@@ -23,7 +23,7 @@ const MIN_CLASS: usize = 16;
 const CLASSES: usize = 11;
 /// The largest alignment a cached block honours.
 const CLASS_ALIGN: usize = 16;
-/// The free lists hold at most 1/2^CACHE_SHIFT of the heap.
+/// The free lists hold at most 1/2^CACHE_SHIFT of the heap, each class an equal share.
 const CACHE_SHIFT: u32 = 3;
 
 /// A free block on a class's list.
@@ -54,6 +54,8 @@ pub struct CachedHeap {
     free: [Option<NonNull<FreeBlock>>; CLASSES],
     /// Bytes on the free lists.
     cached: usize,
+    /// Bytes on each class's free list.
+    class_cached: [usize; CLASSES],
 }
 
 // SAFETY: the free lists point into the heap's own memory, which the `CachedHeap` owns as the
@@ -67,6 +69,7 @@ impl CachedHeap {
             heap: Heap::empty(),
             free: [None; CLASSES],
             cached: 0,
+            class_cached: [0; CLASSES],
         }
     }
 
@@ -106,6 +109,7 @@ impl CachedHeap {
                 // link, which nothing else uses.
                 self.free[index] = unsafe { block.as_ref().next };
                 self.cached -= MIN_CLASS << index;
+                self.class_cached[index] -= MIN_CLASS << index;
                 block.as_ptr().cast()
             }
             None => self
@@ -131,7 +135,7 @@ impl CachedHeap {
             return;
         };
         let bytes = MIN_CLASS << index;
-        if self.cached + bytes > self.heap.size() >> CACHE_SHIFT {
+        if self.class_cached[index] + bytes > (self.heap.size() >> CACHE_SHIFT) / CLASSES {
             // SAFETY: a cached class's block came from the linked-list heap with its class
             // layout.
             unsafe { self.heap.deallocate(block, class_layout(index)) };
@@ -146,6 +150,7 @@ impl CachedHeap {
         };
         self.free[index] = Some(link);
         self.cached += bytes;
+        self.class_cached[index] += bytes;
     }
 
     /// `same_class(old, new_size)` is true if a block allocated for `old` also serves
@@ -291,7 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn the_caches_hold_at_most_an_eighth_of_the_heap_and_give_the_rest_back() {
+    fn each_class_caches_its_share_of_an_eighth_of_the_heap_and_gives_the_rest_back() {
         let mut h = heap(1 << 20);
         let blocks: std::vec::Vec<*mut u8> =
             (0..100).map(|_| h.allocate(layout(8192, 1))).collect();
@@ -301,11 +306,18 @@ mod tests {
             unsafe { h.deallocate(b, layout(8192, 1)) };
         }
         assert_eq!(h.used(), 0);
-        // 128 KiB of them are cached; the rest is back in the linked-list heap, whole again,
-        // for a block of another size.
-        assert_eq!(h.cached, (1 << 20) >> CACHE_SHIFT);
-        let large = h.allocate(layout(600 * 1024, 8));
+        // One 8 KiB block fits the class's share (128 KiB / 11); the rest is back in the
+        // linked-list heap, whole again, for a block of another size.
+        assert_eq!(h.cached, 8192);
+        let large = h.allocate(layout(900 * 1024, 8));
         assert!(!large.is_null());
+        // Small classes keep their own share.
+        let small: std::vec::Vec<*mut u8> = (0..100).map(|_| h.allocate(layout(32, 8))).collect();
+        for &b in &small {
+            // SAFETY: each came from `h` with this layout, once.
+            unsafe { h.deallocate(b, layout(32, 8)) };
+        }
+        assert_eq!(h.class_cached[1], 100 * 32);
     }
 
     #[test]
