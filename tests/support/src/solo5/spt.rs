@@ -101,7 +101,8 @@ impl Devices {
 
     /// `tender_options()` are the real tenders' options for these devices: `--mem=MIB`,
     /// `--block:NAME=FILE`, and `--net:NAME=IFACE` (or `@FD`) with the MAC the minimal
-    /// loaders give ([`GUEST_MAC`]), so that runs under either are alike.
+    /// loaders give ([`GUEST_MAC`]), so that runs under either are alike. (The 0.12.1
+    /// tenders refuse `@FD`: their `tap_attach` leaves the MTU unset for it; use a tap.)
     pub fn tender_options(&self) -> Vec<String> {
         let mut options = vec![format!("--mem={}", self.mem_mib())];
         if let Some(block) = &self.block {
