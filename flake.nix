@@ -2,8 +2,9 @@
   description = "mirage-nix: MirageOS/Functoria in Rust, unikernels built from committed plans";
 
   # Fetched lazily: only the nixpkgs toolchain source touches it, so offline machines
-  # using the host toolchain never need it.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  # using the host toolchain never need it. Its rustc (1.91) must build Cargo.lock:
+  # nix/nixpkgs-pin.json records it with its source, and the toolchain checks it.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs = { self, nixpkgs }:
     let
@@ -25,6 +26,9 @@
         };
         nixpkgs = import ./nix/toolchains/nixpkgs.nix {
           pkgs = nixpkgs.legacyPackages.${system};
+          # What every build needs of rustc: the workspace's rust-version, kept at the
+          # highest rust-version of Cargo.lock's crates (generator/tests/nix.rs).
+          rustVersion = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.rust-version;
         };
       };
 
@@ -81,9 +85,17 @@
             MIRAGE_NIX_TOOLCHAIN = toolchain.identity;
           };
           formatter = lib.mkFormatter { src = self; };
+          # Every target's two shared layers, for CI to build and cache: a developer who
+          # edits an example substitutes them and compiles that example only.
+          layers = builtins.listToAttrs (builtins.concatMap
+            (t: [
+              { name = "${t}-deps"; value = unikernels.depsLayers.${t}.deps; }
+              { name = "${t}-workspace"; value = unikernels.depsLayers.${t}; }
+            ])
+            (builtins.attrNames unikernels.depsLayers));
         in
         {
-          inherit packages checks devShell formatter unikernels perImage;
+          inherit packages checks devShell formatter unikernels perImage layers;
           # What a downstream flake calls: mkUnikernel with this tree and its generator.
           lib = lib // {
             mkUnikernel = args: lib.mkUnikernel ({ mirage = self; inherit mirage-nix; } // args);
@@ -108,9 +120,11 @@
       };
       devShells.${system}.default = default.devShell;
       formatter.${system} = default.formatter;
+      # What CI builds and scripts/publish-cache signs and copies to a binary cache.
       hydraJobs = {
         packages.${system} = default.packages;
         checks.${system} = default.checks;
+        layers.${system} = default.layers;
       };
       templates.default = {
         path = ./nix/template;

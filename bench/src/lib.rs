@@ -58,3 +58,15 @@ pub fn time_run(mut cmd: Command, is_guest_line: fn(&str) -> bool) -> (Duration,
     child.wait().unwrap();
     (first.unwrap_or_default(), start.elapsed())
 }
+
+/// Runs `cmd`, panicking with its output if it fails; its output.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -113,6 +113,24 @@ impl Scratch {
         drvs
     }
 
+    /// `nix eval --raw <attr>` of the scratch flake.
+    fn eval_raw(&self, attr: &str) -> String {
+        let out = run(&mut self.nix(&["eval", "--raw", &self.attr(attr)]));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Commits everything (a flake input's `git+file` fetch sees commits only).
+    fn commit(&self, message: &str) {
+        self.add();
+        run(Command::new("git").arg("-C").arg(&self.dir).args([
+            "commit",
+            "--quiet",
+            "--allow-empty",
+            "-m",
+            message,
+        ]));
+    }
+
     fn edit(&self, file: &str, f: impl FnOnce(String) -> String) {
         let path = self.dir.join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -231,19 +249,8 @@ fn flake_show_lists_every_output() {
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn every_image_rebuilds_bit_for_bit() {
     let s = scratch();
-    let out = run(&mut s.nix(&[
-        "eval",
-        "--json",
-        &s.attr("packages.x86_64-linux"),
-        "--apply",
-        "builtins.attrNames",
-    ]));
-    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
-    let images: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !matches!(*n, "default" | "mirage-nix"))
-        .collect();
+    let names = image_names(&s);
+    let images: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(images.contains(&"hello-unix"), "{images:?}");
     s.build(&images);
     // Each image compiles its unikernel's crate and the rendered crate, nothing else: the
@@ -484,6 +491,56 @@ fn mirage_nix_build_and_explain() {
     assert!(!text.contains("mirage-unix-deps"), "{text}");
 }
 
+/// `--kv_ro=fat` committed: `nix build .#kv_ro-unix` gives the image and, beside it, the FAT
+/// disk the build made of `t`; the image reads every file from it, from any directory; and
+/// `mirage-nix build` says where the disk is.
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn an_image_over_a_fat_store_comes_with_its_disk() {
+    let s = scratch();
+    let out = s.mirage_nix(&["configure", "-t", "unix", "--kv_ro=fat", "examples/kv_ro"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.add();
+    let out = s.mirage_nix(&["build", "examples/kv_ro"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let disk = image.with_file_name("t.fat");
+    assert!(disk.is_file(), "{disk:?} beside {image:?}");
+    assert!(
+        stderr.contains(&format!("it reads {}", disk.display())),
+        "{stderr}"
+    );
+    let run = run(Command::new(&image).current_dir(std::env::temp_dir()));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):"), "{text}");
+    assert!(
+        text.contains("INF [kv_ro] subdir/hello.txt (40 bytes"),
+        "{text}"
+    );
+    // The disk is the one `mirage-nix disks` makes: the same bytes on every machine.
+    let local = s.dir.join("disks");
+    let out = s.mirage_nix(&[
+        "disks",
+        "examples/kv_ro/plans/unix.json",
+        "-o",
+        local.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(local.join("t.fat")).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+}
+
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn a_downstream_flake_builds_its_own_unikernel_from_the_template() {
@@ -677,4 +734,752 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
         "host paths with the nixpkgs source:\n{}",
         offences.join("\n")
     );
+
+    // A pin whose rustc is older than the workspace's rust-version (nixos-24.11's 1.83)
+    // fails evaluation, saying what the workspace needs and how to move the pin.
+    std::fs::write(
+        s.dir.join("nix/tests/stub-nixpkgs/rustc-version"),
+        "1.83.0\n",
+    )
+    .unwrap();
+    let out = s
+        .nix(&[
+            "eval",
+            "--raw",
+            &s.attr("legacyPackages.x86_64-linux.nixpkgs.hello-unix.drvPath"),
+            "--override-input",
+            "nixpkgs",
+            &stub,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rustc 1.83 was accepted");
+    assert!(
+        err.contains("rustc 1.83.0") && err.contains("rust-version 1.88"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nix flake lock") && err.contains("nix/nixpkgs-pin.json"),
+        "{err}"
+    );
+}
+
+/// `nix/nixpkgs-pin.json`: the flake's nixpkgs input and the rustc it ships.
+fn pin() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("nix/nixpkgs-pin.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A Rust version as numbers ("1.88" is 1.88.0), for comparing.
+fn version(v: &str) -> Vec<u64> {
+    let mut parts: Vec<u64> = v
+        .split('.')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("not a version: {v}")))
+        .collect();
+    parts.resize(3, 0);
+    parts
+}
+
+/// Every crate the lock file of the workspace at `dir` holds, for every platform, with its
+/// `rust-version` (`cargo metadata` reads it from each crate's manifest): "name version".
+fn locked_rust_versions(dir: &Path) -> Vec<(String, Option<String>)> {
+    let out = run(Command::new("cargo").current_dir(dir).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--locked",
+        "--quiet",
+    ]));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members: Vec<&serde_json::Value> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !members.contains(&&p["id"]))
+        .map(|p| {
+            (
+                format!(
+                    "{} {}",
+                    p["name"].as_str().unwrap(),
+                    p["version"].as_str().unwrap()
+                ),
+                p["rust_version"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The crates of `locked` that need a newer rustc than `rustc`, with what they need.
+fn too_new_for(rustc: &str, locked: &[(String, Option<String>)]) -> Vec<String> {
+    locked
+        .iter()
+        .filter_map(|(krate, needs)| {
+            let needs = needs.as_deref()?;
+            (version(needs) > version(rustc)).then(|| format!("{krate} (rust-version {needs})"))
+        })
+        .collect()
+}
+
+/// The lock files the pinned rustc must build: the workspace's and the flake's own tools'.
+fn every_lock() -> Vec<(String, Option<String>)> {
+    let mut all = locked_rust_versions(&root());
+    all.extend(locked_rust_versions(&root().join("nix/tools")));
+    all
+}
+
+#[test]
+fn the_pinned_nixpkgs_rustc_builds_every_locked_crate() {
+    let pin = pin();
+    let rustc = pin["rustc"].as_str().unwrap();
+    let locked = every_lock();
+    assert!(locked.len() > 100, "{} crates", locked.len());
+    let too_new = too_new_for(rustc, &locked);
+    assert!(
+        too_new.is_empty(),
+        "the pinned nixpkgs ({} {}) has rustc {rustc}, too old for:\n  {}\n\
+         Move the pin to a nixpkgs with a newer rustc (docs/nix.md, \"The nixpkgs pin\"), or \
+         resolve the lock to rustc {rustc}.",
+        pin["ref"],
+        pin["rev"],
+        too_new.join("\n  ")
+    );
+
+    // The workspace's rust-version is true: no locked crate needs more (clippy's
+    // incompatible_msrv checks the std APIs the code uses against it), and the pin has it.
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let claimed = manifest["workspace"]["package"]["rust-version"]
+        .as_str()
+        .unwrap();
+    let highest = locked
+        .iter()
+        .filter_map(|(_, v)| v.as_deref())
+        .max_by_key(|v| version(v))
+        .unwrap();
+    assert!(
+        version(claimed) >= version(highest),
+        "Cargo.toml claims rust-version {claimed}, but locked crates need {highest}: {:?}",
+        too_new_for(claimed, &locked)
+    );
+    assert!(
+        version(rustc) >= version(claimed),
+        "pin rustc {rustc} < {claimed}"
+    );
+}
+
+#[test]
+fn the_pin_check_fails_for_a_rustc_too_old_for_the_lock() {
+    // nixos-24.11's rustc, the flake's earlier pin: edition-2024 crates and sha2 0.11 need more.
+    let too_new = too_new_for("1.83.0", &every_lock());
+    assert!(
+        too_new.iter().any(|c| c.starts_with("sha2 0.11")),
+        "{too_new:?}"
+    );
+}
+
+#[test]
+fn the_pin_record_matches_flake_lock_and_the_stub_nixpkgs() {
+    let pin = pin();
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("flake.lock")).unwrap()).unwrap();
+    let node = &lock["nodes"]["nixpkgs"];
+    assert_eq!(node["locked"]["rev"], pin["rev"]);
+    assert_eq!(node["locked"]["narHash"], pin["narHash"]);
+    assert_eq!(node["locked"]["lastModified"], pin["lastModified"]);
+    assert_eq!(node["original"]["ref"], pin["ref"]);
+    let flake = std::fs::read_to_string(root().join("flake.nix")).unwrap();
+    assert!(
+        flake.contains(&format!(
+            "github:NixOS/nixpkgs/{}",
+            pin["ref"].as_str().unwrap()
+        )),
+        "flake.nix does not follow {}",
+        pin["ref"]
+    );
+    let stub =
+        std::fs::read_to_string(root().join("nix/tests/stub-nixpkgs/rustc-version")).unwrap();
+    assert_eq!(stub.trim(), pin["rustc"].as_str().unwrap());
+}
+
+/// The images the reproducibility, cache and build-farm tests follow: one per kind of
+/// target (a process, a Xen guest, a Solo5 image).
+const FOLLOWED: &[&str] = &["hello-unix", "hello-xen", "conduit_server-spt"];
+
+/// The NAR hash of a store path (its contents, as Nix compares them), in `store` if given.
+fn nar_hash(s: &Scratch, path: &str, store: Option<&Path>) -> String {
+    let mut args = vec!["path-info", "--json", path];
+    let store_arg;
+    if let Some(store) = store {
+        store_arg = store.display().to_string();
+        args.extend(["--store", &store_arg]);
+    }
+    let out = run(&mut s.nix(&args));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    info[0]["narHash"].as_str().unwrap().to_string()
+}
+
+/// How two files differ, for a failure message: their sizes and the bytes that differ.
+fn compare_files(a: &Path, b: &Path) -> String {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let differing = x.iter().zip(&y).filter(|(p, q)| p != q).count();
+    format!(
+        "{} ({} bytes) and {} ({} bytes): {differing} bytes differ (diffoscope shows where)",
+        a.display(),
+        x.len(),
+        b.display(),
+        y.len()
+    )
+}
+
+/// A command with the project's Nix settings (unless the environment has them already).
+fn configured(mut cmd: Command) -> Command {
+    if let Some(config) = nix_config(&root()) {
+        cmd.env("NIX_CONFIG", config);
+    }
+    cmd
+}
+
+/// A new signing key named `name` in `file`; its public half.
+fn new_key(s: &Scratch, name: &str, file: &Path) -> String {
+    let secret = run(&mut s.nix(&["key", "generate-secret", "--key-name", name])).stdout;
+    std::fs::write(file, secret).unwrap();
+    let public = run(s
+        .nix(&["key", "convert-secret-to-public"])
+        .stdin(std::fs::File::open(file).unwrap()))
+    .stdout;
+    String::from_utf8(public).unwrap().trim().to_string()
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn every_derivation_is_the_same_in_any_store_and_from_any_checkout() {
+    let s = scratch();
+    // Another checkout of the same commit, deeper and with a longer path.
+    let elsewhere_tmp = tempfile::tempdir().unwrap();
+    let elsewhere = elsewhere_tmp
+        .path()
+        .join("a-much-longer-path-to/another-checkout/of-mirage-nix");
+    std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    run(Command::new("git")
+        .args(["clone", "--quiet"])
+        .arg(&s.dir)
+        .arg(&elsewhere));
+    // A chroot store: builtins.path filters see its physical paths there.
+    let store = tempfile::tempdir().unwrap();
+    let store_arg = store.path().display().to_string();
+
+    let apply = "ps: let drvs = set: builtins.mapAttrs (_: d: d.drvPath) set; in \
+                 drvs (builtins.removeAttrs ps [ \"checks\" \"perImage\" ]) \
+                 // { checks = drvs ps.checks; perImage = drvs ps.perImage; }";
+    let eval = |dir: &Path, extra: &[&str]| -> serde_json::Value {
+        let attr = format!("{}#legacyPackages.x86_64-linux.host", dir.display());
+        let mut args = vec![
+            "eval",
+            "--json",
+            "--option",
+            "eval-cache",
+            "false",
+            &attr,
+            "--apply",
+            apply,
+        ];
+        args.extend(extra);
+        let out = run(&mut s.nix(&args));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let default = eval(&s.dir, &[]);
+    for name in FOLLOWED {
+        assert!(default[name].is_string(), "{name}: {default}");
+    }
+    assert!(
+        default["checks"]["hello-unix-boot"].is_string(),
+        "{default}"
+    );
+    assert!(default["perImage"]["hello-unix"].is_string(), "{default}");
+
+    let chroot = eval(&s.dir, &["--store", &store_arg]);
+    assert_eq!(
+        default, chroot,
+        "derivations differ between the default store and --store {store_arg}"
+    );
+    let moved = eval(&elsewhere, &[]);
+    assert_eq!(
+        default,
+        moved,
+        "derivations differ between checkouts at {} and {}",
+        s.dir.display(),
+        elsewhere.display()
+    );
+}
+
+/// The builder of the varied builds: runs an image's own builder (`$1`, its arguments
+/// after it) with a umask of 077 and, through faketime, a clock ten years ahead. rustc
+/// itself runs at the real time (a `rustc` first on PATH drops faketime's preload: rustc
+/// deadlocks under libfaketime, its allocator and libfaketime's start-up waiting for each
+/// other); bash, cp (the sources' mtimes), cargo (what is fresh), build scripts and the
+/// linker see the fake clock.
+const VARIED_BUILDER: &str = r#"umask 077
+mkdir -p "$NIX_BUILD_TOP/real-time"
+cat >"$NIX_BUILD_TOP/real-time/rustc" <<'EOF'
+#!/bin/sh
+unset LD_PRELOAD FAKETIME
+PATH=${PATH#*:}
+exec rustc "$@"
+EOF
+chmod +x "$NIX_BUILD_TOP/real-time/rustc"
+export extraPath="$NIX_BUILD_TOP/real-time${extraPath:+:$extraPath}"
+/usr/bin/faketime -f +3650d /bin/date -u "+varied build: year %Y, umask $(umask)"
+exec /usr/bin/faketime -f +3650d "$@"
+"#;
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn images_are_bit_for_bit_the_same_under_build_variations() {
+    let s = scratch();
+    s.build(FOLLOWED);
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("varied-builder.sh");
+    std::fs::write(&script, VARIED_BUILDER).unwrap();
+    let build_root = tmp.path().join("another/much-longer/build-directory");
+    std::fs::create_dir_all(&build_root).unwrap();
+
+    // Each variation builds the image's derivation with one attribute added, a per-run
+    // `variation` (so no store, even one kept between runs, holds it yet, and the image's
+    // own derivation and its build log stay as they are), plus what the variation
+    // changes; the images are then compared by content.
+    let build_variant = |name: &str, attrs: &str, sandbox: &str| -> (String, String) {
+        let expr = format!(
+            "let d = (builtins.getFlake \"git+file://{dir}\").packages.x86_64-linux.{name}; \
+             a = d.drvAttrs; in derivation (a // {{ variation = \"{nonce}\"; {attrs} }})",
+            dir = s.dir.display(),
+            nonce = nonce()
+        );
+        let out = run(s
+            .nix(&["build", "--impure", "--no-link", "--json", "--expr", &expr])
+            .args(["--option", "sandbox", sandbox])
+            .env("TMPDIR", &build_root)
+            .env("TZ", "Pacific/Kiritimati")
+            .env("LANG", "fr_FR.UTF-8")
+            .env("LC_ALL", "C.UTF-8"));
+        let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let log = run(&mut s.nix(&["log", built[0]["drvPath"].as_str().unwrap()]));
+        (
+            built[0]["outputs"]["out"].as_str().unwrap().to_string(),
+            String::from_utf8_lossy(&log.stdout).into_owned(),
+        )
+    };
+    let this_year = 1970
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_556_952;
+
+    for name in FOLLOWED {
+        let out = s.eval_raw(&format!("{name}.outPath"));
+        let image = s.eval_raw(&format!("{name}.image"));
+        let same = |varied: &str, what: &str| {
+            assert_ne!(varied, out);
+            if nar_hash(&s, varied, None) != nar_hash(&s, &out, None) {
+                panic!(
+                    "{name} differs {what}: {}",
+                    compare_files(
+                        &Path::new(&out).join(&image),
+                        &Path::new(varied).join(&image)
+                    )
+                );
+            }
+        };
+
+        // 1. Outside the sandbox, in another build directory (under a longer $TMPDIR), with
+        // the caller's timezone and locale changed.
+        let (varied, log) = build_variant(name, "", "false");
+        let place = build_root.join(format!("nix-build-{name}.drv-"));
+        assert!(
+            log.contains(&place.display().to_string()),
+            "{name} was not built in {}:\n{log}",
+            build_root.display()
+        );
+        same(
+            &varied,
+            &format!("when built outside the sandbox in {}", build_root.display()),
+        );
+
+        // 2. In the sandbox, with the builder itself varied: a clock ten years ahead
+        // (faketime), a umask of 077, another timezone and locale.
+        let (varied, log) = build_variant(
+            name,
+            &format!(
+                "builder = \"/bin/sh\"; \
+                 args = [ (builtins.path {{ path = {}; name = \"varied-builder.sh\"; }}) a.builder ] ++ a.args; \
+                 TZ = \"Pacific/Kiritimati\"; LANG = \"fr_FR.UTF-8\"; LC_ALL = \"C.UTF-8\";",
+                script.display()
+            ),
+            "true",
+        );
+        assert!(
+            log.contains("Compiling"),
+            "the varied build of {name} compiled nothing"
+        );
+        let seen = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("varied build: year "))
+            .unwrap_or_else(|| panic!("the varied build of {name} did not run:\n{log}"));
+        assert!(
+            seen.starts_with(&(this_year + 10).to_string()) && seen.ends_with("umask 0077"),
+            "{seen}"
+        );
+        same(&varied, "under a fake clock, umask, timezone and locale");
+    }
+}
+
+/// A Nix store of its own in a temporary directory (`--store DIR`, a chroot store): a
+/// developer's machine that has never built anything.
+struct FreshStore {
+    dir: tempfile::TempDir,
+}
+
+impl FreshStore {
+    fn new() -> Self {
+        FreshStore {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn arg(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// `nix build` of `names` into this store with nothing built here (`--max-jobs 0`),
+    /// substituting from `cache` only, trusting `key` only, signatures required.
+    fn substitute(&self, s: &Scratch, names: &[&str], cache: &str, key: &str) -> Output {
+        let store = self.arg();
+        let mut args = vec![
+            "build",
+            "--no-link",
+            "--json",
+            "--store",
+            &store,
+            "--max-jobs",
+            "0",
+        ];
+        args.extend([
+            "--option",
+            "substituters",
+            cache,
+            "--option",
+            "trusted-public-keys",
+            key,
+            "--option",
+            "require-sigs",
+            "true",
+        ]);
+        let attrs: Vec<String> = names.iter().map(|n| s.attr(n)).collect();
+        args.extend(attrs.iter().map(String::as_str));
+        s.nix(&args).output().unwrap()
+    }
+
+    fn has(&self, s: &Scratch, path: &str) -> bool {
+        s.nix(&["path-info", "--store", &self.arg(), path])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+/// The names of the flake's image packages (every package but the generator and default).
+fn image_names(s: &Scratch) -> Vec<String> {
+    let out = run(&mut s.nix(&[
+        "eval",
+        "--json",
+        &s.attr("packages.x86_64-linux"),
+        "--apply",
+        "builtins.attrNames",
+    ]));
+    let names: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    names
+        .into_iter()
+        .filter(|n| !matches!(n.as_str(), "default" | "mirage-nix"))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn a_fresh_store_gets_every_image_from_a_signed_cache_and_refuses_bad_signatures() {
+    let s = scratch();
+    let work = tempfile::tempdir().unwrap();
+    let cache_dir = work.path().join("cache");
+    let cache = format!("file://{}", cache_dir.display());
+    let key_file = work.path().join("cache.sec");
+
+    // CI's side: build hydraJobs, sign, copy (the script the docs give).
+    let out = run(
+        configured(Command::new(root().join("scripts/publish-cache")))
+            .current_dir(&s.dir)
+            .args(["--flake", &s.dir.display().to_string(), "--to", &cache])
+            .arg("--key-file")
+            .arg(&key_file)
+            .args([
+                "--new-key",
+                &format!("mirage-nix-test-{}", nonce()),
+                "--json",
+            ]),
+    );
+    let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = published["publicKey"].as_str().unwrap().to_string();
+    assert!(published["cache"] == cache.as_str(), "{published}");
+
+    // A developer's side: a store that never built anything gets every image from the
+    // cache alone, builds nothing, and holds the very bytes CI built.
+    let images = image_names(&s);
+    let names: Vec<&str> = images.iter().map(String::as_str).collect();
+    assert!(names.len() >= 20, "{names:?}");
+    let fresh = FreshStore::new();
+    let out = fresh.substitute(&s, &names, &cache, &key);
+    assert!(
+        out.status.success(),
+        "substitution failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(built.as_array().unwrap().len(), names.len());
+    for b in built.as_array().unwrap() {
+        let path = b["outputs"]["out"].as_str().unwrap();
+        assert_eq!(
+            nar_hash(&s, path, Some(fresh.dir.path())),
+            nar_hash(&s, path, None),
+            "{path} differs from CI's"
+        );
+    }
+
+    // The same cache with a key the developer does not trust (a wrongly signed cache), and
+    // a copy of it without signatures: both refused; nothing lands in the store.
+    let untrusted = new_key(&s, "someone-else", &work.path().join("other.sec"));
+    let unsigned_dir = work.path().join("unsigned");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(&cache_dir)
+        .arg(&unsigned_dir));
+    let mut stripped = 0;
+    for entry in std::fs::read_dir(&unsigned_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "narinfo") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with("Sig:"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            stripped += usize::from(kept != text);
+            std::fs::write(&path, kept).unwrap();
+        }
+    }
+    assert!(
+        stripped >= names.len(),
+        "{stripped} narinfos had a signature"
+    );
+    let unsigned = format!("file://{}", unsigned_dir.display());
+    let hello = s.eval_raw("hello-xen.outPath");
+    for (what, cache, key) in [
+        ("wrongly signed", cache.as_str(), untrusted.as_str()),
+        ("unsigned", unsigned.as_str(), key.as_str()),
+    ] {
+        let fresh = FreshStore::new();
+        let out = fresh.substitute(&s, &["hello-xen"], cache, key);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a {what} cache was used:\n{stderr}");
+        assert!(!fresh.has(&s, &hello), "{what}: {hello} is in the store");
+    }
+}
+
+/// A build machine on this one: an ssh server on a free loopback port with a throwaway host
+/// key, accepting one throwaway client key whose forced command is `nix-daemon --stdio` on
+/// a store of its own (a chroot store in a temporary directory), so what is built there is
+/// built in another store, as on a CI farm's or Hydra's build machines. Stopped on drop.
+struct Builder {
+    dir: tempfile::TempDir,
+    sshd: std::process::Child,
+    port: u16,
+}
+
+impl Builder {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "mirage-nix-test",
+                    "-f",
+                ])
+                .arg(d.join(key)));
+        }
+        let nix = find_nix().expect("nix on PATH");
+        let daemon = nix.with_file_name("nix-daemon");
+        let config = format!(
+            "store = {}\n{}",
+            d.join("store").display(),
+            nix_config(&root()).unwrap_or_else(|| std::env::var("NIX_CONFIG").unwrap_or_default())
+        );
+        let script = d.join("nix-daemon-stdio");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexport NIX_CONFIG='{config}'\nexec {} --stdio\n",
+                daemon.display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("chmod").arg("+x").arg(&script));
+        let client = std::fs::read_to_string(d.join("client_key.pub")).unwrap();
+        std::fs::write(
+            d.join("authorized_keys"),
+            format!("command=\"{}\",restrict {client}", script.display()),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\n\
+                 AuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/sshd.pid\n\
+                 StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nPermitRootLogin prohibit-password\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let sshd = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("/usr/sbin/sshd (Debian's openssh-server; scripts/setup installs it)");
+        let builder = Builder { dir, sshd, port };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        builder
+    }
+
+    /// The `builders` line naming this machine.
+    fn spec(&self) -> String {
+        format!(
+            "ssh-ng://root@127.0.0.1 x86_64-linux {} 2",
+            self.dir.path().join("client_key").display()
+        )
+    }
+
+    /// What Nix's ssh needs to reach this machine (its port; the throwaway host key).
+    fn ssh_opts(&self) -> String {
+        format!(
+            "-p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            self.port
+        )
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn a_remote_builder_over_ssh_ng_builds_the_same_images() {
+    let s = scratch();
+    s.build(FOLLOWED);
+    let local: Vec<String> = FOLLOWED
+        .iter()
+        .map(|n| nar_hash(&s, &s.eval_raw(&format!("{n}.outPath")), None))
+        .collect();
+
+    // The images become new derivations (a per-run salt in their environment), so this
+    // store cannot already hold them: building them needs a build machine.
+    s.edit("nix/lib/mkCargoDerivation.nix", |t| {
+        let salted = t.replace(
+            "MIRAGE_NIX_TOOLCHAIN = toolchain.identity;",
+            &format!(
+                "MIRAGE_NIX_TOOLCHAIN = toolchain.identity + (if builtins.substring 0 7 name == \"mirage-\" then \"\" else \"\\nremote build {}\");",
+                nonce()
+            ),
+        );
+        assert_ne!(salted, t, "the salt no longer applies to mkCargoDerivation.nix");
+        salted
+    });
+    s.commit("salt the images");
+
+    let builder = Builder::start();
+    let spec = builder.spec();
+    let mut args = vec!["build", "--no-link", "--json", "--max-jobs", "0"];
+    args.extend(["--builders", &spec]);
+    args.extend(["--option", "builders-use-substitutes", "false"]);
+    let attrs: Vec<String> = FOLLOWED.iter().map(|n| s.attr(n)).collect();
+    args.extend(attrs.iter().map(String::as_str));
+    let out = s
+        .nix(&args)
+        .env("NIX_SSHOPTS", builder.ssh_opts())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the remote build failed:\n{}\nsshd: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(builder.dir.path().join("sshd.log")).unwrap_or_default()
+    );
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for b in built.as_array().unwrap() {
+        let drv = b["drvPath"].as_str().unwrap();
+        let i = FOLLOWED
+            .iter()
+            .position(|n| drv.ends_with(&format!("-{n}.drv")))
+            .unwrap_or_else(|| panic!("{drv} is none of {FOLLOWED:?}"));
+        let path = b["outputs"]["out"].as_str().unwrap();
+        // Built there (the builder's store has it), copied back here, and byte for byte
+        // the image this machine built from the unsalted derivation.
+        assert!(
+            s.nix(&[
+                "path-info",
+                "--store",
+                &builder.store().display().to_string(),
+                path
+            ])
+            .status()
+            .unwrap()
+            .success(),
+            "{path} is not in the builder's store"
+        );
+        assert_eq!(
+            nar_hash(&s, path, None),
+            local[i],
+            "{} built remotely differs",
+            FOLLOWED[i]
+        );
+    }
 }

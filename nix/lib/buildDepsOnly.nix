@@ -10,11 +10,11 @@
 # fingerprints valid). With `realDirs` and the first layer as `cargoArtifacts` it makes
 # the second, the workspace layer: those crates' real code compiled on top of it.
 { mkCargoDerivation, mkWorkspace, vendorCargoDeps }:
-{ name, src, dirs, cargoCommands, extraCrates ? [ ], realDirs ? [ ], suffix ? "deps", ... }@args:
+{ name, src, dirs, cargoCommands, extraCrates ? [ ], realDirs ? [ ], suffix ? "deps", members ? [ ], profile ? null, ... }@args:
 let
-  ws = mkWorkspace { inherit src dirs extraCrates realDirs; dummy = true; };
+  ws = mkWorkspace { inherit src dirs extraCrates realDirs profile; dummy = true; extraMembers = members; };
   vendorDir = vendorCargoDeps { inherit (ws) lock; name = "${name}-vendor"; };
-  drv = mkCargoDerivation (removeAttrs args [ "src" "dirs" "cargoCommands" "extraCrates" "realDirs" "suffix" ] // {
+  drv = mkCargoDerivation (removeAttrs args [ "src" "dirs" "cargoCommands" "extraCrates" "realDirs" "suffix" "members" "profile" ] // {
     name = "${name}-${suffix}";
     crates = ws.layout;
     inherit (ws) rootManifest cargoLock;

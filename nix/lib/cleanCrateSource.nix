@@ -13,12 +13,12 @@
 { src, dir, dummy ? false }:
 let
   inherit (internal) hasPrefix hasSuffix;
-  root = toString (internal.at src dir);
+  relative = internal.relativeTo (internal.at src dir);
   droppedTop = [ "target" "result" ".mirage-nix" "plans" "unikernel.toml" ];
   droppedAnywhere = [ ".git" ".direnv" ];
   filter = path: type:
     let
-      rel = builtins.substring (builtins.stringLength root + 1) (-1) (toString path);
+      rel = relative path;
       base = baseNameOf path;
     in
     if dummy then rel == "Cargo.toml" || rel == "build.rs"

@@ -13,6 +13,28 @@ let
   removeSuffix = suf: s:
     if hasSuffix suf s then substring 0 (stringLength s - stringLength suf) s else s;
 
+  escapeRegex = replaceStrings
+    [ "\\" "[" "]" "{" "}" "(" ")" "^" "$" "?" "*" "+" "|" "." ]
+    [ "\\\\" "\\[" "\\]" "\\{" "\\}" "\\(" "\\)" "\\^" "\\$" "\\?" "\\*" "\\+" "\\|" "\\." ];
+
+  # relativeTo root path: `path`, met in a `builtins.path` filter below `root`, relative to
+  # `root`. Computed from the root's own name, not its length: with `--store <chroot>`
+  # filters see physical paths (`<chroot>/nix/store/...`) while `toString root` is logical
+  # (`/nix/store/...`), so the root is found inside the path, wherever the store is.
+  relativeTo = root:
+    let
+      r = toString root;
+      # A pattern may not name a store path; it only compares text here.
+      inside = ".*${escapeRegex (builtins.unsafeDiscardStringContext r)}/(.*)";
+    in
+    path:
+    let p = toString path; in
+    if hasPrefix "${r}/" p then substring (stringLength r + 1) (-1) p
+    else
+      let m = builtins.match inside p; in
+      if m != null then builtins.head m
+      else throw "mirage-nix: the source filter of ${r} was given ${p}, which is not inside it";
+
   optional = cond: x: if cond then [ x ] else [ ];
   optionalString = cond: s: if cond then s else "";
   concatMapStrings = f: l: concatStringsSep "" (map f l);
@@ -76,6 +98,9 @@ let
       { inside = false; done = false; out = [ ]; }
       (builtins.filter builtins.isString (builtins.split "\n" template))).out;
 
+  # Where a plan's crate is rendered in a build (and its stand-in written in a layer).
+  renderedDir = plan: "${plan.dir}/.mirage-nix/${plan.target}";
+
   # The code of a plan's stand-in (mkStandInManifest): an empty library, `no_std` for a
   # bare-metal target, so nothing is linked.
   standInLib = plan: if plan.image.std or true then "\n" else "#![no_std]\n";
@@ -119,7 +144,7 @@ let
 
 in
 {
-  inherit hasPrefix hasSuffix removePrefix removeSuffix optional optionalString
+  inherit hasPrefix hasSuffix removePrefix removeSuffix relativeTo optional optionalString
     concatMapStrings mapAttrsToList filterAttrs unique normalizePath toTOML tomlValue
-    profileSections standInLib shellEscape isTree at rootDir rootFile lockFiles;
+    profileSections renderedDir standInLib shellEscape isTree at rootDir rootFile lockFiles;
 }

@@ -1,41 +1,30 @@
-# layerCommand :: { plans, template } -> string (shell)
+# layerCommand :: { plans, each ? false } -> string (shell)
 #
-# The dependency layer's build: the stand-ins of every plan of a target (mkStandInManifest)
-# as members of one workspace, `.mirage-nix-layer/` (holding the generator's [profile]),
-# built by a single `cargo build --workspace`, so cargo compiles the third-party crates
-# of all the plans in one graph, in parallel, each once. Each plan's image compiles its
-# third-party crates with the features its own stand-in asks for; where two plans want
-# one crate with different features, cargo unifies them here and that plan's image
-# compiles the crate again (slower, never wrong).
+# A layer's build: the stand-ins of `plans` (mkStandInManifest), each written where its
+# plan's crate is rendered, all members of the build's workspace (buildDepsOnly's
+# `members`), then built. By default with a single `cargo build` naming them all, so cargo
+# compiles the third-party crates of all the plans in one graph, in parallel, each once
+# (each plan's image compiles its third-party crates with the features its own stand-in
+# asks for; where two plans want one crate with different features, cargo unifies them
+# here and that plan's image compiles the crate again: slower, never wrong). With `each`,
+# one `cargo build` per plan, so every plan gets mirage-nix's crates compiled with exactly
+# its own features (the workspace layer, which images reuse as they are).
 { internal, mkStandInManifest }:
-{ plans, template }:
+{ plans, each ? false }:
 let
   inherit (builtins) concatStringsSep map toFile;
-  inherit (internal) shellEscape tomlValue;
-  root = ".mirage-nix-layer";
-  member = plan: "${plan.name}-${plan.target}";
+  inherit (internal) shellEscape;
   write = plan:
-    let
-      dir = "${root}/${member plan}";
-      manifest = mkStandInManifest { inherit plan template; at = dir; member = true; };
-    in
+    let dir = internal.renderedDir plan; in
     ''
       mkdir -p ${shellEscape dir}/src
-      cp ${toFile "Cargo.toml" manifest} ${shellEscape dir}/Cargo.toml
+      cp ${toFile "Cargo.toml" (mkStandInManifest { inherit plan; })} ${shellEscape dir}/Cargo.toml
       cp ${toFile "lib.rs" (internal.standInLib plan)} ${shellEscape dir}/src/lib.rs
     '';
-  rootManifest = ''
-    # The stand-ins of every plan of the target (mirage-nix's dependency layer).
-    [workspace]
-    resolver = "2"
-    members = ${tomlValue (map member plans)}
-
-    ${internal.profileSections template}
+  build = ps: ''
+    cargo build --release --offline ${concatStringsSep " " (map (p: "-p " + shellEscape "${p.name}-${p.target}-deps") ps)} \
+      --message-format=json-render-diagnostics >>"$NIX_BUILD_TOP/cargo.json"
   '';
 in
-concatStringsSep "" (map write plans) + ''
-  cp ${toFile "Cargo.toml" rootManifest} ${root}/Cargo.toml
-  cp Cargo.lock ${root}/Cargo.lock
-  cargo build --release --offline --workspace --manifest-path ${root}/Cargo.toml \
-    --message-format=json-render-diagnostics >>"$NIX_BUILD_TOP/cargo.json"
-''
+concatStringsSep "" (map write plans)
+  + (if each then concatStringsSep "" (map (p: build [ p ]) plans) else build plans)

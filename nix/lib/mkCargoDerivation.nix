@@ -19,8 +19,10 @@
 # `rustflags` (planRustflags) apply to every crate built for the target, through
 # CARGO_ENCODED_RUSTFLAGS (not to build scripts: CARGO_BUILD_TARGET is set).
 # Every derivation gets the toolchain's PATH and identity (MIRAGE_NIX_TOOLCHAIN), so a
-# toolchain change invalidates all of them, and a fixed layout (/build in the sandbox,
-# remapped to /build outside it) so outputs do not depend on where the build ran.
+# toolchain change invalidates all of them. Outputs do not depend on where the build ran
+# (/build in the sandbox, $TMPDIR/nix-build-* outside it): every crate of a build is a
+# member of one workspace rooted in it (cargo hashes path crates relative to that root),
+# cargo sees the build directory in no flag, and a rustc wrapper remaps it to /build.
 { toolchain, internal }:
 { name
 , crates

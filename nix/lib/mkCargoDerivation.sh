@@ -6,13 +6,26 @@ export HOME="$top/home" CARGO_HOME="$top/cargo-home"
 export CARGO_TARGET_DIR="$top/target" CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 export CARGO_BUILD_JOBS="${NIX_BUILD_CORES:-1}" SOURCE_DATE_EPOCH=1
 [ "${CARGO_BUILD_JOBS}" = 0 ] && export CARGO_BUILD_JOBS=1
-# One path for every build, in or out of the sandbox, so outputs do not name the build dir;
-# then the target's flags, one a line, `@top@` standing for this directory.
-flags=("--remap-path-prefix=$top=/build")
-while IFS= read -r f; do [ -z "$f" ] || flags+=("${f//@top@/$top}"); done <<<"${extraRustflags:-}"
+# The target's flags, one a line, as cargo sees them: `@top@` stands for the build
+# directory, so cargo's hashes of the flags (in every crate's -C metadata, hence in symbol
+# names and code layout) do not depend on where the build runs. The wrapper below, which
+# cargo does not hash, puts in the real directory and remaps it to /build: one path for
+# every build, in the sandbox or not, so outputs never name the build directory.
+flags=()
+while IFS= read -r f; do [ -z "$f" ] || flags+=("$f"); done <<<"${extraRustflags:-}"
 CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f' && echo "${flags[*]}")
 export CARGO_ENCODED_RUSTFLAGS
 unset RUSTFLAGS
+cat >"$top/rustc-wrapper" <<WRAPPER
+#!$BASH
+rustc=\$1
+shift
+args=()
+for a in "\$@"; do args+=("\${a//@top@/$top}"); done
+exec "\$rustc" "\${args[@]}" "--remap-path-prefix=$top=/build"
+WRAPPER
+chmod +x "$top/rustc-wrapper"
+export RUSTC_WRAPPER="$top/rustc-wrapper"
 mkdir -p "$HOME" "$CARGO_HOME" "$top/src"
 [ -z "${extraPath:-}" ] || export PATH="$extraPath:$PATH"
 

@@ -1,17 +1,16 @@
-# mkStandInManifest :: { plan, template, at ? <the rendered crate's folder>, member ? false }
-#                      -> string
+# mkStandInManifest :: { plan, at ? <the rendered crate's folder> } -> string
 #
-# The Cargo.toml of a plan's stand-in in the dependency layer: the same dependencies,
-# features and [profile] as the crate `mirage-nix render` writes for the plan, with the
-# profile sections taken from the generator's own template (`template`, the text of
-# generator/templates/Cargo.toml.tera), so the two cannot drift apart. Written here rather
-# than by the generator so the layer depends on the plan's crates and the template's
-# profile only: a change to the generator's code does not rebuild third-party crates.
-# `at` is the folder the stand-in is written to (path dependencies are relative to it);
-# with `member` it is a member of a workspace that holds the profile (layerCommand), so it
-# has neither [profile] nor [workspace] of its own.
+# The Cargo.toml of a plan's stand-in in the dependency layer: the same dependencies and
+# features as the crate `mirage-nix render` writes for the plan. Written here rather than
+# by the generator so the layer depends on the plan's crates only: a change to the
+# generator's code does not rebuild third-party crates. `at` is the folder the stand-in is
+# written to (path dependencies are relative to it). Like the rendered crate in an image
+# build, it is a member of the build's one workspace, whose root holds the [profile] of
+# the generator's template (mkWorkspace's `profile`): one workspace root for every crate
+# keeps cargo's hashes of path crates relative to it, so they do not depend on where the
+# build runs.
 { internal, planCrateDirs }:
-{ plan, template, at ? "${plan.dir}/.mirage-nix/${plan.target}", member ? false }:
+{ plan, at ? internal.renderedDir plan }:
 let
   inherit (builtins) concatStringsSep elemAt filter genList isString length split;
   inherit (internal) tomlValue;
@@ -38,6 +37,4 @@ in
 
   [dependencies]
   ${concatStringsSep "\n" (genList dep (length dirs))}
-
-  ${if member then "" else internal.profileSections template + "\n[workspace]"}
 ''

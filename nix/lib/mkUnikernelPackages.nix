@@ -20,9 +20,7 @@
 , readPlan
 , planCrateDirs
 , planRustflags
-, mkStandInManifest
 , layerCommand
-, renderCommand
 , buildDepsOnly
 , buildUnikernel
 , mkBootCheck
@@ -71,11 +69,9 @@ let
       ps);
   }));
 
-  # Builds a plan's stand-in (mkStandInManifest) where its rendered crate goes.
-  standInCommand = plan: renderCommand {
-    inherit plan;
-    standIn = mkStandInManifest { inherit plan; template = cargoTemplate; };
-  };
+  # The [profile] of every unikernel build (layers and images alike): the generator
+  # template's, at the root of the build's one workspace.
+  profile = (builtins.fromTOML (internal.profileSections cargoTemplate)).profile or { };
 
   depsLayers = listToAttrs (map
     (target:
@@ -93,13 +89,14 @@ let
             Regenerate them: `mirage-nix configure -t ${target} <dir>` for each example.
           '';
         dirs = unique (concatMap planCrateDirs ofTarget);
-        cargoCommands = map standInCommand ofTarget;
+        cargoCommands = [ (layerCommand { plans = ofTarget; each = true; }) ];
+        members = map internal.renderedDir ofTarget;
         # Third-party crates: manifests only, so code edits never rebuild them; every
         # plan's stand-in in one cargo run.
         deps = buildDepsOnly {
           name = "mirage-${target}";
-          inherit src rustflags dirs;
-          cargoCommands = [ (layerCommand { plans = ofTarget; template = cargoTemplate; }) ];
+          inherit src rustflags dirs members profile;
+          cargoCommands = [ (layerCommand { plans = ofTarget; }) ];
         };
       in
       {
@@ -110,7 +107,7 @@ let
           {
             name = "mirage-${target}";
             suffix = "workspace";
-            inherit src rustflags dirs cargoCommands;
+            inherit src rustflags dirs cargoCommands members profile;
             realDirs = mirageDirsOf ofTarget;
             cargoArtifacts = deps;
           } // { inherit deps; };
@@ -129,7 +126,9 @@ let
     rustflags = planRustflags plan;
     dirs = planCrateDirs plan;
     realDirs = mirageDirsOf [ plan ];
-    cargoCommands = [ (standInCommand plan) ];
+    cargoCommands = [ (layerCommand { plans = [ plan ]; }) ];
+    members = [ (internal.renderedDir plan) ];
+    inherit profile;
   };
   layerOf = n: plan:
     if layers == "target" then depsLayers.${found.${n}.target}
@@ -137,7 +136,7 @@ let
     else throw ''mirage-nix: layers = "${toString layers}" is not a kind of layer; use "target" or "image".'';
   images = mapAttrs
     (n: plan: buildUnikernel {
-      inherit src plan mirage-nix;
+      inherit src plan mirage-nix profile;
       depsArtifacts = layerOf n plan;
       keepTimesDirs = mirageDirsOf [ plan ];
     })

@@ -14,9 +14,11 @@
 # store's timestamps (mkCargoDerivation), so an image reuses their compiled artifacts.
 # `extraCrates` ({ dir; src; dummyFiles; } with `src` a directory or a Cargo.toml file)
 # become members too (buildDepsOnly's stand-ins), and so do `extraMembers`, directories
-# the build itself creates (the crate `mirage-nix render` writes).
+# the build itself creates (the crate `mirage-nix render` writes, a plan's stand-in).
+# `profile` (an attribute set, e.g. the generator template's profile for unikernel builds)
+# replaces the repository's [profile].
 { internal, pathCrates, cleanCrateSource, parseCargoLock, cargoLockClosure, writeCargoLock }:
-{ src, dirs, dummy ? false, realDirs ? [ ], keepTimesDirs ? [ ], extraCrates ? [ ], extraMembers ? [ ] }:
+{ src, dirs, dummy ? false, realDirs ? [ ], keepTimesDirs ? [ ], extraCrates ? [ ], extraMembers ? [ ], profile ? null }:
 let
   inherit (builtins) attrNames elem filter fromTOML map pathExists readFile;
   inherit (internal) filterAttrs toTOML unique;
@@ -32,7 +34,7 @@ let
       resolver = ws.resolver or "2";
       members = map (c: c.dir) crates ++ map (c: c.dir) extraCrates ++ extraMembers;
     };
-  } // filterAttrs (n: _: n == "profile") root);
+  } // (if profile != null then { inherit profile; } else filterAttrs (n: _: n == "profile") root));
 
   # The lock: the root's Cargo.lock, plus the packages only other roots' locks have (a
   # downstream unikernel's own Cargo.lock, if it has one).

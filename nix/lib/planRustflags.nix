@@ -3,8 +3,9 @@
 # The rustc flags a plan's target needs (`image.rustflags`, from the target's `rustflags`
 # in generator/catalogue.toml), for every crate of its image and of its target's
 # dependency layer alike, so both compile third-party crates identically. `{runtime}`
-# (the runtime crate's folder) becomes `@top@/src/<runtime dir>`; mkCargoDerivation.sh
-# replaces `@top@` with the build directory, where the workspace is laid out.
+# (the runtime crate's folder) becomes `@top@/src/<runtime dir>`; the rustc wrapper of
+# mkCargoDerivation.sh replaces `@top@` with the build directory, where the workspace is
+# laid out (cargo sees `@top@` only, so its hashes do not depend on that directory).
 { planCrateDirs }:
 plan:
 let

@@ -127,34 +127,22 @@ let
       expected = [ [ "src/lib.rs" ] [ ] ];
     };
 
-    # The dependency layer's stand-in manifest
+    # The dependency layer's stand-in manifest: a member of the build's workspace, so
+    # no [profile] or [workspace] of its own
     testStandInManifest = {
       expr =
-        let
-          m = builtins.fromTOML (lib.mkStandInManifest {
-            plan = hello;
-            template = "[package]\nname = \"x\"\n\n[profile.release]\nlto = true\npanic = \"abort\"\n\n# end\n[workspace]\n";
-          });
-        in
-        { inherit (m) profile; deps = m.dependencies.mirage-unix; };
-      expected = {
-        profile.release = { lto = true; panic = "abort"; };
-        deps = { path = "../../../../runtime/unix"; features = [ "std" ]; };
-      };
-    };
-
-    testStandInMemberHasNoProfile = {
-      expr =
-        let
-          m = builtins.fromTOML (lib.mkStandInManifest {
-            plan = hello;
-            template = "[profile.release]\nlto = true\n";
-            at = ".mirage-nix-layer/hello-unix";
-            member = true;
-          });
-        in
+        let m = builtins.fromTOML (lib.mkStandInManifest { plan = hello; }); in
         { profile = m.profile or null; workspace = m.workspace or null; deps = m.dependencies.mirage-unix; };
-      expected = { profile = null; workspace = null; deps = { path = "../../runtime/unix"; features = [ "std" ]; }; };
+      expected = { profile = null; workspace = null; deps = { path = "../../../../runtime/unix"; features = [ "std" ]; }; };
+    };
+    testStandInElsewhere = {
+      expr = (builtins.fromTOML (lib.mkStandInManifest { plan = hello; at = "a/b"; })).dependencies.mirage-unix.path;
+      expected = "../../runtime/unix";
+    };
+    # Unikernel builds put the generator template's profile at the workspace root.
+    testWorkspaceTakesAProfile = {
+      expr = (builtins.fromTOML (lib.mkWorkspace { inherit src; dirs = [ "runtime/core" ]; profile.release.lto = true; }).rootManifest).profile;
+      expected = { release.lto = true; };
     };
 
     testStandInBareMetalIsALibrary = {
@@ -162,7 +150,6 @@ let
         let
           m = builtins.fromTOML (lib.mkStandInManifest {
             plan = hello // { image = hello.image // { std = false; }; };
-            template = "";
           });
         in
         { lib = m.lib or null; bin = m.bin or null; };
@@ -182,6 +169,15 @@ let
     };
 
     # Helpers
+    # Source filters find paths relative to their root in any store: the default one, and
+    # a chroot store (`--store DIR`), where filters see DIR/nix/store/... paths.
+    testRelativeTo = {
+      expr = map (lib.internal.relativeTo "/nix/store/0a-source/examples/my.app+x") [
+        "/nix/store/0a-source/examples/my.app+x/src/lib.rs"
+        "/tmp/store root/nix/store/0a-source/examples/my.app+x/plans"
+      ];
+      expected = [ "src/lib.rs" "plans" ];
+    };
     testNormalizePath = {
       expr = lib.internal.normalizePath "examples/hello/./../../runtime/core";
       expected = "runtime/core";

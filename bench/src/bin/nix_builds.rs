@@ -22,7 +22,7 @@
 //! and the ratios the goals are stated in. Needs Nix set up
 //! (`eval "$(scripts/setup-nix)"`).
 
-use mirage_nix_bench::root;
+use mirage_nix_bench::{root, run_ok};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -32,15 +32,8 @@ use mirage_nix::render::{self, Roots};
 
 fn run(cmd: &mut Command) -> f64 {
     let start = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let took = start.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
+    run_ok(cmd);
+    start.elapsed().as_secs_f64()
 }
 
 fn git(dir: &Path, args: &[&str]) {

@@ -3,8 +3,10 @@
 //! [`crate_files`] turns a plan, and nothing else of the configuration, into the specialised
 //! crate: `Cargo.toml`, `src/main.rs` (configure keys as constants, runtime keys parsed at boot,
 //! every device connected in dependency order, then `start`) and the embedded files.
-//! [`dot`] draws graphs for `describe --dot`.
+//! [`disk`] makes the disk images of its stores over block devices (tar, FAT), and [`dot`]
+//! draws graphs for `describe --dot`.
 
+pub mod disk;
 pub mod dot;
 
 use std::path::{Component, Path, PathBuf};
@@ -211,7 +213,7 @@ fn render_template(
 }
 
 /// The files of `dir`, sorted, with their paths relative to it (`/`-separated).
-fn embedded_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, RenderError> {
+pub(crate) fn embedded_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, RenderError> {
     let err = |reason: String| RenderError::Embed {
         dir: dir.to_path_buf(),
         reason,

@@ -20,7 +20,9 @@
     in
     {
       legacyPackages.${system} = builtins.listToAttrs (map (n: { name = n; value = package n "0"; }) tools) // {
-        rustc = package "rustc" "1.0.0";
+        # The pin's rustc (nix/nixpkgs-pin.json; a test keeps them equal, and writes an
+        # older one to see the toolchain's check fail).
+        rustc = package "rustc" (builtins.replaceStrings [ "\n" ] [ "" ] (builtins.readFile ./rustc-version));
         cargo = package "cargo" "1.0.0";
         clippy = package "clippy" "1.0.0";
         rustfmt = package "rustfmt" "1.0.0";

@@ -118,6 +118,39 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
     kept
 }
 
+/// `image_beside_disks(example, configure, dir)` is the unix image of `example` (as
+/// [`image`] builds it) copied into `dir`, with the disk images its plan reads made beside it
+/// by `mirage-nix disks`, as the build lays them out.
+pub fn image_beside_disks(example: &str, configure: &[&str], dir: &Path) -> PathBuf {
+    let built = image(example, configure);
+    std::fs::create_dir_all(dir).unwrap();
+    let plan = work_dir().join(format!(
+        "{}.disks.json",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let mut args = vec!["query", "plan", "-t", "unix"];
+    args.extend_from_slice(configure);
+    let unikernel = root().join("examples").join(example);
+    let unikernel_arg = unikernel.to_string_lossy().into_owned();
+    args.push(&unikernel_arg);
+    std::fs::write(&plan, mirage_nix(&args).stdout).unwrap();
+    let (plan_arg, dir_arg) = (
+        plan.to_string_lossy().into_owned(),
+        dir.to_string_lossy().into_owned(),
+    );
+    mirage_nix(&[
+        "disks",
+        &plan_arg,
+        "-o",
+        &dir_arg,
+        "--unikernel-dir",
+        &unikernel_arg,
+    ]);
+    let copy = dir.join(example);
+    std::fs::copy(&built, &copy).unwrap();
+    copy
+}
+
 /// A `Process` is a child killed and reaped when the guard is dropped, whatever happens.
 pub struct Process {
     child: Child,
