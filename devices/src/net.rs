@@ -354,19 +354,31 @@ mod tests {
     /// `syn(src, dst)` is an Ethernet frame carrying a TCP SYN from `src` to `dst`, as an
     /// attacker forges them (to the MAC of host 2 of `link()`).
     fn syn(src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+        segment(src, dst, smoltcp::wire::TcpControl::Syn, 7, None)
+    }
+
+    /// `segment(src, dst, control, seq, ack)` is an Ethernet frame carrying a TCP segment
+    /// without payload from `src` (MAC 02:00:00:00:00:09) to `dst` (the MAC of host 2 of
+    /// `link()`).
+    fn segment(
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        control: smoltcp::wire::TcpControl,
+        seq: u32,
+        ack: Option<u32>,
+    ) -> Vec<u8> {
         use smoltcp::wire::{
-            EthernetRepr, IpAddress, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-            TcpSeqNumber,
+            EthernetRepr, IpAddress, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, TcpSeqNumber,
         };
         let tcp = TcpRepr {
             src_port: src.port(),
             dst_port: dst.port(),
-            control: TcpControl::Syn,
-            seq_number: TcpSeqNumber(7),
-            ack_number: None,
+            control,
+            seq_number: TcpSeqNumber(seq as i32),
+            ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
             window_len: 1024,
             window_scale: None,
-            max_seg_size: Some(1460),
+            max_seg_size: (control == smoltcp::wire::TcpControl::Syn).then_some(1460),
             sack_permitted: false,
             sack_ranges: [None; 3],
             timestamp: None,
@@ -470,6 +482,98 @@ mod tests {
             assert_eq!(tcp_sockets(&server), pool::SPARE_LISTENERS);
             ping_pong(&client, dst).await.unwrap();
         });
+    }
+
+    #[test]
+    fn a_reset_without_ack_ends_the_connection_not_a_listener_on_its_port() {
+        use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, Ipv4Packet, TcpControl, TcpPacket};
+        // A peer of the test's own at 10.0.0.9, speaking raw frames to the server.
+        let (peer, server_end) = link();
+        let send = |frame: Vec<u8>| {
+            let mut lane = peer.tx.borrow_mut();
+            lane.frames.push_back(frame);
+            if let Some(w) = lane.waker.take() {
+                w.wake();
+            }
+        };
+        let arp_reply = || {
+            let reply = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+                source_protocol_addr: Ipv4Addr::new(10, 0, 0, 9),
+                target_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+                target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
+            };
+            let mut f = vec![0u8; 14 + reply.buffer_len()];
+            let mut e = EthernetFrame::new_unchecked(&mut f[..]);
+            e.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 9]));
+            e.set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 2]));
+            e.set_ethertype(EthernetProtocol::Arp);
+            reply.emit(&mut ArpPacket::new_unchecked(e.payload_mut()));
+            f
+        };
+        // `next_segment()` is the server's next TCP segment (SYN?, FIN?, seq, payload
+        // length), answering ARP on the way.
+        let next_segment = || async {
+            for _ in 0..1000 {
+                sleep(1_000_000).await;
+                let Some(frame) = peer.rx.borrow_mut().frames.pop_front() else {
+                    continue;
+                };
+                let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+                if eth.ethertype() == EthernetProtocol::Arp {
+                    send(arp_reply());
+                    continue;
+                }
+                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                let seq = tcp.seq_number().0 as u32;
+                return (tcp.syn(), tcp.fin(), seq, tcp.payload().len() as u32);
+            }
+            panic!("the server sent nothing");
+        };
+        let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let (open, left) = mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (_, server, _) = host(server_end, "10.0.0.2/24");
+            let listener = server.listen(80).await.unwrap();
+            // The server answers each connection and closes it.
+            mirage_runtime::spawn(async move {
+                loop {
+                    let flow = listener.accept().await.unwrap();
+                    flow.write(b"hello").await.unwrap();
+                }
+            });
+            // Two connections, from ports 4000 and 4001; the first ends cleanly, so that the
+            // second's socket comes after a listening one in smoltcp's socket set (freed
+            // slots are reused first), as it happens after the first moments of any server.
+            for port in [4000, 4001] {
+                let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), port);
+                send(syn(src, dst));
+                let (syn_ack, _, isn, _) = next_segment().await;
+                assert!(syn_ack);
+                send(segment(src, dst, TcpControl::None, 8, Some(isn + 1)));
+                let (mut fin, mut end) = (false, isn + 1);
+                while !fin {
+                    let (_, f, seq, len) = next_segment().await;
+                    (fin, end) = (f, seq + len + u32::from(f));
+                }
+                if port == 4000 {
+                    // Acknowledge all and close too: the server's socket is freed.
+                    send(segment(src, dst, TcpControl::Fin, 8, Some(end)));
+                    sleep(1_000_000_000).await;
+                    peer.rx.borrow_mut().frames.clear();
+                } else {
+                    // The peer is gone and resets, without ACK, as Linux does.
+                    send(segment(src, dst, TcpControl::Rst, 8, None));
+                }
+            }
+            let open = tcp_sockets(&server);
+            // Well within the close timeout (30 s), the connection's socket is freed.
+            sleep(2_000_000_000).await;
+            (open, tcp_sockets(&server))
+        });
+        assert!(open > pool::SPARE_LISTENERS, "{open}");
+        assert_eq!(left, pool::SPARE_LISTENERS);
     }
 
     #[test]

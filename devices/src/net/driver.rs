@@ -35,10 +35,15 @@ const ARP_TRIES: u32 = 3;
 /// Rounds the driver runs before it lets the other tasks run, when frames keep coming.
 const FRAME_BUDGET: u32 = 32;
 /// Frames the driver takes from the device, when they are there, before smoltcp runs: each
-/// run of smoltcp visits every socket, so batching is what keeps many connections cheap.
-const FRAME_BATCH: usize = 32;
-/// Frame buffers kept for reuse, so that steady traffic allocates nothing per frame.
-const SPARE_FRAMES: usize = 256;
+/// run of smoltcp visits every socket, so batching is what keeps many connections cheap. With
+/// 10,000 connections on spt, 1,024 serve 3.3 times the requests 32 did (1.1 times with 1,000
+/// connections); the batch holds at most 1,024 frame buffers (2 MiB) at once, and ends at a
+/// SYN that found no listening socket free, so that a flood's next SYNs find the half-open
+/// connections to evict.
+const FRAME_BATCH: usize = 1024;
+/// Frame buffers the driver keeps for reuse; beyond them, the allocator's size-class caches
+/// serve a frame in constant time (and do not count as heap in use).
+const SPARE_FRAMES: usize = 16;
 /// How often the driver frees the sockets of finished connections, in nanoseconds.
 const REAP_INTERVAL_NS: u64 = 250_000_000;
 /// How often, at most, the driver logs that it evicted or refused connections.
@@ -198,6 +203,10 @@ pub(crate) struct Core<N> {
     pub(crate) inner: RefCell<Inner>,
     /// Set when a socket has something for the driver to do before its next timer.
     kicked: Cell<bool>,
+    /// Set when a SYN found no listening socket free (one was evicted, or none could be):
+    /// smoltcp must run before more frames are taken, so that the next SYNs find the
+    /// half-open connections it makes to evict.
+    crowded: Cell<bool>,
     driver: RefCell<Option<Waker>>,
     /// Futures waiting for any change: accepts, configuration, ARP answers, layer reads.
     changed: RefCell<Vec<Waker>>,
@@ -238,6 +247,7 @@ impl<N: Network + 'static> Core<N> {
                 pressure_at: 0,
             }),
             kicked: Cell::new(false),
+            crowded: Cell::new(false),
             driver: RefCell::new(None),
             changed: RefCell::new(Vec::new()),
         });
@@ -411,7 +421,9 @@ impl<N: Network> Core<N> {
                 let ours = inner.address.map(|p| p.address());
                 if let Some((port, peer)) = syn_to(eth.payload(), ours) {
                     let Inner { sockets, pool, .. } = &mut *inner;
-                    pool.admit(sockets, port, peer);
+                    if !pool.admit(sockets, port, peer) {
+                        self.crowded.set(true);
+                    }
                 }
                 if let Some(queue) = inner.datagrams.as_mut() {
                     if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
@@ -650,9 +662,50 @@ impl<N: Network> Core<N> {
 
     /// `received(frame)` hands a frame to smoltcp, after the layer readers' copies and the TCP
     /// pool's admission of a SYN.
-    fn received(&self, frame: Vec<u8>) {
+    fn received(&self, mut frame: Vec<u8>) {
+        acknowledge_bare_reset(&mut frame);
         self.observe(&frame);
         self.inner.borrow_mut().device.rx.push_back(frame);
+    }
+}
+
+/// `acknowledge_bare_reset(frame)` sets the ACK flag of a TCP reset that has none, in an
+/// IPv4 `frame` with a good checksum, so that smoltcp gives it to the connection it ends.
+///
+/// Linux answers a segment of a connection it no longer has with such a reset (sequence
+/// number = the segment's acknowledgement), as for every connection a client closed with a
+/// response still on its way. smoltcp offers a segment without ACK to the first socket that
+/// accepts it, a socket listening on the port accepts it, and a listening socket ignores a
+/// reset: the connection's socket never saw it, and kept retransmitting to a peer that kept
+/// resetting it until its timeout (30 s once closed, more while established), holding its
+/// buffers; under load, every round left such connections behind. With the flag set,
+/// listening sockets refuse the segment, and the connection's socket checks the reset as
+/// smoltcp checks every reset outside SYN-SENT, by its sequence number alone (in SYN-SENT,
+/// where the acknowledgement matters, a reset without ACK is refused either way).
+fn acknowledge_bare_reset(frame: &mut [u8]) {
+    use smoltcp::wire::IpAddress;
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) else {
+        return;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return;
+    }
+    let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+        return;
+    };
+    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+        return;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+        return;
+    };
+    if tcp.rst() && !tcp.ack() && tcp.verify_checksum(&src, &dst) {
+        tcp.set_ack(true);
+        tcp.fill_checksum(&src, &dst);
     }
 }
 
@@ -788,6 +841,9 @@ async fn receive_ready<N: Network>(core: &Core<N>, frame_len: usize) {
             Poll::Ready(Ok(n)) => {
                 buf.truncate(n);
                 core.received(buf);
+                if core.crowded.replace(false) {
+                    break;
+                }
             }
             // Nothing more now (the receive is cancel-safe), or an error the next wait reports.
             _ => break,

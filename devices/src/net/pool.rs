@@ -236,10 +236,16 @@ impl Pool {
     }
 
     /// `admit(sockets, port, peer)` makes sure a socket will take the SYN from `peer` to
-    /// `port` that smoltcp is about to see (see the module's doc).
-    pub(crate) fn admit(&mut self, sockets: &mut SocketSet<'static>, port: u16, peer: IpEndpoint) {
+    /// `port` that smoltcp is about to see (see the module's doc); false if none was free
+    /// (it evicted a half-open connection, or could not).
+    pub(crate) fn admit(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        port: u16,
+        peer: IpEndpoint,
+    ) -> bool {
         let Some(backlog) = self.backlogs.get_mut(&port) else {
-            return;
+            return true;
         };
         self.touched = true;
         let mut listening = 0;
@@ -249,17 +255,17 @@ impl Pool {
                 listening += 1;
             } else if s.remote_endpoint() == Some(peer) {
                 // A retransmitted SYN: the peer's own socket takes it.
-                return;
+                return true;
             }
         }
         if listening > backlog.promised {
             backlog.promised += 1;
-            return;
+            return true;
         }
         if let Some(h) = listening_socket(&mut self.open, &self.limits, sockets, port) {
             backlog.slots.push_back(h);
             backlog.promised += 1;
-            return;
+            return true;
         }
         let half_open = backlog
             .slots
@@ -274,9 +280,10 @@ impl Pool {
                 None => self.open -= 1,
             }
             self.pressure.evicted += 1;
-            return;
+            return false;
         }
         self.pressure.refused += 1;
+        false
     }
 
     /// `polled(changed)` ends the SYNs' promises once smoltcp has run, and wakes the tasks

@@ -4,8 +4,8 @@
 //! - `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp`, which the stable toolchain's prebuilt
 //!   `compiler_builtins` for `x86_64-unknown-linux-gnu` leaves to a libc that images do not
 //!   link (in `arch`, assembly);
-//! - the global allocator, a linked-list heap that the runtime's boot code hands its free
-//!   memory with [`heap::init`];
+//! - the global allocator, size-class caches in front of a linked-list heap, to which the
+//!   runtime's boot code hands its free memory with [`heap::init`];
 //! - [`panic::report`], which formats a panic's message once, without the heap;
 //! - [`cmdline::split`], which turns a boot command line into words;
 //! - [`rdtsc`], the time-stamp counter ordered after earlier loads, and [`tsc`]: ticks to

@@ -530,7 +530,7 @@ fn conduit_server_answers_an_http_get_under_the_minimal_hvt_monitor() {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let stop_monitor = stop.clone();
     let monitor = std::thread::spawn(move || {
-        let devices = vec![("service", HvtDevice::Net(guest_end))];
+        let devices = vec![("service", HvtDevice::Net(guest_end.into()))];
         hvt::run_with(&elf, "", devices, &stop_monitor)
     });
     let (arp_reply, syn_ack, response) = http_get(&host);

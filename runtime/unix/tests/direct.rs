@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{image, raw, Netns, Process};
+use common::{image, Netns, Process};
+use mirage_test_support::direct;
 
 /// `boot(ns, image, args)` runs `image` inside `ns` on tap0.
 fn boot(ns: &Netns, image: &std::path::Path, args: &[&str]) -> Process {
@@ -137,21 +137,6 @@ fn network_echoes_udp_answers_ping_and_shows_its_device() {
     assert!(log.contains("UDP echo on port 7"), "{log}");
 }
 
-/// `heap_in_use(log)` is every "heap: N ... bytes in use" the direct stack logged (at debug
-/// level, each time its last connection went), in order.
-fn heap_in_use(log: &str) -> Vec<u64> {
-    log.lines()
-        .filter_map(|l| {
-            l.split_once("heap: ")?
-                .1
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
 #[test]
 fn a_syn_flood_leaves_conduit_server_answering_and_gives_its_memory_back() {
     let image = image("conduit_server", &["--net=direct"]);
@@ -168,35 +153,8 @@ fn a_syn_flood_leaves_conduit_server_answering_and_gives_its_memory_back() {
             "--tcp-connections=1000",
         ],
     );
-    let curl = ["curl", "-sS", "--max-time", "2", "http://10.0.0.2:8080/"];
-    let body = ns.until_ok(&curl, Duration::from_secs(20), &mut server);
-    assert_eq!(body, b"hello mirage world!\n");
-    std::thread::sleep(Duration::from_millis(600));
-    let sent = raw::syn_flood(&ns.name, Ipv4Addr::new(10, 0, 0, 2), 8080, 5000);
-    assert_eq!(sent, 5000);
-    // At once, a normal client is answered within 2 s.
-    let started = Instant::now();
-    let out = ns.exec(&curl).output().unwrap();
-    assert_eq!(out.stdout, b"hello mirage world!\n", "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
-    // After the handshake timeout, the half-open connections' memory is back.
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(server.is_running());
-    let out = ns.exec(&curl).output().unwrap();
-    assert_eq!(out.stdout, b"hello mirage world!\n", "{out:?}");
-    std::thread::sleep(Duration::from_millis(600));
-    let log = server.stop();
-    assert!(
-        log.contains("half-open connections to admit new ones"),
-        "{log}"
-    );
-    let heap = heap_in_use(&log);
-    assert!(heap.len() >= 2, "{log}");
-    let (before, after) = (heap[0], heap[heap.len() - 1]);
-    assert!(
-        after * 10 <= before * 11,
-        "heap in use: {before} bytes before the flood, {after} after: {heap:?}"
-    );
+    direct::syn_flood(&ns, &mut server, direct::Flood::ACCEPTANCE);
+    direct::heap_returned(&server.stop());
 }
 
 #[test]
@@ -206,15 +164,7 @@ fn two_images_started_alike_choose_different_initial_sequence_numbers() {
     let mut isns = Vec::new();
     for _ in 0..2 {
         let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=8080"]);
-        let curl = ["curl", "-sS", "--max-time", "2", "http://10.0.0.2:8080/"];
-        ns.until_ok(&curl, Duration::from_secs(20), &mut server);
-        let isn = raw::initial_sequence(
-            &ns.name,
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-            8080,
-        );
-        isns.push(isn.expect("a SYN-ACK"));
+        isns.push(direct::initial_sequence(&ns, &mut server));
         server.stop();
     }
     assert_ne!(
@@ -228,36 +178,5 @@ fn network_reassembles_fragments_for_ping_and_udp() {
     let image = image("network", &[]);
     let Some(ns) = Netns::create() else { return };
     let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=7"]);
-    ns.until_ok(
-        &["ping", "-c", "1", "-W", "2", "10.0.0.2"],
-        Duration::from_secs(20),
-        &mut server,
-    );
-    // 3,000 bytes of ICMP payload: three fragments each way.
-    let out = ns
-        .exec(&[
-            "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", "10.0.0.2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("3008 bytes from 10.0.0.2"), "{text}");
-    assert!(text.contains(" 0% packet loss"), "{text}");
-    // A 4,000-byte UDP datagram echoed whole.
-    let echo = "head -c 4000 /dev/urandom > \"$1\"; exec 3<>/dev/udp/10.0.0.2/7; \
-                cat \"$1\" >&3; timeout 3 head -c 4000 <&3 | cmp - \"$1\"";
-    let sample = std::env::temp_dir().join(format!("{}.udp", ns.name));
-    let sample = sample.to_string_lossy().into_owned();
-    let out = ns
-        .exec(&["bash", "-c", echo, "echo", &sample])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&sample);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(server.is_running());
+    direct::fragments(&ns, &mut server);
 }

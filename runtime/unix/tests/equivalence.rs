@@ -216,7 +216,7 @@ fn solo5_digests(
             _ => {
                 let elf = std::fs::read(&image.elf).unwrap();
                 let guest = std::os::unix::net::UnixDatagram::from(guest_end);
-                let mut devices = vec![("service", HvtDevice::Net(guest))];
+                let mut devices = vec![("service", HvtDevice::Net(guest.into()))];
                 // static_website's store is `generic_kv_ro("htdocs")`: its disk is `htdocs`.
                 if let Some((_, _, file)) = block() {
                     devices.push(("htdocs", HvtDevice::Block(file)));

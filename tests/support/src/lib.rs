@@ -8,6 +8,10 @@
 //!   the plan's flags only), once per process;
 //! - [`process`]: child processes with deadlines, killed with what they started, their output
 //!   collected;
+//! - [`netns`]: network namespaces with a tap device, and raw IPv4 inside them (SYN floods);
+//! - [`direct`]: checks of the direct TCP/IP stack every target passes (SYN floods, initial
+//!   sequence numbers, fragments) and the heap use it logs;
+//! - [`load`]: HTTP load with wrk, round after round, and whether a server held up;
 //! - [`xen`]: the xen target's QEMU runs (dom0, PVH dom0, plain PVH) and the domU test bed
 //!   ([`xen::testbed`]: a Linux dom0 with netback, blkback and a bridge, running scenarios);
 //! - [`solo5`]: the Solo5 targets' images checked against the tenders' ELF rules, run under
@@ -36,9 +40,13 @@
 //! domU tests with devices, where several guests share one dom0 boot: [`xen::testbed`].
 #![deny(unsafe_code)]
 
+pub mod direct;
 pub mod examples;
 pub mod fault;
 pub mod image;
+pub mod load;
+#[allow(unsafe_code)]
+pub mod netns;
 pub mod process;
 pub mod solo5;
 pub mod tree;

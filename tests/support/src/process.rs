@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,25 +27,53 @@ pub struct Finished {
 /// A running child process (with its own process group), killed when dropped.
 pub struct Process {
     child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<Output>,
+    stderr: Option<Output>,
     started: Instant,
 }
 
-fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
-    let mut pipe = pipe?;
-    Some(std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    }))
+/// One of a child's output pipes, read into a buffer by a thread as the child writes.
+struct Output {
+    text: Arc<Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
 }
 
-fn text(reader: Option<JoinHandle<Vec<u8>>>) -> String {
-    let bytes = reader
-        .map(|r| r.join().unwrap_or_default())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// What a running process has written to one of its outputs so far, readable while the
+/// process runs and whoever holds it.
+#[derive(Clone, Debug)]
+pub struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    /// `text()` is what the process has written until now.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Output {
+    fn collect(pipe: Option<impl Read + Send + 'static>) -> Option<Output> {
+        let mut pipe = pipe?;
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let filled = text.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                filled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        Some(Output { text, reader })
+    }
+}
+
+fn text(output: Option<Output>) -> String {
+    output.map_or_else(String::new, |Output { text, reader }| {
+        let _ = reader.join();
+        let bytes = text.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 impl Process {
@@ -69,8 +98,8 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         Process {
-            stdout: collect(child.stdout.take()),
-            stderr: collect(child.stderr.take()),
+            stdout: Output::collect(child.stdout.take()),
+            stderr: Output::collect(child.stderr.take()),
             child,
             started: Instant::now(),
         }
@@ -79,6 +108,19 @@ impl Process {
     /// `is_running()` is true until the process exits.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `id()` is the process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `stdout_log()` is the process's standard output as it comes.
+    pub fn stdout_log(&self) -> Log {
+        Log(self
+            .stdout
+            .as_ref()
+            .map_or_else(Arc::default, |o| o.text.clone()))
     }
 
     /// `wait(deadline)` waits until the process ends, or kills it once `deadline` has passed

@@ -7,17 +7,59 @@
 //! PE|NE|WP|PG, CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA, RIP = entry, RSP = mem_size - 8,
 //! RDI = 0x10000 holding `struct hvt_boot_info`, the manifest and the command line. It serves
 //! the hypercalls (WALLTIME, PUTS, POLL, BLOCK_READ/WRITE, NET_READ/WRITE, HALT) for the
-//! devices it is given, and is not a tender: no seccomp, the first 64 KiB are mapped. It runs
-//! in a thread of the test (no child process).
+//! devices it is given, and is not a tender: no seccomp, the first 64 KiB are mapped, no net
+//! ring. Guest memory is `--mem` as `solo5-hvt` takes it (MiB, rounded down to 2 MiB pages;
+//! here at most 1 GiB, one page directory), the CPUID the guest sees is what KVM supports (as
+//! the tender sets it, less the SIMD extensions beyond SSE2, which PVM cannot run), and
+//! network devices are read and written a frame at a time, a failed
+//! write ending the run (`hvt_module_net.c`). It runs in a thread of the test ([`run_with`]),
+//! or in a child process with the console on its standard output and the guest's exit status
+//! as its own, as the tender runs ([`spawn`]).
 
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::elf::{loads, manifest, manifest_entry, u16_at, u32_at, u64_at};
 use super::net::GUEST_MAC;
+use super::spt::{attached_net, mem_bytes, spawn_child, Devices};
+use super::Link;
+use crate::process::Process;
 
-const MINI_HVT_MEM: u64 = 32 << 20;
+/// The name of the test that runs the monitor's child side.
+pub const CHILD_TEST: &str = "mini_hvt_child";
+
+/// How the monitor sets a guest up, besides its devices.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Guest memory in bytes (rounded down to 2 MiB pages, at least one).
+    pub mem: u64,
+    /// Whether the guest's console goes to this process's standard output as it comes, as
+    /// the tender's does, besides [`HvtRun::console`].
+    pub echo_console: bool,
+}
+
+impl Default for Setup {
+    /// 32 MiB, the console only collected.
+    fn default() -> Setup {
+        Setup {
+            mem: 32 << 20,
+            echo_console: false,
+        }
+    }
+}
+
+/// `usable()` says why the monitor cannot run here, if it cannot (no usable /dev/kvm).
+pub fn usable() -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(drop)
+        .map_err(|e| format!("/dev/kvm is not usable: {e}"))
+}
 
 /// What a run under the minimal monitor gave.
 #[derive(Debug)]
@@ -46,8 +88,8 @@ fn kvm_ioctl(fd: i32, request: u64, arg: u64) -> i64 {
 pub enum HvtDevice {
     /// A file as a block device of 512-byte blocks.
     Block(std::fs::File),
-    /// A datagram socket as a network device (MAC [`GUEST_MAC`], MTU 1500).
-    Net(std::os::unix::net::UnixDatagram),
+    /// A tap or a datagram socket as a network device (MAC [`GUEST_MAC`], the link's MTU).
+    Net(Link),
 }
 
 /// `run(elf, cmdline)` runs the hvt image `elf` until it halts, at most 30 s; `Err` says why
@@ -64,6 +106,27 @@ pub fn run_with(
     devices: Vec<(&str, HvtDevice)>,
     stop: &AtomicBool,
 ) -> Result<HvtRun, String> {
+    run_setup(
+        elf,
+        cmdline,
+        devices,
+        stop,
+        Setup::default(),
+        Duration::from_secs(30),
+    )
+}
+
+/// `run_setup(elf, cmdline, devices, stop, setup, limit)` runs `elf` set up as `setup` says,
+/// with `devices` attached by their manifest names, until it halts, `limit` passes or `stop`
+/// is set.
+pub fn run_setup(
+    elf: &[u8],
+    cmdline: &str,
+    devices: Vec<(&str, HvtDevice)>,
+    stop: &AtomicBool,
+    setup: Setup,
+    limit: Duration,
+) -> Result<HvtRun, String> {
     const KVM_GET_VCPU_MMAP_SIZE: u64 = 0xae04;
     const KVM_CREATE_VM: u64 = 0xae01;
     const KVM_CREATE_VCPU: u64 = 0xae41;
@@ -73,13 +136,14 @@ pub fn run_with(
     const KVM_SET_REGS: u64 = 0x4090_ae82;
     const KVM_RUN: u64 = 0xae80;
     const KVM_GET_TSC_KHZ: u64 = 0xaea3;
+    const KVM_GET_SUPPORTED_CPUID: u64 = 0xc008_ae05;
+    const KVM_SET_CPUID2: u64 = 0x4008_ae90;
     const KVM_EXIT_IO: u32 = 2;
     let kvm = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm: {e}"))?;
-    use std::os::fd::AsRawFd;
     let vm = kvm_ioctl(kvm.as_raw_fd(), KVM_CREATE_VM, 0);
     if vm < 0 {
         return Err(format!(
@@ -88,7 +152,14 @@ pub fn run_with(
         ));
     }
     let vm = vm as i32;
-    let mem = MINI_HVT_MEM;
+    // As `hvt_x86_mem_size`: whole 2 MiB pages, at least one.
+    let mem = (setup.mem & !((2 << 20) - 1)).max(2 << 20);
+    if mem > 1 << 30 {
+        return Err(format!(
+            "{} MiB of guest memory: the minimal monitor maps at most 1024",
+            mem >> 20
+        ));
+    }
     // SAFETY: an anonymous private mapping, owned by this function's caller for the run.
     let host = unsafe {
         libc::mmap(
@@ -140,10 +211,10 @@ pub fn run_with(
                 e[72..80].copy_from_slice(&f.metadata().unwrap().len().to_le_bytes());
                 e[80..82].copy_from_slice(&512u16.to_le_bytes());
             }
-            HvtDevice::Net(sock) => {
-                sock.set_nonblocking(true).unwrap();
+            HvtDevice::Net(link) => {
+                set_nonblocking(link);
                 e[72..78].copy_from_slice(&GUEST_MAC);
-                e[78..80].copy_from_slice(&1500u16.to_le_bytes());
+                e[78..80].copy_from_slice(&link.mtu.to_le_bytes());
             }
         }
         e[96] = 1;
@@ -162,6 +233,20 @@ pub fn run_with(
         ));
     }
     let vcpu = vcpu as i32;
+    // The CPUID the guest sees: what KVM supports (the tender's `setup_cpuid`), RDRAND
+    // included where the host has it, less the SIMD extensions (see `hide_simd`).
+    // struct kvm_cpuid2: nent, padding, then 40-byte entries.
+    let mut cpuid = vec![0u8; 8 + 100 * 40];
+    cpuid[..4].copy_from_slice(&100u32.to_le_bytes());
+    let supported = kvm_ioctl(
+        kvm.as_raw_fd(),
+        KVM_GET_SUPPORTED_CPUID,
+        cpuid.as_mut_ptr() as u64,
+    );
+    hide_simd(&mut cpuid);
+    if supported < 0 || kvm_ioctl(vcpu, KVM_SET_CPUID2, cpuid.as_ptr() as u64) < 0 {
+        return Err(format!("KVM CPUID: {}", std::io::Error::last_os_error()));
+    }
     let tsc_khz = kvm_ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
     if tsc_khz <= 0 {
         return Err(format!(
@@ -251,14 +336,18 @@ pub fn run_with(
     let mut tender_error = None;
     let started = std::time::Instant::now();
     let status = loop {
-        if started.elapsed() > Duration::from_secs(30) {
+        if started.elapsed() > limit {
             break Err("timed out".to_string());
         }
         if stop.load(Ordering::SeqCst) {
             break Err("stopped".to_string());
         }
         if kvm_ioctl(vcpu, KVM_RUN, 0) < 0 {
-            break Err(format!("KVM_RUN: {}", std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break Err(format!("KVM_RUN: {e}"));
         }
         let reason = u32_at(run, 8);
         if reason == 17 && u32_at(run, 32) == 1 && emulate_sse(vcpu, guest) {
@@ -293,6 +382,12 @@ pub fn run_with(
             }
             0x502 => {
                 let (data, len) = (at(0) as usize, at(8) as usize);
+                if setup.echo_console {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&guest[data..data + len]);
+                    let _ = out.flush();
+                }
                 console.extend_from_slice(&guest[data..data + len]);
             }
             0x503 => {
@@ -300,7 +395,7 @@ pub fn run_with(
                 let nets: Vec<(usize, i32)> = attached
                     .iter()
                     .filter_map(|(h, d)| match d {
-                        HvtDevice::Net(sock) => Some((*h, sock.as_raw_fd())),
+                        HvtDevice::Net(link) => Some((*h, link.fd.as_raw_fd())),
                         HvtDevice::Block(_) => None,
                     })
                     .collect();
@@ -355,24 +450,27 @@ pub fn run_with(
             }
             0x506 | 0x507 => {
                 // NET_WRITE / NET_READ: handle, data, len (in/out); ret at 24.
-                let Some(HvtDevice::Net(sock)) = attached.get(&(at(0) as usize)) else {
+                let Some(HvtDevice::Net(link)) = attached.get(&(at(0) as usize)) else {
                     break Err(format!("net hypercall on handle {}", at(0)));
                 };
                 let (data, len) = (at(8) as usize, at(16) as usize);
+                let frame = &mut guest[data..data + len];
                 let ret: i32 = if port == 0x506 {
-                    if sock.send(&guest[data..data + len]).is_ok() {
-                        0
-                    } else {
-                        3
+                    // A frame not written whole ends the run, as it ends the tender.
+                    match frame_io(link, frame, true) {
+                        Ok(n) if n == len => 0,
+                        Ok(n) => break Err(format!("wrote only {n} of {len} bytes")),
+                        Err(e) => break Err(format!("Fatal error when writing: {e}")),
                     }
                 } else {
-                    match sock.recv(&mut guest[data..data + len]) {
+                    match frame_io(link, frame, false) {
+                        Ok(0) => 1,
                         Ok(n) => {
                             put(guest, arg + 16, n as u64);
                             0
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 1,
-                        Err(_) => 3,
+                        Err(e) => break Err(format!("Fatal error when reading: {e}")),
                     }
                 };
                 guest[(arg + 24) as usize..(arg + 28) as usize].copy_from_slice(&ret.to_le_bytes());
@@ -393,6 +491,124 @@ pub fn run_with(
         status,
         tender_error,
     })
+}
+
+/// `hide_simd(cpuid)` keeps, of a `struct kvm_cpuid2`, the leaves and features a baseline
+/// x86_64 guest uses (vendor, family, the basic features of leaf 1, RDRAND, long mode, address
+/// sizes) and drops the rest (leaf 0 then says leaf 1 is the highest): a guest that sees SIMD extensions beyond SSE2 or the extended
+/// leaves picks code paths that this project's PVM /dev/kvm cannot run and the monitor does
+/// not carry out (kv_ro's sha256 jumped into its heap). `solo5-hvt` passes all of KVM's on;
+/// the baseline x86_64 the images are compiled for needs none of them.
+fn hide_simd(cpuid: &mut [u8]) {
+    const RDRAND: u32 = 1 << 30;
+    let entries = u32_at(cpuid, 0) as usize;
+    let mut kept = 0;
+    for i in 0..entries.min((cpuid.len() - 8) / 40) {
+        let mut e: [u8; 40] = cpuid[8 + i * 40..8 + (i + 1) * 40].try_into().unwrap();
+        match u32_at(&e, 0) {
+            // Leaf 0: the highest basic leaf is now 1.
+            0 => {
+                let highest = u32_at(&e, 8).min(1);
+                e[8..12].copy_from_slice(&highest.to_le_bytes());
+            }
+            0x8000_0000 | 0x8000_0001 | 0x8000_0008 => {}
+            // Leaf 1: ECX keeps RDRAND alone (it lists SSE3 to AVX, AES, XSAVE).
+            1 => {
+                let ecx = u32_at(&e, 20) & RDRAND;
+                e[20..24].copy_from_slice(&ecx.to_le_bytes());
+            }
+            _ => continue,
+        }
+        cpuid[8 + kept * 40..8 + (kept + 1) * 40].copy_from_slice(&e);
+        kept += 1;
+    }
+    cpuid[..4].copy_from_slice(&(kept as u32).to_le_bytes());
+}
+
+/// `set_nonblocking(link)` makes reads and writes on `link` return at once.
+fn set_nonblocking(link: &Link) {
+    let fd = link.fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `link` owns, with no pointers.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// `frame_io(link, frame, write)` writes `frame` to `link`, or reads a frame into it; the
+/// bytes transferred.
+fn frame_io(link: &Link, frame: &mut [u8], write: bool) -> std::io::Result<usize> {
+    let fd = link.fd.as_raw_fd();
+    // SAFETY: `frame` is valid for reads and writes of its length for the call.
+    let n = unsafe {
+        if write {
+            libc::write(fd, frame.as_ptr().cast(), frame.len())
+        } else {
+            libc::read(fd, frame.as_mut_ptr().cast(), frame.len())
+        }
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// `spawn(image, cmdline, devices)` runs the monitor on `image` in a child process (the test
+/// binary again, running only [`CHILD_TEST`], which
+/// [`mini_hvt_child_test!`](crate::mini_hvt_child_test) defines), inside the namespace of
+/// the devices' tap if they have one: the guest's console is its standard output and the
+/// guest's exit status its own (1, with the reason on standard error, if the monitor stops
+/// it otherwise). Block devices are not passed to the child; use [`run_with`] for those.
+pub fn spawn(image: &Path, cmdline: &str, devices: Devices) -> Process {
+    spawn_child(CHILD_TEST, "MINI_HVT", image, cmdline, devices)
+}
+
+/// `child()` is the child side of [`spawn`]: run the image named by `MINI_HVT_IMAGE` for up
+/// to a day and exit with its status. Without the variable, as in ordinary test runs, it does
+/// nothing.
+pub fn child() {
+    let Some(image) = std::env::var_os("MINI_HVT_IMAGE") else {
+        return;
+    };
+    let cmdline = std::env::var("MINI_HVT_CMDLINE").unwrap_or_default();
+    let elf = std::fs::read(image).unwrap();
+    let name: String;
+    let mut devices = Vec::new();
+    if let Some((net, link)) = attached_net() {
+        name = net;
+        devices.push((name.as_str(), HvtDevice::Net(link)));
+    }
+    // End the harness's "test mini_hvt_child ... " line: the guest's output starts afresh.
+    println!();
+    let setup = Setup {
+        mem: mem_bytes(),
+        echo_console: true,
+    };
+    let never = AtomicBool::new(false);
+    let day = Duration::from_secs(86_400);
+    match run_setup(&elf, &cmdline, devices, &never, setup, day) {
+        Ok(HvtRun {
+            status: Ok(status), ..
+        }) => std::process::exit(status),
+        Ok(HvtRun {
+            status: Err(why), ..
+        })
+        | Err(why) => {
+            eprintln!("mini hvt monitor: {why}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `mini_hvt_child_test!()` defines the test `mini_hvt_child`, the minimal hvt monitor's
+/// child side ([`solo5::hvt::child`](crate::solo5::hvt::child)), in a test binary that runs
+/// hvt images with [`solo5::hvt::spawn`](crate::solo5::hvt::spawn).
+#[macro_export]
+macro_rules! mini_hvt_child_test {
+    () => {
+        /// The minimal hvt monitor's child side; it does nothing in an ordinary test run.
+        #[test]
+        fn mini_hvt_child() {
+            $crate::solo5::hvt::child();
+        }
+    };
 }
 
 /// `emulate_sse(vcpu, guest)` carries out, for the vCPU, the register-to-register SSE

@@ -2,19 +2,20 @@
 //!
 //! It does what `solo5-spt` does before it jumps to an image (Solo5 `include/spt_abi.h`,
 //! `tenders/spt/spt_core.c`, as described in ../shared/reference/unikernel-abi.md §2.6): map
-//! guest memory at 0x10000, load the PT_LOAD segments at their addresses with their
-//! protections, write `struct spt_boot_info` at 0x11000 followed by the manifest (with the
-//! devices attached) and the command line, make the epoll and timer fds, and enter the image
-//! with RSP = mem_size - 8 and RDI = the boot info. It applies the tender's seccomp filter
-//! (with its block and network modules' rules); it is a check of the boot path, console,
-//! clocks, sleeping, block transfers, frames and exit codes, not a tender.
+//! guest memory at 0x10000 up to `--mem` MiB (`mem << 20` bytes, as `spt_main.c` reads it),
+//! load the PT_LOAD segments at their addresses with their protections, write
+//! `struct spt_boot_info` at 0x11000 followed by the manifest (with the devices attached) and
+//! the command line, make the epoll and (non-blocking) timer fds, and enter the image with
+//! RSP = mem_size - 8 and RDI = the boot info. It applies the tender's seccomp filter (with
+//! its block and network modules' rules); it is a check of the boot path, console, clocks,
+//! sleeping, block transfers, frames and exit codes, not a tender.
 //!
 //! The image runs in a child process: the test binary itself, started again with
 //! `MINI_SPT_IMAGE` set, running only its test `mini_spt_child`, which
 //! [`mini_spt_child_test!`](crate::mini_spt_child_test) defines. Devices: at most one block
-//! device (a file, 512-byte blocks) and one network device (a datagram socket, one frame per
-//! datagram, MAC [`GUEST_MAC`](super::net::GUEST_MAC), MTU 1500), attached by their manifest
-//! names.
+//! device (a file, 512-byte blocks) and one network device (a tap interface, attached inside
+//! its namespace as the tender attaches it, or a datagram socket, one frame per datagram; MAC
+//! [`GUEST_MAC`](super::net::GUEST_MAC)), attached by their manifest names.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
@@ -24,18 +25,33 @@ use std::time::Duration;
 
 use super::elf::{loads, manifest, manifest_entry, u32_at, u64_at, PF_W, PF_X};
 use super::net::GUEST_MAC;
+use super::Link;
+use crate::netns::Netns;
 use crate::process::{Finished, Process};
 
-const MINI_SPT_MEM: u64 = 32 << 20;
+/// The guest memory when none is asked for, in MiB (`solo5-spt`'s own default is 512).
+const DEFAULT_MEM_MIB: u64 = 32;
 
 /// The name of the test that runs the loader's child side.
 pub const CHILD_TEST: &str = "mini_spt_child";
 
-/// The devices to attach, by their names in the image's manifest.
+/// How a network device reaches the host.
+#[derive(Debug)]
+enum NetAttach {
+    /// A tap interface in a network namespace, attached by name inside it.
+    Tap { netns: String, iface: String },
+    /// An inherited descriptor (the tenders' `--net:NAME=@FD`).
+    Fd(OwnedFd),
+}
+
+/// What a guest is given, for any tender (the minimal spt loader and hvt monitor, and the
+/// real tenders through [`super::Tender`]): its memory and its devices, by their names in the
+/// image's manifest.
 #[derive(Debug, Default)]
 pub struct Devices {
     block: Option<String>,
-    net: Option<(String, OwnedFd)>,
+    net: Option<(String, NetAttach)>,
+    mem_mib: Option<u64>,
 }
 
 impl Devices {
@@ -46,11 +62,133 @@ impl Devices {
     }
 
     /// `net(name, guest_end)` attaches the datagram socket `guest_end` (see [`net_pair`]) as
-    /// the network device `name`.
+    /// the network device `name`, with MTU 1500.
     pub fn net(mut self, name: &str, guest_end: OwnedFd) -> Devices {
-        self.net = Some((name.to_string(), guest_end));
+        self.net = Some((name.to_string(), NetAttach::Fd(guest_end)));
         self
     }
+
+    /// `tap(name, ns)` attaches `ns`'s tap device `tap0` as the network device `name`, as
+    /// the tenders' `--net:NAME=tap0` does inside the namespace (the guest runs in it).
+    pub fn tap(mut self, name: &str, ns: &Netns) -> Devices {
+        let tap = NetAttach::Tap {
+            netns: ns.name.clone(),
+            iface: String::from("tap0"),
+        };
+        self.net = Some((name.to_string(), tap));
+        self
+    }
+
+    /// `mem(mib)` gives the guest `mib` MiB of memory, as the tenders' `--mem=MIB` (32 if not
+    /// given).
+    pub fn mem(mut self, mib: u64) -> Devices {
+        self.mem_mib = Some(mib);
+        self
+    }
+
+    /// `mem_mib()` is the guest's memory in MiB.
+    pub fn mem_mib(&self) -> u64 {
+        self.mem_mib.unwrap_or(DEFAULT_MEM_MIB)
+    }
+
+    /// `netns()` is the namespace the guest must run in (its tap's), if any.
+    pub fn netns(&self) -> Option<&str> {
+        match &self.net {
+            Some((_, NetAttach::Tap { netns, .. })) => Some(netns),
+            _ => None,
+        }
+    }
+
+    /// `tender_options()` are the real tenders' options for these devices: `--mem=MIB`,
+    /// `--block:NAME=FILE`, and `--net:NAME=IFACE` (or `@FD`) with the MAC the minimal
+    /// loaders give ([`GUEST_MAC`]), so that runs under either are alike. (The 0.12.1
+    /// tenders refuse `@FD`: their `tap_attach` leaves the MTU unset for it; use a tap.)
+    pub fn tender_options(&self) -> Vec<String> {
+        let mut options = vec![format!("--mem={}", self.mem_mib())];
+        if let Some(block) = &self.block {
+            options.push(format!("--block:{block}"));
+        }
+        if let Some((name, link)) = &self.net {
+            options.push(format!("--net:{name}={}", net_spec(link)));
+            let mac: Vec<String> = GUEST_MAC.iter().map(|b| format!("{b:02x}")).collect();
+            options.push(format!("--net-mac:{name}={}", mac.join(":")));
+        }
+        options
+    }
+
+    /// `describe(command)` passes these devices to a minimal loader's child side in its
+    /// environment (`MINI_SOLO5_MEM`, `MINI_SPT_BLOCK`, `MINI_SOLO5_NET`).
+    pub(crate) fn describe(&self, command: &mut Command) {
+        command.env("MINI_SOLO5_MEM", self.mem_mib().to_string());
+        if let Some(block) = &self.block {
+            command.env("MINI_SPT_BLOCK", block);
+        }
+        if let Some((name, link)) = &self.net {
+            command.env("MINI_SOLO5_NET", format!("{name}={}", net_spec(link)));
+        }
+    }
+}
+
+/// `net_spec(link)` is the tenders' spelling of a network device's host side.
+fn net_spec(link: &NetAttach) -> String {
+    match link {
+        NetAttach::Tap { iface, .. } => iface.clone(),
+        NetAttach::Fd(fd) => format!("@{}", fd.as_raw_fd()),
+    }
+}
+
+/// `attached_net()` is the child side's network device from `MINI_SOLO5_NET` (`NAME=IFACE`,
+/// a tap of the child's namespace, or `NAME=@FD`, an inherited descriptor): its name and link.
+pub(crate) fn attached_net() -> Option<(String, Link)> {
+    let spec = std::env::var("MINI_SOLO5_NET").ok()?;
+    let (name, host) = spec.split_once('=').expect("NAME=IFACE or NAME=@FD");
+    let link = match host.strip_prefix('@') {
+        Some(fd) => Link {
+            // SAFETY: the parent passed this descriptor to this process for the device.
+            fd: unsafe { OwnedFd::from_raw_fd(fd.parse().expect("@FD")) },
+            mtu: 1500,
+        },
+        None => super::tap::attach(host)
+            .unwrap_or_else(|e| panic!("Could not attach interface: {host}: {e}")),
+    };
+    Some((name.to_string(), link))
+}
+
+/// `mem_bytes()` is the child side's guest memory from `MINI_SOLO5_MEM` (MiB), in bytes.
+pub(crate) fn mem_bytes() -> u64 {
+    let mib = std::env::var("MINI_SOLO5_MEM").map_or(DEFAULT_MEM_MIB, |m| {
+        m.parse().expect("MINI_SOLO5_MEM is a number of MiB")
+    });
+    assert!(mib > 0, "Malformed argument to --mem");
+    mib << 20
+}
+
+/// `spawn_child(test, prefix, image, cmdline, devices)` starts the test binary again to run
+/// only `test`, a loader's child side, on `image` (`{prefix}_IMAGE`) with `cmdline`
+/// (`{prefix}_CMDLINE`) and `devices`, inside the devices' namespace if they have one. A
+/// guest socket end among the devices is closed here once the child has it.
+pub(crate) fn spawn_child(
+    test: &str,
+    prefix: &str,
+    image: &Path,
+    cmdline: &str,
+    devices: Devices,
+) -> Process {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match devices.netns() {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(format!("{prefix}_IMAGE"), image)
+        .env(format!("{prefix}_CMDLINE"), cmdline);
+    devices.describe(&mut command);
+    Process::spawn(&mut command)
 }
 
 /// `net_pair()` is a connected pair of datagram sockets: the test's end, and the guest's
@@ -75,19 +213,7 @@ pub fn net_pair() -> (UnixDatagram, OwnedFd) {
 
 /// `spawn(image, cmdline, devices)` starts the loader's child on `image`.
 pub fn spawn(image: &Path, cmdline: &str, devices: Devices) -> Process {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env("MINI_SPT_IMAGE", image)
-        .env("MINI_SPT_CMDLINE", cmdline);
-    if let Some(block) = &devices.block {
-        command.env("MINI_SPT_BLOCK", block);
-    }
-    if let Some((name, fd)) = &devices.net {
-        command.env("MINI_SPT_NET", format!("{name}={}", fd.as_raw_fd()));
-    }
-    // The guest's socket end (if any) is closed here once the child has it.
-    Process::spawn(&mut command)
+    spawn_child(CHILD_TEST, "MINI_SPT", image, cmdline, devices)
 }
 
 /// `run(image, cmdline, devices)` runs `image` to its end, at most 60 s.
@@ -141,7 +267,7 @@ fn check_errno(what: &str, r: i64) -> i64 {
 fn enter(elf: &[u8], cmdline: &str) -> ! {
     const BASE: u64 = 0x10000;
     const BOOT_INFO: u64 = 0x11000;
-    let mem = MINI_SPT_MEM;
+    let mem = mem_bytes();
     // SAFETY: a fixed anonymous mapping of the guest's range; MAP_FIXED_NOREPLACE fails rather
     // than replace anything this process has mapped there.
     let at = unsafe {
@@ -187,17 +313,16 @@ fn enter(elf: &[u8], cmdline: &str) -> ! {
         e[88..92].copy_from_slice(&fd.to_le_bytes());
         e[96] = 1;
     }
-    // A network device: `MINI_SPT_NET=NAME=FD` attaches the inherited datagram socket FD
-    // (one frame per datagram, as a tap gives them) as NAME, MAC 02:00:00:00:00:02, MTU 1500.
+    // A network device (`MINI_SOLO5_NET`): a tap or an inherited socket, MAC
+    // 02:00:00:00:00:02.
     let mut net = None;
-    if let Ok(spec) = std::env::var("MINI_SPT_NET") {
-        let (name, fd) = spec.split_once('=').expect("NAME=FD");
-        let fd: i32 = fd.parse().unwrap();
-        let i = manifest_entry(&mft, name, Some(2))
+    if let Some((name, link)) = attached_net() {
+        let i = manifest_entry(&mft, &name, Some(2))
             .unwrap_or_else(|| panic!("the network device {name} is not in the manifest"));
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(link.fd);
         let e = &mut mft[8 + i * 104..8 + (i + 1) * 104];
         e[72..78].copy_from_slice(&GUEST_MAC);
-        e[78..80].copy_from_slice(&1500u16.to_le_bytes());
+        e[78..80].copy_from_slice(&link.mtu.to_le_bytes());
         e[88..92].copy_from_slice(&fd.to_le_bytes());
         e[96] = 1;
         net = Some((i as u64, fd));
@@ -220,7 +345,7 @@ fn enter(elf: &[u8], cmdline: &str) -> ! {
         let epoll = check_errno("epoll_create1", libc::epoll_create1(0).into());
         let timer = check_errno(
             "timerfd_create",
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, 0).into(),
+            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK).into(),
         );
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,

@@ -1,26 +1,14 @@
 //! Raw IPv4 inside a test's network namespace: forged TCP SYNs (a SYN flood from addresses
 //! that never answer) and the SYN-ACKs they draw. Each call runs on a thread of its own that
-//! joins the namespace (`setns` changes only the calling thread's), so the test process stays
-//! in the host's namespace and nothing leaves the one the test made.
+//! joins the namespace ([`in_netns`]), so the test process stays in the host's namespace and
+//! nothing leaves the one the test made.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// `in_netns(name, f)` runs `f` on a thread inside network namespace `name`.
-fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{name}");
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a valid namespace descriptor changes this thread's network
-        // namespace only; the descriptor outlives the call.
-        let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("the namespace thread")
-}
+use super::in_netns;
+use crate::solo5::net::checksum;
 
 /// `raw_socket(protocol)` is a raw IPv4 socket of `protocol`, closed when dropped.
 fn raw_socket(protocol: i32) -> std::os::fd::OwnedFd {
@@ -30,18 +18,6 @@ fn raw_socket(protocol: i32) -> std::os::fd::OwnedFd {
     assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
     // SAFETY: `fd` was just opened and is owned by nothing else.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
-}
-
-/// `checksum(words)` is the Internet checksum of `bytes` (RFC 1071).
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// `syn(src, sport, dst, dport, seq)` is an IPv4 datagram carrying a TCP SYN.
@@ -58,7 +34,7 @@ fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Vec<u8
     pseudo.extend_from_slice(&dst.octets());
     pseudo.extend_from_slice(&[0, 6, 0, 20]);
     pseudo.extend_from_slice(&tcp);
-    let sum = checksum(&pseudo);
+    let sum = checksum(&[&pseudo]);
     tcp[16..18].copy_from_slice(&sum.to_be_bytes());
     let mut ip = vec![0u8; 20];
     ip[0] = 0x45;
@@ -67,7 +43,7 @@ fn syn(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, seq: u32) -> Vec<u8
     ip[9] = 6;
     ip[12..16].copy_from_slice(&src.octets());
     ip[16..20].copy_from_slice(&dst.octets());
-    let sum = checksum(&ip);
+    let sum = checksum(&[&ip]);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     ip.extend_from_slice(&tcp);
     ip
