@@ -45,6 +45,12 @@ pub const RESERVED_FLAGS: &[&str] = &[
     "output",
     "version",
     "quiet",
+    "dry-run",
+    "mem",
+    "disk",
+    "tap",
+    "xen",
+    "verbose",
 ];
 
 /// A target an image can be built for.

@@ -86,6 +86,12 @@ const OWN_FLAGS: &[&str] = &[
     "print-build-logs",
     "rebuild",
     "toolchain",
+    "dry-run",
+    "mem",
+    "disk",
+    "tap",
+    "xen",
+    "verbose",
 ];
 
 impl KeyedCommand {
@@ -191,7 +197,15 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
         if a.starts_with('-') {
             let takes_value = matches!(
                 a,
-                "-t" | "--target" | "--mirage-root" | "--toolchain" | "-l" | "--logs"
+                "-t" | "--target"
+                    | "--mirage-root"
+                    | "--toolchain"
+                    | "-l"
+                    | "--logs"
+                    | "--mem"
+                    | "--disk"
+                    | "--tap"
+                    | "--xen"
             ) || (a.starts_with("--")
                 && !a.contains('=')
                 && i + 1 < args.len()

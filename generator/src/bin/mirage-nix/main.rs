@@ -70,19 +70,22 @@ fn cli() -> Command {
             .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("dot").help("Print the summary as JSON")))
         .subcommand(args::keyed("configure", "Write the plan of each target to DIR/plans/<target>.json")
             .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
-            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives")))
+            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives"))
+            .arg(Arg::new("dry-run").long("dry-run").action(ArgAction::SetTrue).conflicts_with("check").help("Write nothing; say what would be written, with the lines of each plan that would change")))
         .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml or nix-attr")
             .mut_arg("dir", |a| a.index(2))
             .arg(Arg::new("info").index(1).required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
-        .subcommand(args::keyed("build", "Build the image of the committed plan with `nix build` (or with cargo: --cargo), print its path and how to boot it")
-            .long_about("Build the image of the plan for the target with `nix build` of the flake that builds it (the unikernel's own flake.nix, else the mirage-nix tree's), as package <name>-<target>. Nix builds committed plans: run `mirage-nix configure` first when the config or keys changed. Prints the image's path on stdout and how to boot it on stderr. Without Nix on PATH, or with --cargo, the crate is rendered and compiled with cargo into DIR/dist/ instead.")
-            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
-            .arg(Arg::new("cargo").long("cargo").action(ArgAction::SetTrue).help("Build with cargo directly, not Nix (the default when nix is not on PATH)"))
-            .arg(Arg::new("print-build-logs").long("print-build-logs").short('L').action(ArgAction::SetTrue).conflicts_with("cargo").help("Show the builders' logs (nix build -L) instead of nix's progress"))
-            .arg(Arg::new("rebuild").long("rebuild").action(ArgAction::SetTrue).conflicts_with("cargo").help("Build again although the image is in the store, and fail unless it is bit-for-bit the same"))
-            .arg(Arg::new("toolchain").long("toolchain").value_name("SOURCE").value_parser(["host", "nixpkgs"]).conflicts_with("cargo").help("The toolchain source (default: the flake's, see docs/nix.md)"))
-            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress (with --cargo)")))
+        .subcommand(build_args(args::keyed("build", "Build the image of the committed plan with `nix build` (or with cargo: --cargo), print its path and how to boot it")
+            .long_about("Build the image of the plan for the target with `nix build` of the flake that builds it (the unikernel's own flake.nix, else the mirage-nix tree's), as package <name>-<target>. Nix builds committed plans: run `mirage-nix configure` first when the config or keys changed. Prints the image's path on stdout and how to boot it on stderr. Without Nix on PATH, or with --cargo, the crate is rendered and compiled with cargo into DIR/dist/ instead. Without -t, the target is the last configured (else unix), and a line on stderr says which.")))
+        .subcommand(build_args(args::keyed("run", "Build the image (as `build` does) and boot it where it runs, streaming its console; exit with the unikernel's own status")
+            .long_about("Build the image of the plan for the target as `build` does, then boot it: a unix image is executed; a Solo5 image runs under its tender (SOLO5_SPT/SOLO5_HVT, else solo5-spt/solo5-hvt on PATH) with --mem and every device of its manifest attached; a xen image boots through its PVH entry under QEMU (--xen=dom0: as dom0 on Xen under QEMU; inside a Xen dom0: as a domU through `xl create`). Configure keys choose the plan; runtime keys given here, and the words after --, are the image's boot arguments. The exit status is the unikernel's: 0 success, 1 failure, 63 after --help, 64 on bad arguments (a crashed Xen domain is 1).")
+            .arg(Arg::new("mem").long("mem").value_name("MIB").value_parser(clap::value_parser!(u64).range(2..=1 << 20)).help("Memory of a Solo5 or Xen guest, in MiB [default: 64]"))
+            .arg(Arg::new("disk").long("disk").value_name("NAME=FILE|SIZE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::DiskOption)).help("Attach FILE as the block device NAME of a Solo5 image, or an empty disk of SIZE (64M, 1G) for this run; without it, the disk the build made beside the image"))
+            .arg(Arg::new("tap").long("tap").value_name("[NAME=]IFACE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::TapOption)).help("Attach the host's tap IFACE as the network device NAME (the only one if NAME is left out); without it, a tap is made for the run (root only)"))
+            .arg(Arg::new("xen").long("xen").value_name("HOW").value_parser(ops::run::XenMode::ALL.map(|(_, n)| n)).help("How a xen image boots: pvh (directly under QEMU), dom0 or pvh-dom0 (on Xen under QEMU), xl (a domU, inside a Xen dom0) [default: xl in a Xen dom0, else pvh]"))
+            .arg(Arg::new("verbose").long("verbose").action(ArgAction::SetTrue).help("Show Xen's own log lines too (dom0)"))
+            .arg(Arg::new("image-args").value_name("IMAGE-ARGS").num_args(0..).last(true).allow_hyphen_values(true).help("Boot arguments passed to the image as they are (after --)"))))
         .subcommand(Command::new("explain")
             .visible_alias("why-rebuild")
             .about("Name the inputs that make two builds different derivations, down to where the change starts")
@@ -111,6 +114,17 @@ fn cli() -> Command {
         .subcommand(Command::new("schema").about("Print the JSON Schema of plans"))
 }
 
+/// The options of commands that build images (`build`, `run`).
+fn build_args(c: Command) -> Command {
+    c
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
+            .arg(Arg::new("cargo").long("cargo").action(ArgAction::SetTrue).help("Build with cargo directly, not Nix (the default when nix is not on PATH)"))
+            .arg(Arg::new("print-build-logs").long("print-build-logs").short('L').action(ArgAction::SetTrue).conflicts_with("cargo").help("Show the builders' logs (nix build -L) instead of nix's progress"))
+            .arg(Arg::new("rebuild").long("rebuild").action(ArgAction::SetTrue).conflicts_with("cargo").help("Build again although the image is in the store, and fail unless it is bit-for-bit the same"))
+            .arg(Arg::new("toolchain").long("toolchain").value_name("SOURCE").value_parser(["host", "nixpkgs"]).conflicts_with("cargo").help("The toolchain source (default: the flake's, see docs/nix.md)"))
+            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress (with --cargo)"))
+}
+
 /// `plan_and_unikernel(m)` is the plan named by `m`'s `plan` argument and the unikernel's
 /// directory: `--unikernel-dir`, else the folder above the plan's `plans/`.
 fn plan_and_unikernel(m: &clap::ArgMatches) -> Result<(mirage_nix::plan::Plan, PathBuf), Failure> {
@@ -132,7 +146,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(String::as_str);
-    if let Some(name @ ("describe" | "configure" | "query" | "build")) = sub {
+    if let Some(name @ ("describe" | "configure" | "query" | "build" | "run")) = sub {
         let keyed = KeyedCommand::prepare(name, argv)?;
         let command = cli().mut_subcommand(name, |c| keyed.add_keys(c));
         let matches = command.try_get_matches_from(argv)?;
@@ -222,6 +236,18 @@ fn catalogue_only() -> Result<Unikernel, Report> {
     )
 }
 
+/// The build options of `build` and `run`.
+fn image_build(m: &ArgMatches) -> ops::ImageBuild {
+    ops::ImageBuild {
+        cargo: m.get_flag("cargo"),
+        mirage_root: m.get_one::<PathBuf>("mirage-root").cloned(),
+        toolchain: m.get_one::<String>("toolchain").cloned(),
+        print_build_logs: m.get_flag("print-build-logs"),
+        rebuild: m.get_flag("rebuild"),
+        quiet: m.get_flag("quiet"),
+    }
+}
+
 fn keyed_command(
     name: &str,
     uk: &Unikernel,
@@ -229,7 +255,13 @@ fn keyed_command(
     m: &ArgMatches,
 ) -> Result<ExitCode, Failure> {
     let given = args::given_keys(uk, m);
-    let target = ops::default_target(dir, m.get_one::<String>("target").map(String::as_str));
+    let choice = ops::choose_target(dir, m.get_one::<String>("target").map(String::as_str));
+    if matches!(name, "build" | "run") {
+        if let Some(line) = choice.explain(dir, uk.config.targets.keys().map(String::as_str)) {
+            eprintln!("{line}");
+        }
+    }
+    let target = choice.target;
     let pairs = || given.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     match name {
         "describe" => {
@@ -271,10 +303,25 @@ fn keyed_command(
             } else {
                 vec![target]
             };
-            for outcome in ops::configure(uk, dir, &targets, &given)? {
+            let writes = if m.get_flag("dry-run") {
+                ops::Writes::DryRun
+            } else {
+                ops::Writes::Files
+            };
+            for outcome in ops::configure_with(uk, dir, &targets, &given, writes)? {
                 match outcome {
                     Outcome::Written(p) => eprintln!("wrote {}", p.display()),
                     Outcome::Unchanged(p) => eprintln!("unchanged {}", p.display()),
+                    Outcome::WouldWrite { path, diff } => {
+                        eprintln!("would write {}:", path.display());
+                        print!("{diff}");
+                    }
+                    Outcome::WouldKeep(p) => eprintln!("would leave {} unchanged", p.display()),
+                    Outcome::WouldRemember(t) => eprintln!(
+                        "would remember {t} as the target of later commands ({}/{}/context.json)",
+                        dir.display(),
+                        ops::STATE_DIR
+                    ),
                     Outcome::Skipped { target, reason } => eprintln!("skipped {target}: {reason}"),
                 }
             }
@@ -299,50 +346,54 @@ fn keyed_command(
         "build" => {
             let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
             let plan = uk.plan(&ctx)?;
-            let mirage =
-                ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path));
-            let nix = if m.get_flag("cargo") {
-                None
-            } else {
-                let found = ops::find_nix();
-                if found.is_none() {
-                    eprintln!("nix is not on PATH: building with cargo instead (set Nix up with `eval \"$(scripts/setup-nix)\"`, see docs/nix.md)");
-                }
-                found
-            };
-            if let Some(nix) = nix {
-                // A downstream unikernel's own flake names the mirage-nix tree itself: the
-                // generator (e.g. `nix run`'s, far from any tree) needs none then.
-                let mirage = match mirage {
-                    Err(_) if dir.join("flake.nix").is_file() => dir.to_path_buf(),
-                    other => other?,
-                };
-                let opts = ops::NixOptions {
-                    mirage_root: mirage,
-                    toolchain: m.get_one::<String>("toolchain").cloned(),
-                    print_build_logs: m.get_flag("print-build-logs"),
-                    rebuild: m.get_flag("rebuild"),
-                    nix,
-                };
-                eprintln!("building {} for {} with nix", plan.name, plan.target);
-                let built = ops::build_with_nix(&plan, dir, &opts)?;
-                println!("{}", built.image.display());
-                eprintln!("{}", built.run_hint);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mirage = mirage?;
-            let opts = ops::BuildOptions {
-                target_dir: mirage.join("target").join("mirage-nix"),
-                roots: Roots {
-                    mirage,
-                    unikernel: dir.to_path_buf(),
-                },
-                quiet: m.get_flag("quiet"),
-            };
-            eprintln!("building {} for {} with cargo", plan.name, plan.target);
-            let built = ops::build(&plan, dir, &opts)?;
+            let built = ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?;
             println!("{}", built.image.display());
             eprintln!("{}", built.run_hint);
+        }
+        "run" => {
+            let (configure_keys, mut boot_args) = ops::run::split_keys(uk, &given);
+            let ctx = ops::context_with_plan(
+                uk,
+                dir,
+                &target,
+                configure_keys.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+            let plan = uk.plan(&ctx)?;
+            boot_args.extend(
+                m.get_many::<String>("image-args")
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            let opts = ops::run::RunOptions {
+                mem_mib: m.get_one::<u64>("mem").copied(),
+                disks: m
+                    .get_many::<ops::run::DiskOption>("disk")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                taps: m
+                    .get_many::<ops::run::TapOption>("tap")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                xen: m
+                    .get_one::<String>("xen")
+                    .and_then(|x| ops::run::XenMode::from_name(x)),
+                args: boot_args,
+                verbose: m.get_flag("verbose"),
+            };
+            let host = ops::run::Host::probe();
+            ops::run::preflight(&plan, &opts, &host)?;
+            let built = ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?;
+            let launch = ops::run::prepare(&plan, &built.image, &opts, &host)?;
+            for note in &launch.notes {
+                eprintln!("{note}");
+            }
+            eprintln!("booting {}: {}", plan.image.file, launch.command_text());
+            return Ok(ExitCode::from(launch.boot()?));
         }
         other => unreachable!("{other} is not a keyed command"),
     }
