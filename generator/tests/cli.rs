@@ -556,8 +556,12 @@ fn help_everywhere() {
         "configure",
         "query",
         "build",
+        "run",
+        "explain",
         "render",
+        "disks",
         "clean",
+        "completions",
         "targets",
         "catalogue",
         "schema",
@@ -568,4 +572,148 @@ fn help_everywhere() {
     }
     assert!(ok(&["targets"]).contains("xen   xen-pv"));
     assert!(ok(&["catalogue"]).contains("generic_kv_ro(dir: string) -> kv_ro"));
+}
+
+/// Every file under `dir` with its bytes, to show a command wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn configure_dry_run_says_what_it_would_write_and_writes_nothing() {
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    let before = snapshot(dir.path());
+    let o = mirage_nix(&["configure", "--dry-run", "-t", "unix", "--kv_ro=tar", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    let plan = format!("{d}/plans/unix.json");
+    assert!(err.contains(&format!("would write {plan}:")), "{err}");
+    assert!(err.contains("would remember unix as the target"), "{err}");
+    // The diff shows the key's new value against the committed plan's.
+    assert!(
+        out.starts_with(&format!("--- {plan}\n+++ {plan}\n@@")),
+        "{out}"
+    );
+    assert!(out.contains("\n-      \"value\": \"crunch\""), "{out}");
+    assert!(out.contains("\n+      \"value\": \"tar\""), "{out}");
+    assert_eq!(snapshot(dir.path()), before, "--dry-run wrote something");
+    // The same keys as committed: nothing would change.
+    let o = mirage_nix(&["configure", "--dry-run", "-t", "xen", d]);
+    assert!(
+        text(&o.stderr).contains(&format!("would leave {d}/plans/xen.json unchanged")),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).is_empty());
+    // Every target, on a unikernel with no plans yet: every line is new, no folder is made.
+    std::fs::remove_dir_all(dir.path().join("plans")).unwrap();
+    let bare = snapshot(dir.path());
+    let o = mirage_nix(&["configure", "--dry-run", "--all-targets", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).matches("would write").count(),
+        4,
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stdout).contains("+  \"version\""),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(snapshot(dir.path()), bare, "--dry-run wrote something");
+    assert!(!dir.path().join("plans").exists() && !dir.path().join(".mirage-nix").exists());
+}
+
+#[test]
+fn build_and_run_say_which_target_they_chose_and_why() {
+    let dir = copy_of("hello");
+    let d = dir.path().to_str().unwrap();
+    // Stopped right after the choice: no mirage-nix tree to build with.
+    let attempt = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--cargo", "--mirage-root", "/nonexistent", d]);
+        text(&mirage_nix(&all).stderr)
+    };
+    for cmd in ["build", "run"] {
+        let err = attempt(&[cmd]);
+        assert!(
+            err.contains(&format!("target unix (the default: {d} was never configured); choose another with -t hvt|spt|unix|xen")),
+            "{cmd}: {err}"
+        );
+        assert!(attempt(&[cmd, "-t", "unix"])
+            .lines()
+            .all(|l| !l.starts_with("target ")));
+    }
+    ok(&["configure", "-t", "xen", d]);
+    let err = attempt(&["build"]);
+    assert!(
+        err.contains(&format!(
+            "target xen (the target `mirage-nix configure` was last run for in {d})"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_names_a_missing_tender_before_building() {
+    let dir = copy_of("hello");
+    let d = dir.path().to_str().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args([
+            "run",
+            "-t",
+            "spt",
+            "--cargo",
+            "--mirage-root",
+            "/nonexistent",
+            d,
+        ])
+        .env_remove("SOLO5_SPT")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[no-tender]: no Solo5 spt tender: SOLO5_SPT is not set and solo5-spt is not on PATH"), "{err}");
+    assert!(
+        err.contains("github.com/Solo5/solo5") && err.contains("SOLO5_SPT=/path/to/solo5-spt"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("building"),
+        "the tender is looked for first:\n{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args(["run", "-t", "spt", "--cargo", d])
+        .env("SOLO5_SPT", "/nonexistent/solo5-spt")
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stderr).contains("SOLO5_SPT=/nonexistent/solo5-spt is not an executable file"),
+        "{}",
+        text(&o.stderr)
+    );
 }

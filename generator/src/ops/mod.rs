@@ -7,6 +7,7 @@
 //!   ([`Remembered`]) and rendered crates of `build`.
 
 mod build;
+pub mod completions;
 mod configure;
 mod describe;
 pub mod explain;

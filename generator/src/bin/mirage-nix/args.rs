@@ -97,6 +97,24 @@ const OWN_FLAGS: &[&str] = &[
 impl KeyedCommand {
     /// Finds DIR and the keys given in `argv`, loads the config and computes reachable keys.
     pub fn prepare(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
+        Self::read(name, argv, true)
+    }
+
+    /// Like [`KeyedCommand::prepare`], for a command line being typed (shell completion):
+    /// flags that are not keys yet are let be.
+    pub fn peek(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
+        Self::read(name, argv, false)
+    }
+
+    /// The keys a command line may still add, as `completions keys` prints them.
+    pub fn key_lines(&self) -> String {
+        self.unikernel
+            .as_ref()
+            .map(|uk| mirage_nix::ops::completions::key_lines(uk, &self.reachable))
+            .unwrap_or_default()
+    }
+
+    fn read(name: &str, argv: &[String], check: bool) -> Result<KeyedCommand, Report> {
         let after: Vec<&str> = argv
             .iter()
             .map(String::as_str)
@@ -141,7 +159,9 @@ impl KeyedCommand {
                 .context(&target, valid.clone())
                 .or_else(|_| uk.context("unix", valid))?;
             reachable = uk.reachable_keys(&ctx);
-            check_flags(uk, &after, &reachable, &ctx.target)?;
+            if check {
+                check_flags(uk, &after, &reachable, &ctx.target)?;
+            }
         }
         Ok(KeyedCommand {
             dir,

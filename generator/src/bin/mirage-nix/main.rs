@@ -16,6 +16,10 @@ use mirage_nix::render::{self, Roots};
 use mirage_nix::Unikernel;
 
 use args::KeyedCommand;
+use mirage_nix::ops::completions::{self, Shell};
+
+/// The commands that take the unikernel's keys as flags.
+const KEYED: &[&str] = &["describe", "configure", "query", "build", "run"];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -109,6 +113,16 @@ fn cli() -> Command {
         .subcommand(Command::new("clean")
             .about("Remove a unikernel's local state and built images (.mirage-nix/, dist/); committed plans stay")
             .arg(args::dir_arg()))
+        .subcommand(Command::new("completions")
+            .about("Print a shell completion script: commands, options, targets, and the keys of the unikernel a line names (or of the current directory's)")
+            .long_about("Print the completion script of a shell. bash: `eval \"$(mirage-nix completions bash)\"` (or save it in /usr/share/bash-completion/completions/mirage-nix); zsh: `eval \"$(mirage-nix completions zsh)\"` after compinit (or save it as _mirage-nix in $fpath); fish: `mirage-nix completions fish | source` (or save it in ~/.config/fish/completions/mirage-nix.fish). The scripts complete key flags by asking `mirage-nix completions keys -- WORDS...`, which prints the keys the line may still add, so they follow the unikernel, the target and the keys typed.")
+            .arg(Arg::new("shell").required(true).value_name("SHELL").value_parser([
+                clap::builder::PossibleValue::new("bash"),
+                clap::builder::PossibleValue::new("zsh"),
+                clap::builder::PossibleValue::new("fish"),
+                clap::builder::PossibleValue::new("keys").hide(true),
+            ]).help("The shell: bash, zsh or fish"))
+            .arg(Arg::new("words").value_name("WORDS").num_args(0..).last(true).allow_hyphen_values(true).hide(true).help("With `keys`: the command line being completed")))
         .subcommand(Command::new("targets").about("List the targets images can be built for"))
         .subcommand(Command::new("catalogue").about("List the built-in signatures, constructors (with the targets they exist on) and keys"))
         .subcommand(Command::new("schema").about("Print the JSON Schema of plans"))
@@ -146,7 +160,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(String::as_str);
-    if let Some(name @ ("describe" | "configure" | "query" | "build" | "run")) = sub {
+    if let Some(name) = sub.filter(|s| KEYED.contains(s)) {
         let keyed = KeyedCommand::prepare(name, argv)?;
         let command = cli().mut_subcommand(name, |c| keyed.add_keys(c));
         let matches = command.try_get_matches_from(argv)?;
@@ -219,6 +233,33 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 println!("removed {}", r.display());
             }
         }
+        ("completions", m) => {
+            let shell = m.get_one::<String>("shell").expect("required");
+            if shell == "keys" {
+                let words: Vec<String> = m
+                    .get_many::<String>("words")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let sub = words
+                    .iter()
+                    .skip(1)
+                    .find(|w| !w.starts_with('-'))
+                    .map(String::as_str);
+                if let Some(name) = sub.filter(|s| KEYED.contains(s)) {
+                    if let Ok(keyed) = KeyedCommand::peek(name, &words) {
+                        print!("{}", keyed.key_lines());
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let shell = Shell::from_name(shell).expect("clap checked the value");
+            print!(
+                "{}",
+                completions::script(shell, "mirage-nix", &command_specs(&cli()))
+            );
+        }
         ("targets", _) => print!("{}", ops::targets(&catalogue_only()?.config)),
         ("catalogue", _) => print!("{}", ops::catalogue(&catalogue_only()?.config)),
         ("schema", _) => print!("{}", mirage_nix::plan::schema()),
@@ -234,6 +275,75 @@ fn catalogue_only() -> Result<Unikernel, Report> {
         "<none>",
         "[unikernel]\nname = \"none\"\nsignature = \"job\"\nreporter = false\n",
     )
+}
+
+/// The commands of `cli` as completion scripts see them.
+fn command_specs(cli: &Command) -> Vec<completions::CommandSpec> {
+    cli.get_subcommands()
+        .map(|c| {
+            let help = completions::OptionSpec {
+                long: Some("help".into()),
+                short: Some('h'),
+                takes_value: false,
+                values: Vec::new(),
+                path: false,
+                help: "Print help (keys included)".into(),
+            };
+            let options = c
+                .get_arguments()
+                .filter(|a| !a.is_positional() && !a.is_hide_set())
+                .map(|a| {
+                    let takes_value = a.get_action().takes_values();
+                    let value_name = a
+                        .get_value_names()
+                        .and_then(|n| n.first())
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    completions::OptionSpec {
+                        long: a.get_long().map(str::to_string),
+                        short: a.get_short(),
+                        takes_value,
+                        values: a
+                            .get_possible_values()
+                            .iter()
+                            .filter(|v| !v.is_hide_set())
+                            .map(|v| v.get_name().to_string())
+                            .collect(),
+                        path: takes_value
+                            && (value_name.contains("DIR") || value_name.contains("FILE")),
+                        help: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                    }
+                })
+                .chain(std::iter::once(help))
+                .collect();
+            let mut positionals: Vec<&Arg> = c
+                .get_positionals()
+                .filter(|a| !a.is_hide_set() && !a.is_last_set())
+                .collect();
+            positionals.sort_by_key(|a| a.get_index());
+            let positionals = positionals
+                .into_iter()
+                .map(|a| match a.get_id().as_str() {
+                    "dir" => completions::Positional::Dir,
+                    _ if !a.get_possible_values().is_empty() => completions::Positional::Words(
+                        a.get_possible_values()
+                            .iter()
+                            .filter(|v| !v.is_hide_set())
+                            .map(|v| v.get_name().to_string())
+                            .collect(),
+                    ),
+                    _ => completions::Positional::File,
+                })
+                .collect();
+            completions::CommandSpec {
+                name: c.get_name().to_string(),
+                about: c.get_about().map(|h| h.to_string()).unwrap_or_default(),
+                options,
+                positionals,
+                keyed: KEYED.contains(&c.get_name()),
+            }
+        })
+        .collect()
 }
 
 /// The build options of `build` and `run`.
