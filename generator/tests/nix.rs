@@ -199,7 +199,7 @@ fn an_unchanged_image_builds_nothing() {
 fn nix_develop_fetches_nothing() {
     let s = scratch();
     let flake = s.dir.display().to_string();
-    let out = run(s.nix(&[
+    let out = run(&mut s.nix(&[
         "develop",
         &flake,
         "-c",
@@ -211,10 +211,16 @@ fn nix_develop_fetches_nothing() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(stdout.contains("-mirage-nix/bin/mirage-nix"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("-mirage-nix/bin/mirage-nix"),
+        "{stdout}{stderr}"
+    );
     assert!(stdout.contains("rustc"), "{stdout}{stderr}");
     for bad in ["download", "error", "warning", "github"] {
-        assert!(!stderr.to_lowercase().contains(bad), "nix develop said {bad}:\n{stderr}");
+        assert!(
+            !stderr.to_lowercase().contains(bad),
+            "nix develop said {bad}:\n{stderr}"
+        );
     }
     let mut shell = s.nix(&["develop", &flake]);
     shell
@@ -235,7 +241,10 @@ fn nix_develop_fetches_nothing() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("in the shell: 42"), "{stdout}{stderr}");
     for bad in ["download", "error", "warning", "github"] {
-        assert!(!stderr.to_lowercase().contains(bad), "nix develop said {bad}:\n{stderr}");
+        assert!(
+            !stderr.to_lowercase().contains(bad),
+            "nix develop said {bad}:\n{stderr}"
+        );
     }
 }
 
