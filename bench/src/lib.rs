@@ -17,19 +17,36 @@ pub fn work_dir() -> PathBuf {
     scratch("bench-images")
 }
 
-/// `build_image(example, target)` builds the example's committed plan for `target` as
-/// `nix build` does (the Solo5 targets with the host triple as cargo's target) and returns
-/// the image's path.
-pub fn build_image(example: &str, target: &str) -> PathBuf {
+/// `builder(target)` builds images for `target` as `nix build` does: bare-metal targets with
+/// the host triple as cargo's target, so that their flags do not reach build scripts (the
+/// direct stack's dependencies have some).
+pub fn builder(target: &str) -> Builder {
     let builder = Builder::new(work_dir());
-    let builder = if matches!(target, "hvt" | "spt") {
+    if matches!(target, "hvt" | "spt" | "xen") {
         builder.host_target()
     } else {
         builder
-    };
-    builder
+    }
+}
+
+/// `build_image(example, target)` builds the example's committed plan for `target` as
+/// `nix build` does and returns the image's path.
+pub fn build_image(example: &str, target: &str) -> PathBuf {
+    builder(target)
         .committed(&format!("examples/{example}"), target)
         .path
+}
+
+/// `examples_planned_for(target)` is the examples with a committed plan for `target`, sorted.
+pub fn examples_planned_for(target: &str) -> Vec<String> {
+    let dir = root().join("examples");
+    let mut examples: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|e| dir.join(e).join(format!("plans/{target}.json")).exists())
+        .collect();
+    examples.sort();
+    examples
 }
 
 /// The median of some samples.

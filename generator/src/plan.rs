@@ -362,27 +362,96 @@ fn confined(dir: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
-/// Whether a name can name a Solo5 device.
-fn valid_device_name(name: &str) -> bool {
-    (1..=67).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric())
+/// The rules the names of a plan's devices follow, by image format: what can name a Solo5
+/// device, or a xen device (whose block devices' names are the files their `xl` disk lines
+/// attach).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceNames {
+    Solo5,
+    Xen,
 }
 
-/// Rejects manifests with two devices of one name, or more devices than Solo5 allows.
+impl DeviceNames {
+    fn of(format: &str) -> DeviceNames {
+        if format == "xen-pv" {
+            DeviceNames::Xen
+        } else {
+            DeviceNames::Solo5
+        }
+    }
+
+    /// Who reads the names, for messages.
+    fn what(self) -> &'static str {
+        match self {
+            DeviceNames::Solo5 => "Solo5 manifest",
+            DeviceNames::Xen => "xl config",
+        }
+    }
+
+    /// Whose devices they are, for messages.
+    fn platform(self) -> &'static str {
+        match self {
+            DeviceNames::Solo5 => "Solo5",
+            DeviceNames::Xen => "xen",
+        }
+    }
+
+    /// How many devices, and how many block devices, a plan may have.
+    fn limits(self) -> (usize, usize) {
+        match self {
+            DeviceNames::Solo5 => (MANIFEST_MAX_DEVICES, usize::MAX),
+            DeviceNames::Xen => (usize::MAX, crate::render::xl::MAX_DISKS),
+        }
+    }
+
+    /// Whether `name` can name a device.
+    fn valid(self, name: &str) -> bool {
+        match self {
+            DeviceNames::Solo5 => {
+                (1..=67).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric())
+            }
+            // A file name or relative path an xl disk line can hold.
+            DeviceNames::Xen => {
+                (1..=255).contains(&name.len())
+                    && !name.starts_with(['-', '/'])
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c))
+            }
+        }
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            DeviceNames::Solo5 => "Solo5 device names are 1 to 67 letters and digits",
+            DeviceNames::Xen => {
+                "xen device names are 1 to 255 letters, digits and `._-+/`, not starting with `-` or `/`"
+            }
+        }
+    }
+}
+
+/// Rejects device lists with two devices of one name, or more devices than the target allows.
 fn check_manifest(
     nodes: &[PlanNode],
     graph: &Graph,
     order: &[NodeId],
+    names: DeviceNames,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut blocks = 0;
     for (i, node) in nodes.iter().enumerate() {
         let Some(m) = &node.manifest else { continue };
+        if m.kind == ManifestKind::Block {
+            blocks += 1;
+        }
         if let Some(&first) = seen.get(m.name.as_str()) {
             diags.push(
                 Diagnostic::error(
                     "duplicate-device",
                     graph.nodes[order[i]].origin,
-                    format!("two devices are named `{}` in the Solo5 manifest", m.name),
+                    format!("two devices are named `{}` in the {}", m.name, names.what()),
                 )
                 .with_note(graph.nodes[order[first]].origin, "the first is here")
                 .with_help("give each network and block device its own name"),
@@ -390,17 +459,30 @@ fn check_manifest(
         }
         seen.insert(&m.name, i);
     }
-    if seen.len() > MANIFEST_MAX_DEVICES {
+    let (max, max_blocks) = names.limits();
+    if seen.len() > max {
         diags.push(
             Diagnostic::error(
                 "too-many-devices",
                 None,
                 format!(
-                    "{} Solo5 devices, but a manifest holds at most {MANIFEST_MAX_DEVICES}",
+                    "{} Solo5 devices, but a manifest holds at most {max}",
                     seen.len()
                 ),
             )
             .with_help("use fewer network and block devices"),
+        );
+    }
+    if blocks > max_blocks {
+        diags.push(
+            Diagnostic::error(
+                "too-many-devices",
+                None,
+                format!(
+                    "{blocks} block devices, but an xl config names at most {max_blocks} (xvda to xvdp)"
+                ),
+            )
+            .with_help("use fewer block devices"),
         );
     }
 }
@@ -413,6 +495,7 @@ pub fn lower(
     eval: &Evaluation,
 ) -> Result<Plan, Report> {
     let target = &config.targets[&ctx.target];
+    let names = DeviceNames::of(&target.format);
     let mut diags = Vec::new();
     let ids: BTreeMap<NodeId, String> = eval
         .order
@@ -520,18 +603,31 @@ pub fn lower(
                 file,
             })
         });
-        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match template::render(name, &bindings) {
-            Ok(name) if valid_device_name(&name) => Some(ManifestDevice { name, kind: *kind }),
-            Ok(name) => {
-                diags.push(
-                    Diagnostic::error("bad-device-name", node.origin, format!("`{name}` cannot name a Solo5 device"))
-                        .with_help("Solo5 device names are 1 to 67 letters and digits: rename the device in unikernel.toml"),
-                );
-                None
-            }
-            Err(e) => {
-                diags.push(Diagnostic::error("bad-template", imp.span, format!("the manifest name of `{ctor}` does not render: {e}")));
-                None
+        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| {
+            match template::render(name, &bindings) {
+                Ok(name) if names.valid(&name) => Some(ManifestDevice { name, kind: *kind }),
+                Ok(name) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "bad-device-name",
+                            node.origin,
+                            format!("`{name}` cannot name a {} device", names.platform()),
+                        )
+                        .with_help(format!(
+                            "{}: rename the device in unikernel.toml",
+                            names.rule()
+                        )),
+                    );
+                    None
+                }
+                Err(e) => {
+                    diags.push(Diagnostic::error(
+                        "bad-template",
+                        imp.span,
+                        format!("the manifest name of `{ctor}` does not render: {e}"),
+                    ));
+                    None
+                }
             }
         });
         let connect = match template::render(&imp.connect, &bindings) {
@@ -591,7 +687,7 @@ pub fn lower(
         });
     }
 
-    check_manifest(&nodes, graph, &eval.order, &mut diags);
+    check_manifest(&nodes, graph, &eval.order, names, &mut diags);
 
     let main = &config.main;
     let mut call_args: Vec<String> = graph.main.args.iter().map(|&a| take(resolved(a))).collect();
@@ -702,6 +798,20 @@ mod tests {
         assert!(Plan::from_json("{\"version\": 1}")
             .unwrap_err()
             .contains("not a valid version 1 plan"));
+    }
+
+    #[test]
+    fn device_names_follow_the_target() {
+        let solo5 = DeviceNames::of("solo5-hvt");
+        let xen = DeviceNames::of("xen-pv");
+        assert!(solo5.valid("storage") && xen.valid("storage"));
+        assert!(!solo5.valid("disk.img") && xen.valid("disk.img"));
+        assert!(xen.valid("disks/t.tar"));
+        for bad in ["", "-x", "/etc/passwd", "a b", "a,b", "a'b", "a=b"] {
+            assert!(!xen.valid(bad), "{bad:?} is accepted");
+        }
+        assert!(!xen.valid(&"d".repeat(256)));
+        assert_eq!(xen.limits().1, 16);
     }
 
     #[test]

@@ -167,10 +167,7 @@ fn describe_shows_keys_defaults_and_output() {
     assert!(out.contains("ipv4=10.0.0.2/24 (default, runtime)"), "{out}");
     assert!(out.contains("net=direct\n"), "{out}");
     assert!(out.contains("target=xen"), "{out}");
-    assert!(
-        out.contains("Output  none: netif network is not available on xen"),
-        "{out}"
-    );
+    assert!(out.contains("Output  conduit_server.xen (xen-pv)"), "{out}");
     let json: serde_json::Value = serde_json::from_str(&ok(&[
         "describe",
         "--json",
@@ -401,7 +398,7 @@ fn bad_keys_on_the_command_line() {
             "conduit_server",
             &["-t", "xen", "--net=socket"],
             1,
-            "build for another target: -t unix",
+            "use --net=direct",
         ),
         (
             "conduit_server",

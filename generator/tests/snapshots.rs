@@ -1,5 +1,5 @@
 //! Snapshots of what every committed plan renders to: `src/main.rs` and `Cargo.toml` of each
-//! example × target. The plans themselves are pinned byte for byte by the CLI tests (they are
+//! example × target, and the `xl` configs of the xen ones. The plans themselves are pinned byte for byte by the CLI tests (they are
 //! committed and regenerated there); these pin the code generated from them. Review changes
 //! with `cargo insta review`.
 
@@ -42,10 +42,11 @@ fn rendered_crates_of_every_example_and_target() {
             unikernel: example,
         };
         let files = crate_files(&plan, &roots, &out).unwrap();
-        for file in files
-            .iter()
-            .filter(|f| f.path.extension().is_some_and(|x| x == "rs" || x == "toml"))
-        {
+        for file in files.iter().filter(|f| {
+            f.path
+                .extension()
+                .is_some_and(|x| x == "rs" || x == "toml" || x == "xl")
+        }) {
             let name = format!(
                 "{}-{}-{}",
                 plan.name,

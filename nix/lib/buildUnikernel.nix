@@ -6,7 +6,8 @@
 # workspace slice the plan needs on top of the target's layers (`depsArtifacts`; the
 # crates of `keepTimesDirs`, compiled there, are reused as they are), and installs
 # the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise, with the
-# disk images its stores read beside it (diskCommand).
+# disk images its stores read beside it (diskCommand), and for xen the image's xl configs
+# (`<name>.xl` PVH, `<name>.pv.xl` PV).
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
 { internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand, diskCommand }:
@@ -38,6 +39,10 @@ mkCargoDerivation
       [ -n "$exe" ] || { echo "mirage-nix: cargo built no executable for ${plan.name}" >&2; exit 1; }
       mkdir -p "$out/$(dirname ${shellEscape dest})"
       cp "$exe" "$out/"${shellEscape dest}
+      # xen: the xl configs `mirage-nix render` wrote, beside the image they run.
+      for xl in ${shellEscape "${plan.dir}/.mirage-nix/${plan.target}"}/*.xl; do
+        if [ -e "$xl" ]; then cp "$xl" "$out/"; fi
+      done
     '' + diskCommand { inherit plan dest; };
   } // {
   inherit plan depsArtifacts;

@@ -13,25 +13,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use mirage_nix_bench::{build_image, median, root, time_run};
+use mirage_nix_bench::{build_image, examples_planned_for, median, root, time_run};
 
 fn size(path: &PathBuf) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 fn main() {
-    let mut examples: Vec<String> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|e| {
-            root()
-                .join("examples")
-                .join(e)
-                .join("plans/hvt.json")
-                .exists()
-        })
-        .collect();
-    examples.sort();
+    let examples = examples_planned_for("hvt");
     println!("| example | unix | xen | hvt | spt |");
     println!("|---|---:|---:|---:|---:|");
     for example in &examples {

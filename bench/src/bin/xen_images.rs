@@ -1,10 +1,12 @@
 //! `cargo run --release -p mirage-nix-bench --bin xen_images`: the xen target's images beside
-//! the unix ones. For hello, console and kv_ro it renders each committed plan, builds the image
-//! with cargo and the plan's flags only, and prints a Markdown table of
+//! the unix ones. It renders each committed plan, builds the image with cargo and the plan's
+//! flags only (as Nix builds them), and prints two Markdown tables:
 //!
-//! - the image's size in bytes;
-//! - the time from starting QEMU (or the unix process) to the first line of the unikernel's
-//!   output, and to the end of the run (medians of a few runs).
+//! - every example's xen image (and kv_ro's with `--kv_ro=tar`) beside its unix one: sizes in
+//!   bytes, and the devices its xl config gives the domain;
+//! - for hello, console and kv_ro, which need no devices, the time from starting QEMU (or the
+//!   unix process) to the first line of the unikernel's output, and to the end of the run
+//!   (medians of a few runs).
 //!
 //! Xen images are booted as dom0 on Xen 4.17 under QEMU TCG and through their PVH entry
 //! directly under QEMU (TCG); both need `scripts/setup`'s packages. hello and console sleep
@@ -13,7 +15,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mirage_nix_bench::{build_image as build, median, time_run};
+use mirage_nix::render::xl::{self, DomainType};
+use mirage_nix_bench::{build_image as build, builder, examples_planned_for, median, time_run};
 use mirage_test_support::xen::{dom0_command, pvh_command};
 
 const RUNS: usize = 3;
@@ -26,7 +29,51 @@ struct Runner {
     is_guest_line: fn(&str) -> bool,
 }
 
+/// `devices(config)` is the devices an xl config gives the domain: its vif and disk lines.
+fn devices(config: &str) -> String {
+    let lines: Vec<&str> = config
+        .lines()
+        .filter(|l| l.starts_with("vif =") || l.starts_with("disk ="))
+        .collect();
+    if lines.is_empty() {
+        "none".into()
+    } else {
+        lines.join("; ")
+    }
+}
+
+fn sizes() {
+    let mut rows: Vec<(String, Vec<&str>)> = examples_planned_for("xen")
+        .into_iter()
+        .map(|e| (e, vec![]))
+        .collect();
+    rows.push(("kv_ro".into(), vec!["--kv_ro=tar"]));
+    println!("| example | unix (bytes) | xen (bytes) | xen (KiB) | xl devices |");
+    println!("|---|---:|---:|---:|---|");
+    for (example, keys) in rows {
+        let dir = format!("examples/{example}");
+        let unix = builder("unix").configured(&dir, "unix", &keys);
+        let xen = builder("xen").configured(&dir, "xen", &keys);
+        let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let config = xl::config(&xen.plan, DomainType::Pvh).unwrap_or_default();
+        let name = if keys.is_empty() {
+            example.clone()
+        } else {
+            format!("{example} {}", keys.join(" "))
+        };
+        println!(
+            "| {name} | {} | {} | {:.0} | `{}` |",
+            size(&unix.path),
+            size(&xen.path),
+            size(&xen.path) as f64 / 1024.0,
+            devices(&config)
+        );
+    }
+    println!();
+}
+
 fn main() {
+    sizes();
     println!("| example | image | size (bytes) | to first line (ms) | to exit (ms) |");
     println!("|---|---|---:|---:|---:|");
     for example in ["hello", "console", "kv_ro"] {

@@ -57,9 +57,9 @@ pub fn pattern(sector: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `start(block)` writes a pattern to the first sectors (one at a time, then all at once),
-/// reads them back, checks them and that the end of the disk is enforced. A read-only disk
-/// is only read.
+/// `start(block)` says whether the disk holds what a previous run left, writes a pattern to
+/// the first sectors (one at a time, then all at once), reads them back, checks them and that
+/// the end of the disk is enforced. A read-only disk is only read.
 pub async fn start<B: Block>(block: B) -> Result<(), Error> {
     let info = block.info();
     describe(&info);
@@ -68,6 +68,11 @@ pub async fn start<B: Block>(block: B) -> Result<(), Error> {
         return Err(Error::Empty);
     }
     let size = info.sector_size as usize;
+    if previous_run(&block, n, size).await? {
+        log::info!("the disk holds what a previous run wrote: {n} sectors read back");
+    } else {
+        log::info!("the disk holds no previous run's sectors");
+    }
     if info.read_write {
         for sector in 0..n {
             block.write(sector, &pattern(sector, size)).await?;
@@ -116,6 +121,15 @@ fn describe(info: &BlockInfo) {
     );
 }
 
+/// `previous_run(block, n, size)` is whether sectors `0..n` hold what a run of [`start`] left
+/// there: the pattern of its last write, one transfer with sector `s` holding
+/// `pattern(n - 1 - s)`.
+pub async fn previous_run<B: Block>(block: &B, n: u64, size: usize) -> Result<bool, Error> {
+    let mut all = vec![0u8; n as usize * size];
+    block.read(0, &mut all).await?;
+    Ok((0..n).all(|s| all[s as usize * size..][..size] == pattern(n - 1 - s, size)[..]))
+}
+
 /// `check(block, n, size)` reads back sectors `0..n` one by one and compares them with
 /// their pattern.
 async fn check<B: Block>(block: &B, n: u64, size: usize) -> Result<(), Error> {
@@ -138,9 +152,11 @@ mod tests {
     #[test]
     fn passes_on_a_ramdisk_and_leaves_the_last_pattern() {
         let disk = Ramdisk::new("disk", 64);
+        assert_eq!(block_on(previous_run(&disk, CHECKED, 512)), Ok(false));
         assert_eq!(block_on(start(disk.clone())), Ok(()));
         let bytes = disk.to_vec();
         assert_eq!(&bytes[..512], &pattern(CHECKED - 1, 512)[..]);
+        assert_eq!(block_on(previous_run(&disk, CHECKED, 512)), Ok(true));
     }
 
     #[test]

@@ -199,10 +199,20 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
             )
         }
         "elf-unix" => format!("run it with `{image}` (add --help for its keys)"),
-        "xen-pv" => format!(
-            "boot it with `scripts/xen-run pvh {image}` in the mirage-nix tree (through its \
-             PVH entry under QEMU; `dom0` boots it on Xen, `xl` prints an xl config)"
-        ),
+        "xen-pv" => {
+            let dir = if beside.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                beside
+            };
+            let dir = dir.display();
+            format!(
+                "run it as a domU with `cd {dir} && xl create {}` (PV: {}), or boot it with \
+                 `scripts/xen-run pvh {image}` in the mirage-nix tree (its PVH entry under QEMU)",
+                crate::render::xl::file_name(plan, crate::render::xl::DomainType::Pvh),
+                crate::render::xl::file_name(plan, crate::render::xl::DomainType::Pv)
+            )
+        }
         "solo5-hvt" | "solo5-spt" => {
             format!(
                 "boot it with `{} --mem=64{} -- {image}` (add --help for its keys)",

@@ -26,11 +26,15 @@ pub enum QueryInfo {
     NixAttr,
     /// The Solo5 manifest, as JSON.
     Manifest,
+    /// The `xl` config running a xen image as a PVH domU.
+    Xl,
+    /// The `xl` config running a xen image as a PV domU.
+    XlPv,
 }
 
 impl QueryInfo {
     /// Every query, with its command-line name.
-    pub const ALL: [(QueryInfo, &'static str); 7] = [
+    pub const ALL: [(QueryInfo, &'static str); 9] = [
         (QueryInfo::Plan, "plan"),
         (QueryInfo::Crates, "crates"),
         (QueryInfo::Keys, "keys"),
@@ -38,6 +42,8 @@ impl QueryInfo {
         (QueryInfo::CargoToml, "cargo-toml"),
         (QueryInfo::NixAttr, "nix-attr"),
         (QueryInfo::Manifest, "manifest"),
+        (QueryInfo::Xl, "xl"),
+        (QueryInfo::XlPv, "xl-pv"),
     ];
 }
 
@@ -58,6 +64,22 @@ pub fn query(
             out = serde_json::to_string_pretty(&plan.manifest_json())
                 .expect("JSON values serialise")
                 + "\n"
+        }
+        QueryInfo::Xl | QueryInfo::XlPv => {
+            let ty = if info == QueryInfo::Xl {
+                render::xl::DomainType::Pvh
+            } else {
+                render::xl::DomainType::Pv
+            };
+            out = render::xl::config(&plan, ty).ok_or_else(|| Report {
+                sources: Default::default(),
+                diagnostics: vec![Diagnostic::error(
+                    "no-xl-config",
+                    None,
+                    format!("a {} image has no xl config", plan.target),
+                )
+                .with_help("xl configs are for xen images: add -t xen")],
+            })?;
         }
         QueryInfo::Crates => {
             for c in &plan.crates {

@@ -8,6 +8,7 @@
 
 pub mod disk;
 pub mod dot;
+pub mod xl;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -358,9 +359,11 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
             "embeds": embeds,
             "nodes": nodes,
             "call": plan.main.call,
-            // Solo5 images declare their manifest (`mirage_solo5::manifest!`).
+            // Solo5 images declare their manifest (`mirage_solo5::manifest!`), xen images
+            // their devices (`mirage_xen::main!`'s list).
             "solo5": plan.image.format.starts_with("solo5"),
-            "manifest": solo5_manifest(plan),
+            "xen": plan.image.format == "xen-pv",
+            "manifest": device_list(plan),
         }),
     )?;
     files.push(File {
@@ -409,6 +412,15 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
             contents: cargo_config(plan, roots).into_bytes(),
         });
     }
+    // xen: the xl configs that run the image, which builds install beside it.
+    for ty in [xl::DomainType::Pvh, xl::DomainType::Pv] {
+        if let Some(config) = xl::config(plan, ty) {
+            files.push(File {
+                path: PathBuf::from(xl::file_name(plan, ty)),
+                contents: config.into_bytes(),
+            });
+        }
+    }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -440,9 +452,10 @@ fn cargo_config(plan: &Plan, roots: &Roots) -> String {
     )
 }
 
-/// `solo5_manifest(plan)` is the plan's Solo5 devices for the template: `name` (a Rust string)
-/// and `kind` (`Net` or `Block`, `mirage_solo5::notes::Kind`'s variants), in connection order.
-fn solo5_manifest(plan: &Plan) -> Vec<serde_json::Value> {
+/// `device_list(plan)` is the plan's devices for the template (the Solo5 manifest, the xen
+/// device list): `name` (a Rust string) and `kind` (`Net` or `Block`, the variants of
+/// `mirage_solo5::notes::Kind` and `mirage_xen::DeviceKind`), in connection order.
+fn device_list(plan: &Plan) -> Vec<serde_json::Value> {
     plan.nodes
         .iter()
         .filter_map(|n| n.manifest.as_ref())

@@ -16,7 +16,17 @@
 //! the one primitive "block until an I/O source is ready or a deadline passes" (`poll(2)` on
 //! unix, `SCHEDOP_poll` on Xen, `solo5_yield` on Solo5), and keeps a [`Readiness`] registry of
 //! the futures waiting on its I/O sources.
-#![cfg_attr(not(any(feature = "std", test)), no_std)]
+// Only images (built with a bare-metal target's `--cfg mirage_xen_image` or
+// `--cfg mirage_solo5_image`) go without std: every other build, the host builds of the
+// bare-metal runtimes with only the `bare-metal` feature included, is hosted and keeps the
+// executor's state per thread (see `shared`).
+#![cfg_attr(
+    all(
+        any(mirage_xen_image, mirage_solo5_image),
+        not(any(feature = "std", test))
+    ),
+    no_std
+)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,7 +42,10 @@ pub mod outcome;
 pub mod readiness;
 pub mod resources;
 mod shared;
-#[cfg(not(any(feature = "std", test)))]
+#[cfg(all(
+    any(mirage_xen_image, mirage_solo5_image),
+    not(any(feature = "std", test))
+))]
 mod sys;
 
 pub use args::{usage, ArgError, BootArgs, KeyKind, KeySpec};

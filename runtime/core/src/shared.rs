@@ -1,6 +1,10 @@
 //! The executor's state that futures reach without a handle: timers, tasks spawned but not yet
-//! adopted, the cached clock. It lives in a thread-local on hosted targets and in a static on
-//! bare-metal ones; [`with`] is the only way to it.
+//! adopted, the cached clock. It lives in a static only in bare-metal images (the
+//! `mirage_xen_image` or `mirage_solo5_image` cfg, without `std`), which have one thread of
+//! control; every other build, including a hosted build with only the `bare-metal` feature
+//! (the bare-metal runtimes' own tests and checks), keeps it in a thread-local, so that the
+//! safe [`spawn`](crate::spawn) and [`block_on`](crate::block_on) stay sound on any number of
+//! threads. [`with`] is the only way to it.
 
 use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
@@ -77,22 +81,34 @@ impl Shared {
     }
 }
 
-#[cfg(any(feature = "std", test))]
+#[cfg(not(all(
+    any(mirage_xen_image, mirage_solo5_image),
+    not(any(feature = "std", test))
+)))]
 std::thread_local! {
     static SHARED: Shared = const { Shared::new() };
 }
 
 /// `with(f)` runs `f` on this thread's executor state.
-#[cfg(any(feature = "std", test))]
+#[cfg(not(all(
+    any(mirage_xen_image, mirage_solo5_image),
+    not(any(feature = "std", test))
+)))]
 pub(crate) fn with<R>(f: impl FnOnce(&Shared) -> R) -> R {
     SHARED.with(f)
 }
 
-#[cfg(not(any(feature = "std", test)))]
+#[cfg(all(
+    any(mirage_xen_image, mirage_solo5_image),
+    not(any(feature = "std", test))
+))]
 static SHARED: crate::sys::SingleCore<Shared> = crate::sys::SingleCore(Shared::new());
 
 /// `with(f)` runs `f` on the executor state.
-#[cfg(not(any(feature = "std", test)))]
+#[cfg(all(
+    any(mirage_xen_image, mirage_solo5_image),
+    not(any(feature = "std", test))
+))]
 pub(crate) fn with<R>(f: impl FnOnce(&Shared) -> R) -> R {
     f(&SHARED.0)
 }

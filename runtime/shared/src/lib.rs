@@ -8,9 +8,13 @@
 //!   memory with [`heap::init`];
 //! - [`panic::report`], which formats a panic's message once, without the heap;
 //! - [`cmdline::split`], which turns a boot command line into words;
-//! - [`tsc::TscScale`], time-stamp counter ticks to nanoseconds;
+//! - [`rdtsc`], the time-stamp counter ordered after earlier loads, and [`tsc`]: ticks to
+//!   nanoseconds without wrapping, and a floor that keeps a clock from going back;
 //! - [`random_u64`], a word from the processor's RDRAND;
 //! - [`devices`]: time, clocks, console and random devices over a platform's primitives;
+//! - [`fault`]: CPU exceptions reported (a stack overflow as such), [`paging`]: identity page
+//!   tables with guard holes, and (images only) `trap`: the exception entries and the ring 0
+//!   tables that route them to a runtime's handler on stacks of their own;
 //! - [`run`]: boot arguments, the executor and the exit code, the same on every target.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
@@ -25,11 +29,15 @@ extern crate alloc;
 mod arch;
 pub mod cmdline;
 pub mod devices;
+pub mod fault;
+pub mod paging;
 pub mod panic;
 mod sys;
 pub mod tsc;
 
-pub use arch::random_u64;
+#[cfg(any(mirage_xen_image, mirage_solo5_image))]
+pub use arch::trap;
+pub use arch::{random_u64, rdtsc};
 pub use sys::heap;
 
 use core::future::Future;

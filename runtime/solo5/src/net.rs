@@ -12,6 +12,10 @@ use crate::sys::{self, Device, IoError};
 
 /// The Ethernet header length: a frame is at most this plus the MTU.
 const ETHERNET_HEADER: usize = 14;
+/// How long a frame waits for room in a full transmit queue before it is dropped.
+const SEND_PATIENCE_NS: u64 = 100_000_000;
+/// Linux's `EAGAIN`: the error of a frame dropped on a full queue.
+const EAGAIN: i32 = 11;
 
 /// `Net` is the tender's network device of one name (a tap interface on the host, attached
 /// with `--net:NAME=TAP`): frames sent here appear on the tap, and the host's frames arrive
@@ -79,9 +83,16 @@ impl mirage_devices::Network for Net {
         if frame.len() > self.mtu() + ETHERNET_HEADER {
             return Err(NetError::TooBig { len: frame.len() });
         }
+        // A full transmit queue (spt's tap fd is non-blocking) is retried a millisecond
+        // later, sleeping rather than spinning, for at most `SEND_PATIENCE_NS`; then the
+        // frame is dropped, as a NIC's full queue drops it.
+        let give_up = sys::now_ns().saturating_add(SEND_PATIENCE_NS);
         loop {
             match sys::net_write(&self.device, frame) {
-                Err(IoError::Again) => mirage_runtime::yield_now().await,
+                Err(IoError::Again) if sys::now_ns() < give_up => {
+                    mirage_runtime::sleep_until(sys::now_ns().saturating_add(1_000_000)).await
+                }
+                Err(IoError::Again) => return Err(NetError::Io { errno: EAGAIN }),
                 r => return r.map_err(net_error),
             }
         }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mirage_nix::plan::Plan;
+use mirage_test_support::fault::{fault_below_stack, hex_after, FAULTS, FIXTURE};
 use mirage_test_support::image::Builder;
 use mirage_test_support::solo5::elf::{
     first_note, phdrs, u16_at, u32_at, u64_at, Note, Phdr, ABI1, MFT1, PF_W, PF_X, PT_DYNAMIC,
@@ -350,14 +351,7 @@ fn console_runs_under_the_minimal_spt_loader() {
 fn kv_ro_reads_its_crunched_files_under_the_minimal_spt_loader() {
     let (image, _) = image("kv_ro", "spt");
     let r = mini_spt(&image, "");
-    let expected = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
+    let expected = mirage_test_support::examples::KV_RO_OUTPUT;
     assert_eq!(guest(&r), expected, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.status, Some(0), "{}{}", r.stdout, r.stderr);
 }
@@ -560,4 +554,26 @@ fn conduit_server_answers_an_http_get_under_the_minimal_hvt_monitor() {
         "response {text:?}; guest: {}",
         run.console
     );
+}
+
+#[test]
+fn faults_are_reported_and_abort_with_255_under_the_minimal_hvt_monitor() {
+    // Without exception handlers each of these triple-faulted, and solo5-hvt exited 1, the
+    // status of an orderly failure; the stack ran into the heap unchecked.
+    for (fault, report) in FAULTS {
+        let started = std::time::Instant::now();
+        let Some(run) = hvt_run(FIXTURE, &format!("--fault={fault}")) else {
+            return;
+        };
+        assert_eq!(run.status, Ok(255), "{fault}: {run:?}");
+        assert_eq!(run.tender_error, None, "{fault}: {run:?}");
+        assert!(run.console.contains(report), "{fault}: {}", run.console);
+        assert!(!run.console.contains("panicked"), "{}", run.console);
+        assert!(started.elapsed() < Duration::from_secs(10), "{fault}");
+        if fault == "stack-overflow" {
+            // From the guard page right below the stack (1 MiB here).
+            let address = hex_after(&run.console, "at address ").unwrap();
+            fault_below_stack(&run.console, address, 1 << 20).unwrap();
+        }
+    }
 }

@@ -14,16 +14,27 @@
 //!    and the CMOS clock, and the exit status goes to QEMU's `isa-debug-exit` port. With Xen
 //!    detected through CPUID, the PV devices above are used.
 //!
-//! The layers, bottom up: `mirage-bare-metal` (`mem*`, the heap, panic reports, command-line
-//! words, shared with the solo5 target), `arch` (entries, ELF notes, CPU instructions) and
-//! `sys` (hypercalls, shared info, console ring, PC devices, panic handler) hold every
-//! `unsafe` block; the modules below are safe: the [`Xen`] platform for the shared executor,
-//! and the devices [`Console`], [`Time`], [`Mclock`], [`Pclock`] and [`Random`].
+//! A domU also has PV devices: [`Net`] (netfront) and [`Block`] (blkfront), which the
+//! toolstack gives it as the `vif` and `disk` lines of its `xl` config.
 //!
-//! A rendered crate's `main.rs` ends with `mirage_xen::main!("hello", RUNTIME_KEYS,
-//! unikernel);`: the boot code calls it once the machine is set up, [`run`] parses the
-//! command line against the runtime keys and runs `unikernel`, and the domain shuts down with
-//! the outcome (see [Exit](#exit)).
+//! The layers, bottom up:
+//!
+//! 1. `mirage-bare-metal` (`mem*`, the heap, panic reports, command-line words, shared with the
+//!    solo5 target), `arch` (entries, ELF notes, CPU instructions) and `sys` (hypercalls,
+//!    shared info and its event bits, shared pages, the grant table's frames, the console
+//!    ring, PC devices, panic handler) hold every `unsafe` block;
+//! 2. safe plumbing over them: `events` (event channels bound to the executor's wait),
+//!    `grants` (grant references), `ring` (`ring.h`'s shared rings), `xenstore` (the store
+//!    client), `frontend` (XenBus: finding a device, the state machine, every wait bounded),
+//!    `control` (`xl shutdown`);
+//! 3. the [`Xen`] platform for the shared executor, and the devices [`Console`], [`Time`],
+//!    [`Mclock`], [`Pclock`], [`Random`], [`Net`] and [`Block`].
+//!
+//! A rendered crate's `main.rs` ends with `mirage_xen::main!("conduit_server", RUNTIME_KEYS,
+//! unikernel, [("service", Net)]);`: the boot code calls it once the machine is set up, [`run`]
+//! records the image's devices (by graph name, in its `xl` config's order), parses the command
+//! line against the runtime keys and runs `unikernel`, and the domain shuts down with the
+//! outcome (see [Exit](#exit)).
 //!
 //! # Exit
 //!
@@ -43,38 +54,76 @@
 extern crate alloc;
 
 mod arch;
+mod block;
+mod control;
+mod deadline;
 mod devices;
+mod events;
+mod frontend;
+mod grants;
+mod net;
 mod platform;
+mod ring;
 mod sys;
 mod time;
+mod xenstore;
 
 use core::future::Future;
 
 use mirage_runtime::{BootArgs, Failure, KeySpec};
 
+pub use block::Block;
 pub use devices::{Console, Mclock, Pclock, Random, Time};
+pub use frontend::{Cause, ConnectError, DeviceKind, State};
+pub use grants::GrantsError;
+pub use net::Net;
 pub use platform::Xen;
+pub use xenstore::{Errno, XsError};
 
-/// `main!(NAME, KEYS, unikernel)` defines the image's entry, which the boot code calls once
-/// the machine is ready: it runs [`run`]`(NAME, KEYS, unikernel)` and the domain shuts down
-/// with the resulting exit code.
+/// `main!(NAME, KEYS, unikernel, [("service", Net), ("disk", Block), ...])` defines the
+/// image's entry, which the boot code calls once the machine is ready: it runs
+/// [`run`]`(NAME, KEYS, DEVICES, unikernel)` and the domain shuts down with the resulting exit
+/// code. The devices (none if the list is left out) are the image's network and block devices
+/// by graph name, in the order the generated `xl` config lists their `vif` and `disk` lines.
 #[macro_export]
 macro_rules! main {
     ($name:expr, $keys:expr, $unikernel:expr $(,)?) => {
+        $crate::main!($name, $keys, $unikernel, []);
+    };
+    ($name:expr, $keys:expr, $unikernel:expr, [$(($device:expr, $kind:ident)),* $(,)?] $(,)?) => {
         /// The image's entry, called by mirage-xen's boot code.
         #[no_mangle]
         pub fn __mirage_xen_main() -> i32 {
-            $crate::run($name, $keys, $unikernel)
+            static DEVICES: &[(&str, $crate::DeviceKind)] = &[
+                $(($device, $crate::DeviceKind::$kind)),*
+            ];
+            $crate::run($name, $keys, DEVICES, $unikernel)
         }
     };
 }
 
-/// `run(name, keys, unikernel)` parses the domain's command line against `keys` and runs `unikernel`
-/// with the result; it returns the exit code ([`mirage_bare_metal::run`] says which).
-pub fn run<F, Fut>(name: &str, keys: &'static [KeySpec], unikernel: F) -> i32
+/// `run(name, keys, devices, unikernel)` records the image's devices, parses the domain's
+/// command line against `keys` and runs `unikernel` with the result; it returns the exit code
+/// ([`mirage_bare_metal::run`] says which).
+pub fn run<F, Fut>(
+    name: &str,
+    keys: &'static [KeySpec],
+    devices: &'static [(&'static str, DeviceKind)],
+    unikernel: F,
+) -> i32
 where
     F: FnOnce(BootArgs) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, unikernel)
+    frontend::declare(devices);
+    mirage_bare_metal::run(&Xen, sys::cmdline(), name, keys, |args| {
+        // A domU honours `xl shutdown` and `xl reboot` (the toolstack's control node).
+        if matches!(
+            sys::machine_kind(),
+            sys::MachineKind::Pv | sys::MachineKind::Pvh
+        ) {
+            mirage_runtime::spawn(control::watch());
+        }
+        unikernel(args)
+    })
 }

@@ -1,9 +1,10 @@
 //! [`Xen`]: the executor's platform on this target.
 
-use crate::sys;
+use crate::{events, sys};
 
 /// `Xen` is the platform the executor runs on: Xen's system time (or the time-stamp counter
-/// without Xen) and a wait that sleeps the vCPU with `SCHEDOP_poll` until the next deadline.
+/// without Xen) and a wait that sleeps the vCPU with `SCHEDOP_poll` on the event channels
+/// device futures wait on, until one has an event or the next deadline passes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Xen;
 
@@ -13,6 +14,6 @@ impl mirage_runtime::Platform for Xen {
     }
 
     fn wait(&self, deadline: Option<u64>) {
-        sys::wait(deadline);
+        events::wait(deadline);
     }
 }

@@ -20,10 +20,13 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mirage_test_support::fault::{fault_below_stack, hex_after, FAULTS, FIXTURE};
 use mirage_test_support::image::Builder;
 use mirage_test_support::tree::scratch;
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
-use mirage_test_support::xen::{dom0, pvh, pvh_dom0, skip_reason, Run, CRASHED, REBOOTED};
+use mirage_test_support::xen::{
+    dom0, pvh, pvh_command, pvh_dom0, skip_reason, Run, Running, CRASHED, REBOOTED,
+};
 
 macro_rules! require_qemu {
     () => {
@@ -35,9 +38,11 @@ macro_rules! require_qemu {
 }
 
 /// `image(dir)` is the xen image of the committed plan `DIR/plans/xen.json`, built once per
-/// test run.
+/// test run with the host triple as cargo's target, as Nix builds it (and as the device
+/// tests build theirs, in the same folder, so the two share their compiled dependencies).
 fn image(dir: &str) -> std::path::PathBuf {
     Builder::new(scratch("xen-images"))
+        .host_target()
         .committed(dir, "xen")
         .path
 }
@@ -105,14 +110,7 @@ fn console_prints_the_talks_output_as_dom0() {
 fn kv_ro_reads_its_crunched_files_as_dom0() {
     require_qemu!();
     let run = dom0(&image("examples/kv_ro"), "");
-    let expected = "\
-INF [kv_ro] store has secret
-INF [kv_ro] store has subdir/
-INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):
-INF [kv_ro] foobar
-INF [kv_ro] subdir/hello.txt (40 bytes, sha256 252874e9638df218c92d49b0a53330e94f8b3ba1394bf559cf638671b70f30ae):
-INF [kv_ro] Hello from a subdirectory of the store.
-";
+    let expected = mirage_test_support::examples::KV_RO_OUTPUT;
     assert_eq!(run.guest(), expected, "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     let pvh = pvh(&image("examples/kv_ro"), "");
@@ -174,6 +172,66 @@ fn a_panic_prints_its_message_and_crashes_the_domain() {
     assert_eq!(run.status, Some(2 * 101 + 1));
 }
 
+/// The size of the image's stack (`arch::boot`), under which the guard page lies.
+const STACK: u64 = 256 << 10;
+
+#[test]
+fn faults_print_their_vector_and_address_and_crash_pvh_and_pv() {
+    require_qemu!();
+    let image = image(FIXTURE);
+    for (fault, report) in FAULTS {
+        let arg = format!("--fault={fault}");
+        // PVH under plain QEMU: the report on COM1, exit code 255 (QEMU's status 255), not a
+        // triple fault (QEMU's reset, status 0 under -no-reboot).
+        let run = pvh(&image, &arg);
+        assert!(run.serial.contains(report), "{fault}: {}", run.serial);
+        assert_eq!(run.status, Some(255), "{fault}: {}", run.serial);
+        // PV dom0 on Xen, and PVH dom0 for the stack overflow (the other two take the same
+        // path as under plain QEMU): the report on Xen's console, then the crash (which
+        // Xen's reboot delays 5 s).
+        let mut on_xen = vec![("PV", dom0(&image, &arg))];
+        if fault == "stack-overflow" {
+            on_xen.push(("PVH", pvh_dom0(&image, &arg)));
+        }
+        for (mode, run) in on_xen {
+            assert!(
+                run.serial.contains(CRASHED),
+                "{mode} {fault}: {}",
+                run.serial
+            );
+            assert!(
+                run.took < Duration::from_secs(60),
+                "{mode} {fault}: {:?}",
+                run.took
+            );
+            let guest = run.guest();
+            if mode == "PV" && fault == "stack-overflow" {
+                // Xen delivers a PV guest's exceptions on the stack in use, and the exhausted
+                // one has no room: Xen crashes the domain itself, logging the guard page's
+                // page walk and the address (see src/sys/fault.rs).
+                assert!(
+                    run.serial.contains("domain_crash_sync called from entry.S"),
+                    "{}",
+                    run.serial
+                );
+                let address = hex_after(&run.serial, "cr2: ").unwrap();
+                fault_below_stack(&guest, address, STACK).unwrap();
+                continue;
+            }
+            assert!(guest.contains(report), "{mode} {fault}: {}", run.serial);
+            assert!(
+                !guest.contains("panicked"),
+                "{mode} {fault}: {}",
+                run.serial
+            );
+            if fault == "stack-overflow" {
+                let address = hex_after(&guest, "at address ").unwrap();
+                fault_below_stack(&guest, address, STACK).unwrap();
+            }
+        }
+    }
+}
+
 /// `clock_values(out)` is the fixture's `elapsed_ns` and `wall_secs`.
 fn clock_values(out: &str) -> (u64, i64) {
     let value = |key: &str| {
@@ -218,6 +276,33 @@ fn clocks_are_right_on_xen_and_under_plain_qemu() {
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     check_clocks(&pvh(&image, ""));
     check_clocks(&pvh_dom0(&image, ""));
+}
+
+#[test]
+fn sleeping_forever_under_plain_qemu_halts_the_processor() {
+    require_qemu!();
+    let image = image("runtime/xen/tests/fixtures/clock");
+    // Two one-second sleeps, then u64::MAX ns: the processor halts between PIT interrupts
+    // (it spun on the time-stamp counter before: QEMU took 1.2 s of CPU in these 4 s on a
+    // loaded machine, all of them on an idle one; now about 20 ms), so QEMU's vCPU idles.
+    let run = Running::start(pvh_command(&image, "--forever=true"));
+    std::thread::sleep(Duration::from_secs(5));
+    let before = run.cpu_time().expect("QEMU still runs");
+    std::thread::sleep(Duration::from_secs(4));
+    let used = run.cpu_time().expect("QEMU still runs") - before;
+    let run = run.stop();
+    assert!(
+        run.serial.contains("INF [clock] sleeping forever"),
+        "{}",
+        run.serial
+    );
+    eprintln!("plain PVH, sleeping forever: QEMU used {used:?} of CPU in 4 s");
+    assert!(
+        used < Duration::from_millis(400),
+        "{used:?} in 4 s: {}",
+        run.serial
+    );
+    check_clocks(&run);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -342,13 +427,16 @@ fn domu_suite() -> Result<&'static Boot, String> {
                 .before(DOM0_SERVERS)
                 .script(DOM0_TOOLS)
                 .deadline(Duration::from_secs(120)),
+            Scenario::new("flood-pv", &image("runtime/xen/tests/fixtures/flood"))
+                .args(&[&format!("--lines={FLOOD_LINES}")])
+                .script(&flood_script())
+                .deadline(Duration::from_secs(240)),
+            Scenario::new("fault-pvh", &image(FIXTURE))
+                .pvh()
+                .args(&["--fault=stack-overflow"]),
+            Scenario::new("fault-pv", &image(FIXTURE)).args(&["--fault=null"]),
         ];
-        let boot = bed.boot(&scenarios);
-        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
-        for s in &boot.scenarios {
-            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
-        }
-        Ok(boot)
+        Ok(bed.boot(&scenarios))
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -450,7 +538,10 @@ fn one_dom0_boot_runs_the_scenarios_in_turn_each_with_its_own_console() {
             "devices-pv",
             "devices-pvh",
             "before-fails",
-            "tools"
+            "tools",
+            "flood-pv",
+            "fault-pvh",
+            "fault-pv"
         ],
         "{}",
         boot.serial
@@ -560,4 +651,79 @@ fn the_heap_spans_the_domains_memory() {
             .starts_with("INF [heap] allocated 25165824 bytes"),
         "{heap}"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// The console ring under a slow reader, and faults in domUs. (Sleeping forever is measured
+// in the device tests' boot: `devices::sleeping_forever_leaves_the_vcpu_idle`.)
+
+/// The lines the flood scenario's guest writes: 100 bytes each, the console ring 2 KiB.
+const FLOOD_LINES: u64 = 50_000;
+
+/// `flood_script()` is the flood scenario's dom0 script: a slow console daemon (xenconsoled
+/// stopped for 40 ms, then let run for 10, over and over while the guest writes), left
+/// running for the last lines (what is in the ring when the guest powers off would be lost
+/// with it), then the log checked (every line, in order, then `done`) and replaced by that
+/// summary (megabytes of console would crawl through the serial port).
+fn flood_script() -> String {
+    format!(
+        r#"set -e
+pid=$(pidof xenconsoled)
+stops=0
+last=0
+until [ "$last" -ge {near_end} ] || [ $stops -ge 4000 ]; do
+  kill -STOP "$pid"; usleep 40000; kill -CONT "$pid"; usleep 10000
+  stops=$((stops + 1))
+  last=$(tail -c 300 "$CONSOLE_LOG" 2>/dev/null | sed -n 's/^line 0*\([0-9][0-9]*\) .*/\1/p' | tail -n 1)
+  last=${{last:-0}}
+done
+kill -CONT "$pid"
+echo "stops $stops"
+wait_console "done {lines}" 120
+awk '/^line / {{ if ($2 != sprintf("%06d", n)) {{ print "out of order: line " n " expected, got: " $0; exit 1 }} n++; next }}
+     /^done / {{ print "done " $2; next }}
+     {{ print "unexpected: " $0; exit 1 }}
+     END {{ print "lines " n }}' "$CONSOLE_LOG"
+echo "bytes $(wc -c <"$CONSOLE_LOG")"
+mv "$CONSOLE_LOG" flood.log
+echo "the flood's console is in flood.log" >"$CONSOLE_LOG"
+"#,
+        near_end = FLOOD_LINES - 5000,
+        lines = FLOOD_LINES,
+    )
+}
+
+#[test]
+fn a_domu_floods_its_console_ring_under_a_slow_reader_without_hanging_or_losing_a_line() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("flood-pv");
+    assert_eq!(run.script, Some(0), "{run}");
+    assert_eq!(line_value(run, "lines"), FLOOD_LINES.to_string(), "{run}");
+    assert_eq!(line_value(run, "done"), FLOOD_LINES.to_string(), "{run}");
+    let bytes: u64 = line_value(run, "bytes").parse().unwrap();
+    let stops: u64 = line_value(run, "stops").parse().unwrap();
+    eprintln!(
+        "flood: {bytes} bytes, {} ring-fulls, reader stopped {stops} times, {} s",
+        bytes / 2048,
+        run.seconds
+    );
+    assert!(bytes / 2048 >= 2000 && stops >= 20, "{run}");
+    assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
+}
+
+#[test]
+fn faults_in_domus_print_their_report_on_the_console_ring_and_crash() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    for (name, fault) in [("fault-pvh", "stack-overflow"), ("fault-pv", "null")] {
+        let run = boot.scenario(name);
+        let report = FAULTS.iter().find(|(f, _)| *f == fault).unwrap().1;
+        assert!(run.console.contains(report), "{run}");
+        assert_eq!(run.guest, Some(GuestEnd::Crash), "{run}");
+        assert!(run.xl.contains("has shut down, reason code 3 "), "{run}");
+        assert!(run.seconds < 30, "{run}");
+    }
+    let overflow = boot.scenario("fault-pvh");
+    let address = hex_after(&overflow.console, "at address ").unwrap();
+    fault_below_stack(&overflow.console, address, STACK).unwrap();
 }

@@ -2,6 +2,8 @@
 //! checks:
 //!
 //! - [`tree`]: the tree and scratch folders under the cargo target directory;
+//! - [`examples`]: what the examples print, the same on every target;
+//! - [`fault`]: the crash fixture's faults and how the runtimes report them;
 //! - [`image`]: images built from plans as `nix build` builds them (render, then cargo with
 //!   the plan's flags only), once per process;
 //! - [`process`]: child processes with deadlines, killed with what they started, their output
@@ -34,6 +36,8 @@
 //! domU tests with devices, where several guests share one dom0 boot: [`xen::testbed`].
 #![deny(unsafe_code)]
 
+pub mod examples;
+pub mod fault;
 pub mod image;
 pub mod process;
 pub mod solo5;

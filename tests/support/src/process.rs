@@ -96,6 +96,22 @@ impl Process {
         self.finish(timed_out)
     }
 
+    /// `cpu_time()` is the processor time the process has used so far (user and system, all
+    /// its threads; from `/proc`), or `None` once it has ended.
+    #[allow(unsafe_code)]
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The fields after the command's closing parenthesis; utime and stime are the 14th
+        // and 15th of the line, the 12th and 13th after it.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf takes no pointers.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
+        Some(Duration::from_nanos(ticks * 1_000_000_000 / per_second))
+    }
+
     /// `kill()` ends the process now and returns what it printed.
     pub fn kill(self) -> Finished {
         self.finish(false)

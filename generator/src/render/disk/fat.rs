@@ -277,7 +277,7 @@ fn long_entries(name: &[u16], short: &[u8; 11]) -> Vec<[u8; ENTRY]> {
         .fold(0u8, |s, &b| s.rotate_right(1).wrapping_add(b));
     let parts = name.len().div_ceil(13);
     let mut units = name.to_vec();
-    if units.len() % 13 != 0 {
+    if !units.len().is_multiple_of(13) {
         units.push(0);
         units.resize(parts * 13, 0xffff);
     }

@@ -1,4 +1,4 @@
-//! x86_64: `_start`, `rdtsc`, `outl` and raw Linux system calls (RDRAND is
+//! x86_64: `_start`, `outl` and raw Linux system calls (RDRAND and the time-stamp counter are
 //! `mirage-bare-metal`'s).
 
 use core::arch::asm;
@@ -24,12 +24,6 @@ _start:
     "#,
     options(att_syntax)
 );
-
-/// `rdtsc()` is the time-stamp counter.
-pub(crate) fn rdtsc() -> u64 {
-    // SAFETY: RDTSC reads a counter; the tenders leave CR4.TSD clear.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
 
 /// `outl(port, value)` writes a 32-bit word to an I/O port: an hvt hypercall.
 ///

@@ -32,8 +32,12 @@ static ABI_NOTE: Abi1Note = Abi1Note::new(notes::ABI_TARGET_SPT);
 
 /// The size of both tenders' command-line buffers (`HVT_CMDLINE_SIZE`, `SPT_CMDLINE_SIZE`).
 const CMDLINE_MAX: usize = 8192;
-/// The stack the heap leaves at the top of memory.
+/// The stack the heap leaves at the top of memory (at most a quarter of it).
 const STACK: u64 = 1 << 20;
+/// The page between the heap's end and the stack's bottom: hvt leaves it out of the page
+/// tables (a guard page: an overflow faults there), spt can only leave it unused (the
+/// tender's filter forbids `mprotect`), a gap an overflow crosses before it reaches the heap.
+const GUARD: u64 = 4096;
 
 /// `copy_cstr(addr, max)` is the bytes of the NUL-terminated string at `addr`, at most `max`.
 ///
@@ -58,14 +62,23 @@ unsafe fn copy_cstr(addr: u64, max: usize) -> Vec<u8> {
 extern "C" fn mirage_solo5_start(boot_info: u64) -> ! {
     // SAFETY: `_start` passes the boot info the tender left in `%rdi`.
     let info = unsafe { abi::read_boot_info(boot_info) };
-    // The heap: from the image's end to below the stack at the top of memory.
+    // The stack grows down from the top of memory; below it, a guard page, then the heap
+    // down to the image's end.
     let start = core::ptr::addr_of!(_end) as u64;
-    let stack = STACK.min(info.mem_size.saturating_sub(start) / 4);
+    let stack = (STACK.min(info.mem_size.saturating_sub(start) / 4) + GUARD - 1) & !(GUARD - 1);
+    let guard = info.mem_size.saturating_sub(stack + GUARD) & !(GUARD - 1);
+    #[cfg(not(mirage_solo5_spt))]
+    // SAFETY: hvt, at boot, once: the tender's page tables map guest memory one-to-one and
+    // run the guest in ring 0 with interrupts off; page 0 and the guard page hold nothing
+    // (the boot info is at 0x10000, the image at 1 MiB).
+    unsafe {
+        super::fault::install(info.mem_size, guard)
+    };
     // SAFETY: both tenders give the guest all memory up to `mem_size` (hvt: one memory slot
     // from 0; spt: an anonymous mapping from 0x10000); what lies past the image's end is free
-    // but for the stack, which grows down from `mem_size` and is left `stack` bytes; this is
-    // the only call.
-    unsafe { mirage_bare_metal::heap::init(start, info.mem_size - stack) };
+    // but for the stack, which grows down from `mem_size` and is left `stack` bytes and the
+    // guard page below it; this is the only call.
+    unsafe { mirage_bare_metal::heap::init(start, guard) };
     // SAFETY: the tender wrote a NUL-terminated command line of at most `CMDLINE_MAX` bytes.
     let cmdline = unsafe { copy_cstr(info.cmdline, CMDLINE_MAX) };
     let count = {

@@ -8,7 +8,7 @@
 
 use core::ptr::addr_of_mut;
 
-use mirage_bare_metal::tsc::TscScale;
+use mirage_bare_metal::tsc::{ticks_since, Monotonic, TscScale};
 use spin::Once;
 
 use super::{Device, IoError};
@@ -39,10 +39,13 @@ pub(crate) struct Clock {
 
 static CLOCK: Once<Clock> = Once::new();
 
+/// The floor that keeps [`now_ns`] from going back.
+static FLOOR: Monotonic = Monotonic::new();
+
 /// `set_clock(hz)` starts the monotonic clock at 0 now, for a counter of `hz` ticks a second.
 pub(crate) fn set_clock(hz: u64) {
     CLOCK.call_once(|| Clock {
-        boot_tsc: arch::rdtsc(),
+        boot_tsc: mirage_bare_metal::rdtsc(),
         scale: TscScale::new(hz),
     });
 }
@@ -78,10 +81,14 @@ pub(crate) fn console_write(bytes: &[u8]) {
     hypercall(PUTS, &mut arg);
 }
 
-/// `now_ns()` is the time since boot, from the time-stamp counter.
+/// `now_ns()` is the time since boot, from the time-stamp counter: never less than before,
+/// and 0 rather than centuries for a counter behind its boot reading.
 pub(crate) fn now_ns() -> u64 {
     match CLOCK.get() {
-        Some(c) => c.scale.ns(arch::rdtsc().wrapping_sub(c.boot_tsc)),
+        Some(c) => FLOOR.clamp(
+            c.scale
+                .ns(ticks_since(c.boot_tsc, mirage_bare_metal::rdtsc())),
+        ),
         None => 0,
     }
 }

@@ -9,6 +9,8 @@
 
 #[cfg(mirage_solo5_image)]
 mod boot;
+#[cfg(all(mirage_solo5_image, not(mirage_solo5_spt)))]
+mod fault;
 pub(crate) mod hvt;
 pub(crate) mod spt;
 

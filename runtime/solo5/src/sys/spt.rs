@@ -4,6 +4,8 @@
 //! tender's timer fd and epoll fd to sleep, `read`/`write` on net devices, `pread64`/`pwrite64`
 //! of one block on block devices, and `exit_group`. Anything else kills the process.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use spin::Once;
 
 use super::{Device, IoError};
@@ -47,16 +49,44 @@ fn syscall(nr: u64, a: [u64; 6]) -> i64 {
     unsafe { arch::syscall6(nr, a) }
 }
 
-/// `console_write(bytes)` writes all of `bytes` to standard output.
+/// How long a console write waits for a standard output that takes nothing (a full
+/// non-blocking pipe nobody reads) before it drops what is left.
+const CONSOLE_GIVE_UP_NS: u64 = 1_000_000_000;
+/// Set once a console write gave up: later writes that find standard output full drop at
+/// once, until one gets through.
+static CONSOLE_STALLED: AtomicBool = AtomicBool::new(false);
+
+/// `console_write(bytes)` writes all of `bytes` to standard output. A full non-blocking
+/// output is retried every millisecond (sleeping in the tender: the filter allows no wait on
+/// fd 1), for at most [`CONSOLE_GIVE_UP_NS`] once, after which output that does not fit is
+/// dropped until the reader catches up, rather than hanging the guest.
 pub(crate) fn console_write(mut bytes: &[u8]) {
+    let mut since = None;
     while !bytes.is_empty() {
         let n = syscall(
             SYS_WRITE,
             [1, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0],
         );
         match n {
-            n if n > 0 => bytes = &bytes[n as usize..],
-            n if n == -EINTR || n == -EAGAIN => {}
+            n if n > 0 => {
+                bytes = &bytes[n as usize..];
+                since = None;
+                CONSOLE_STALLED.store(false, Ordering::Relaxed);
+            }
+            n if n == -EINTR => {}
+            n if n == -EAGAIN => {
+                let now = now_ns();
+                let since = *since.get_or_insert(now);
+                if CONSOLE_STALLED.load(Ordering::Relaxed)
+                    || now.saturating_sub(since) >= CONSOLE_GIVE_UP_NS
+                {
+                    CONSOLE_STALLED.store(true, Ordering::Relaxed);
+                    return;
+                }
+                // Epoll is level-triggered: a net device's readiness this sleep reports
+                // is reported again by the executor's next wait.
+                yield_until(Some(now.saturating_add(1_000_000)), now);
+            }
             _ => return,
         }
     }

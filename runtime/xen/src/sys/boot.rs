@@ -4,17 +4,23 @@
 use alloc::string::String;
 use core::ptr::read_volatile;
 
-use super::hypercall;
-use super::pc;
-use super::ring::Ring;
+use super::console::Ring;
 use super::shared_info::SharedInfo;
-use super::{exit, pv_memory, set_cmdline, set_machine, Machine};
+use super::{exit, fault, hypercall, pc, pv_memory};
+use super::{set_cmdline, set_early_console, set_entry, set_machine, Entry, Machine};
 use crate::arch::{self, cpuid, wrmsr};
 use mirage_bare_metal::tsc::TscScale;
+use mirage_bare_metal::{paging, trap};
 
 extern "C" {
-    static mirage_xen_shared_info_page: [u8; 4096];
-    static mirage_xen_console_page: [u8; 4096];
+    // Pages of the image's bss (arch::boot) that Xen writes once mapped: mutable, and only
+    // ever used through raw pointers.
+    static mut mirage_xen_shared_info_page: [u8; 4096];
+    static mut mirage_xen_console_page: [u8; 4096];
+    /// The page below the stack, which boot code unmaps (PV) or leaves out of the page
+    /// tables (PVH): mutable, as the other pages whose mapping changes, and only its address
+    /// is ever taken.
+    static mut mirage_xen_stack_guard: [u8; 4096];
     static _end: u8;
 }
 
@@ -74,10 +80,34 @@ fn finish(cmdline: &[u8]) -> ! {
     exit(code)
 }
 
+/// `check(step, rc)` stops the boot with a panic naming `step` and Xen's error if `rc` is
+/// one (the one place that formats them).
+#[inline(never)]
+pub(super) fn check(step: &str, rc: i64) {
+    if rc != 0 {
+        panic!("boot: {step} failed: Xen error {rc}");
+    }
+}
+
+/// `stack_guard()` is the guard page below the image's stack.
+fn stack_guard() -> u64 {
+    (&raw mut mirage_xen_stack_guard) as u64
+}
+
 /// The PV entry, called by `_start` on the image's stack with Xen's `start_info` and the stack
 /// pointer Xen gave (the end of the bootstrap region's stack).
+///
+/// Each hypercall the image depends on is checked, and a failure stops the boot with a panic
+/// naming it (on the console ring if it is mapped yet, else Xen's `console_io`, which only
+/// the initial domain's output reaches), then the crash shutdown.
 #[no_mangle]
 extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
+    if !hypercall::page_is_filled() {
+        // No hypercalls: nothing can be printed nor the domain stopped. `ud2` without a trap
+        // handler makes Xen crash the domain: the crash is all a toolstack sees.
+        arch::undefined_instruction();
+    }
+    set_entry(Entry::Pv);
     // SAFETY: Xen maps `start_info` (struct start_info, public/xen.h) for the guest.
     let (nr_pages, shared_maddr, flags, console_mfn, console_port, pt_base, mfn_list) = unsafe {
         (
@@ -90,30 +120,66 @@ extern "C" fn mirage_xen_pv_start(start_info: u64, boot_rsp: u64) -> ! {
             read::<u64>(start_info + 104),
         )
     };
+    // SAFETY: as above (`store_mfn` and `store_evtchn`).
+    let (store_mfn, store_port) =
+        unsafe { (read::<u64>(start_info + 56), read::<u32>(start_info + 64)) };
     let mut cmdline = [0u8; CMDLINE_MAX];
     // SAFETY: `cmd_line` is a 1024-byte array at offset 128 of `start_info`.
     let len = unsafe { copy_cstr(start_info + 128, &mut cmdline) };
 
-    let shared_va = (&raw const mirage_xen_shared_info_page) as u64;
+    let initial = flags & SIF_INITDOMAIN != 0;
+    // The console ring first, so that a failure after it is reported there.
+    let console = (!initial).then(|| {
+        let ring_va = (&raw mut mirage_xen_console_page) as u64;
+        // SAFETY: the page is reserved in the bss for the console ring.
+        let rc = unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
+        check("mapping the console ring (update_va_mapping)", rc);
+        // SAFETY: the ring is mapped for good, and only the runtime writes it.
+        let ring = unsafe { Ring::new(ring_va as usize, console_port) };
+        set_early_console(ring);
+        ring
+    });
+    let shared_va = (&raw mut mirage_xen_shared_info_page) as u64;
     // SAFETY: the page is reserved in the bss for this mapping and never used otherwise.
-    unsafe { hypercall::map_frame(shared_va, shared_maddr) };
+    let rc = unsafe { hypercall::map_frame(shared_va, shared_maddr) };
+    check("mapping the shared-info page (update_va_mapping)", rc);
     // SAFETY: the page now shows the domain's shared info, for good.
     let shared = unsafe { SharedInfo::new(shared_va as usize) };
     shared.mask_upcalls();
-    let initial = flags & SIF_INITDOMAIN != 0;
-    let console = if initial {
-        None
-    } else {
-        let ring_va = (&raw const mirage_xen_console_page) as u64;
-        // SAFETY: the page is reserved in the bss for the console ring.
-        unsafe { hypercall::map_frame(ring_va, console_mfn << 12) };
-        // SAFETY: the ring is mapped for good, and only the runtime writes it.
-        Some(unsafe { Ring::new(ring_va as usize, console_port) })
-    };
+    if console.is_some() {
+        shared.mask(console_port);
+    }
+    check(
+        "registering the exception handlers (set_trap_table)",
+        fault::install_pv(),
+    );
+    // The stack's guard page, and page 0 (Xen maps the bootstrap region from address 0),
+    // so that an overflow or a null pointer faults.
+    for (page, step) in [
+        (
+            stack_guard(),
+            "unmapping the stack's guard page (update_va_mapping)",
+        ),
+        (0, "unmapping page 0 (update_va_mapping)"),
+    ] {
+        // SAFETY: the guard page is reserved in the bss below the stack and never used; page
+        // 0 lies below the image, in bootstrap memory nothing uses.
+        check(step, unsafe { hypercall::unmap_page(page) });
+    }
+    mirage_bare_metal::fault::set_stack_guard(stack_guard());
+    // The xenstore page lies in the bootstrap region, mapped at its pseudo-physical address.
+    let store = (!initial && store_mfn != 0).then(|| {
+        // SAFETY: the machine-to-physical table covers the host's frames, `store_mfn` among
+        // them.
+        let pfn = unsafe { pv_memory::pfn_of_mfn(store_mfn) };
+        ((pfn << 12) as usize, store_port)
+    });
     set_machine(Machine::Xen {
         shared,
         console,
         initial,
+        p2m: Some(mfn_list),
+        store,
     });
 
     // The bootstrap region ends on a 4 MiB boundary at least 512 KiB past the bootstrap stack
@@ -141,11 +207,25 @@ fn xen_base() -> Option<u32> {
     })
 }
 
-/// The PVH entry, called by `_start32` once in long mode, with the physical address of
-/// `hvm_start_info` (identity-mapped).
-#[no_mangle]
-extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
-    let si = u64::from(start_info);
+/// What the PVH entry reads of `hvm_start_info` before it changes the page tables.
+struct PvhStart {
+    /// `SIF_INITDOMAIN` was set (a PVH dom0).
+    initial: bool,
+    /// The command line.
+    cmdline: [u8; CMDLINE_MAX],
+    /// Its length.
+    cmdline_len: usize,
+    /// The end of the RAM range holding the image's end (0 if the memory map says nothing).
+    ram_end: u64,
+}
+
+/// `read_pvh_start(si)` reads `hvm_start_info` at physical address `si`, and the heap's end
+/// from its memory map: the RAM entry holding `image_end`.
+///
+/// # Safety
+///
+/// `si` must be the `hvm_start_info` the loader passed, inside the identity map.
+unsafe fn read_pvh_start(si: u64, image_end: u64) -> PvhStart {
     // SAFETY: the loader passes a `hvm_start_info` (public/arch-x86/hvm/start_info.h) below
     // 4 GiB, inside the identity map.
     let (magic, version, flags, cmdline_paddr, memmap_paddr, memmap_entries) = unsafe {
@@ -159,56 +239,14 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
         )
     };
     let mut cmdline = [0u8; CMDLINE_MAX];
-    let len = if magic == HVM_START_MAGIC && cmdline_paddr != 0 {
+    let cmdline_len = if magic == HVM_START_MAGIC && cmdline_paddr != 0 {
         // SAFETY: the command line is a NUL-terminated string at a physical address below
         // 4 GiB, in loader memory under 1 MiB in practice.
         unsafe { copy_cstr(cmdline_paddr, &mut cmdline) }
     } else {
         0
     };
-
-    let machine = match xen_base() {
-        Some(base) => {
-            // SAFETY: ring 0; Xen's MSR (CPUID base + 2, EBX) fills the page at the written
-            // physical address, a page of the bss reserved for it.
-            unsafe { wrmsr(cpuid(base + 2).ebx, hypercall::page()) };
-            let shared_pa = (&raw const mirage_xen_shared_info_page) as u64;
-            // SAFETY: the page is reserved in the bss for the shared info.
-            unsafe { hypercall::add_shared_info(shared_pa >> 12) };
-            // SAFETY: Xen now shows the shared info there (identity-mapped), for good.
-            let shared = unsafe { SharedInfo::new(shared_pa as usize) };
-            shared.mask_upcalls();
-            // HVM_PARAM_CONSOLE_PFN (17) and HVM_PARAM_CONSOLE_EVTCHN (18).
-            let console = match (hypercall::hvm_param(17), hypercall::hvm_param(18)) {
-                (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 20) => {
-                    // SAFETY: the console page is guest memory, identity-mapped below 4 GiB,
-                    // and only the runtime writes it.
-                    Some(unsafe { Ring::new((pfn << 12) as usize, port as u32) })
-                }
-                _ => None,
-            };
-            Machine::Xen {
-                shared,
-                console,
-                // A PVH dom0 (Xen's `dom0=pvh`) has the same flags as a PV one.
-                initial: magic == HVM_START_MAGIC && flags & SIF_INITDOMAIN != 0,
-            }
-        }
-        None => {
-            let boot_wall = pc::rtc_unix_secs();
-            let scale = TscScale::new(pc::tsc_hz());
-            Machine::Pc {
-                boot_tsc: arch::rdtsc(),
-                scale,
-                boot_wall,
-            }
-        }
-    };
-    set_machine(machine);
-
-    // The heap: the RAM range holding the image's end, capped by the 4 GiB identity map.
-    let start = align_up((&raw const _end) as u64, 4096);
-    let mut end = 0;
+    let mut ram_end = 0;
     if magic == HVM_START_MAGIC && version >= 1 && memmap_paddr != 0 {
         for i in 0..u64::from(memmap_entries) {
             // SAFETY: `memmap_entries` entries of 24 bytes (addr, size, type) at
@@ -217,16 +255,112 @@ extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
                 let e = memmap_paddr + 24 * i;
                 (read::<u64>(e), read::<u64>(e + 8), read::<u32>(e + 16))
             };
-            if kind == 1 && addr <= start && start < addr + size {
-                end = addr + size;
+            if kind == 1 && addr <= image_end && image_end < addr.saturating_add(size) {
+                ram_end = addr + size;
             }
         }
     }
-    if end == 0 {
-        end = pc::memory_top();
+    PvhStart {
+        // A PVH dom0 (Xen's `dom0=pvh`) has the same flags as a PV one.
+        initial: magic == HVM_START_MAGIC && flags & SIF_INITDOMAIN != 0,
+        cmdline,
+        cmdline_len,
+        ram_end,
     }
-    let end = end.min(1 << 32) & !0xfff;
-    // SAFETY: [start, end) is RAM past the image, identity-mapped, used by nothing else.
-    unsafe { mirage_bare_metal::heap::init(start, end.max(start)) };
-    finish(&cmdline[..len])
+}
+
+/// The PVH entry, called by `_start32` once in long mode, with the physical address of
+/// `hvm_start_info` (identity-mapped). As the PV entry, it checks what it depends on and
+/// panics naming what failed.
+#[no_mangle]
+extern "C" fn mirage_xen_pvh_start(start_info: u32) -> ! {
+    let image_end = align_up((&raw const _end) as u64, 4096);
+    // SAFETY: the loader's `hvm_start_info`, read before the page tables change.
+    let boot = unsafe { read_pvh_start(u64::from(start_info), image_end) };
+    let xen = xen_base();
+    match xen {
+        Some(base) => {
+            let msr = cpuid(base + 2).ebx;
+            // SAFETY: ring 0; Xen's MSR (CPUID base + 2, EBX) fills the page at the written
+            // physical address, a page of the bss reserved for it.
+            unsafe { wrmsr(msr, hypercall::page()) };
+            if !hypercall::page_is_filled() {
+                set_entry(Entry::Pc);
+                panic!("boot: Xen did not fill the hypercall page through its MSR");
+            }
+            set_entry(Entry::PvhXen);
+        }
+        None => set_entry(Entry::Pc),
+    }
+    // Page tables without page 0 (null pointers fault) nor the stack's guard page, and
+    // exceptions on stacks of their own.
+    // SAFETY: ring 0, at boot; the new tables map the first 4 GiB one-to-one as the boot
+    // tables do, and the two pages left out hold nothing.
+    if let Err(e) = unsafe { trap::load_identity_map(paging::MAX_TOP, &[0, stack_guard()]) } {
+        panic!("boot: the page tables: {e}");
+    }
+    mirage_bare_metal::fault::set_stack_guard(stack_guard());
+    // SAFETY: ring 0, once, at boot, interrupts off.
+    unsafe { fault::install_ring0() };
+
+    let machine = match xen {
+        Some(_) => {
+            let shared_pa = (&raw mut mirage_xen_shared_info_page) as u64;
+            // SAFETY: the page is reserved in the bss for the shared info.
+            let rc = unsafe {
+                hypercall::add_to_physmap(hypercall::MAPSPACE_SHARED_INFO, 0, shared_pa >> 12)
+            };
+            check("placing the shared-info page (XENMEM_add_to_physmap)", rc);
+            // SAFETY: Xen now shows the shared info there (identity-mapped), for good.
+            let shared = unsafe { SharedInfo::new(shared_pa as usize) };
+            shared.mask_upcalls();
+            // HVM_PARAM_CONSOLE_PFN (17) and HVM_PARAM_CONSOLE_EVTCHN (18).
+            let console = match (hypercall::hvm_param(17), hypercall::hvm_param(18)) {
+                (Some(pfn), Some(port)) if pfn != 0 && pfn < (1 << 20) => {
+                    shared.mask(port as u32);
+                    // SAFETY: the console page is guest memory, identity-mapped below 4 GiB,
+                    // and only the runtime writes it.
+                    Some(unsafe { Ring::new((pfn << 12) as usize, port as u32) })
+                }
+                _ => None,
+            };
+            // HVM_PARAM_STORE_PFN (1) and HVM_PARAM_STORE_EVTCHN (2): a guest frame below
+            // 4 GiB (xl puts it at 0xfeffc, past RAM), inside the identity map.
+            let store = match (hypercall::hvm_param(1), hypercall::hvm_param(2)) {
+                (Some(pfn), Some(port)) if !boot.initial && pfn != 0 && pfn < (1 << 20) => {
+                    Some(((pfn << 12) as usize, port as u32))
+                }
+                _ => None,
+            };
+            Machine::Xen {
+                shared,
+                console,
+                initial: boot.initial,
+                p2m: None,
+                store,
+            }
+        }
+        None => {
+            let boot_wall = pc::rtc_unix_secs(&mut pc::Hardware);
+            let scale = TscScale::new(pc::tsc_hz());
+            pc::init_timer();
+            Machine::Pc {
+                boot_tsc: mirage_bare_metal::rdtsc(),
+                scale,
+                boot_wall,
+            }
+        }
+    };
+    set_machine(machine);
+
+    // The heap: the RAM range holding the image's end, capped by the 4 GiB identity map.
+    let end = match boot.ram_end {
+        0 => pc::memory_top(),
+        end => end,
+    };
+    let end = end.min(paging::MAX_TOP) & !0xfff;
+    // SAFETY: [image_end, end) is RAM past the image, identity-mapped, used by nothing else
+    // (`init` leaves an empty or tiny range alone).
+    unsafe { mirage_bare_metal::heap::init(image_end, end) };
+    finish(&boot.cmdline[..boot.cmdline_len])
 }

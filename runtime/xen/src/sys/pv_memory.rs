@@ -13,12 +13,14 @@
 //!    table.
 //!
 //! The page tables themselves are found by walking from `pt_base` through the
-//! machine-to-physical table that Xen maps read-only for every PV guest.
+//! machine-to-physical table that Xen maps read-only for every PV guest. A hypercall Xen
+//! refuses stops the boot with a panic naming it.
 
+use super::boot::check;
 use super::hypercall;
 
 extern "C" {
-    static mirage_xen_scratch_page: [u8; 4096];
+    static mut mirage_xen_scratch_page: [u8; 4096];
 }
 
 /// Where Xen maps the machine-to-physical table for 64-bit PV guests (`MACH2PHYS_VIRT_START`).
@@ -41,6 +43,17 @@ unsafe fn read(va: u64) -> u64 {
     unsafe { core::ptr::read_volatile(va as *const u64) }
 }
 
+/// `pfn_of_mfn(mfn)` is the pseudo-physical frame of machine frame `mfn`, from the
+/// machine-to-physical table.
+///
+/// # Safety
+///
+/// `mfn` must be a frame of the host (the table covers every one).
+pub(crate) unsafe fn pfn_of_mfn(mfn: u64) -> u64 {
+    // SAFETY: as the caller guarantees; Xen maps the table read-only for every PV guest.
+    unsafe { read(MACH2PHYS + 8 * mfn) }
+}
+
 /// `table_va(entry)` is the virtual address of the page table that `entry` points to: its
 /// pseudo-physical page, which lies in the bootstrap region (mapped one-to-one).
 ///
@@ -48,9 +61,8 @@ unsafe fn read(va: u64) -> u64 {
 ///
 /// `entry` must be a present entry of one of the domain's bootstrap page tables.
 unsafe fn table_va(entry: u64) -> u64 {
-    let mfn = (entry & ADDR) >> 12;
-    // SAFETY: the machine-to-physical table covers every machine frame of the host.
-    let pfn = unsafe { read(MACH2PHYS + 8 * mfn) };
+    // SAFETY: the entry's machine frame is one of the host's.
+    let pfn = unsafe { pfn_of_mfn((entry & ADDR) >> 12) };
     pfn << 12
 }
 
@@ -84,7 +96,7 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
         let l2_mfn = unsafe { read(mfn_list + 8 * (l2 >> 12)) };
         (l2_mfn << 12) + 8 * chunk
     };
-    let scratch = (&raw const mirage_xen_scratch_page) as u64;
+    let scratch = (&raw mut mirage_xen_scratch_page) as u64;
     let mut next_table = usable;
     let mut chunk = first / PER_TABLE;
     while chunk * PER_TABLE < usable {
@@ -94,7 +106,8 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
             let table_mfn = unsafe { read(mfn_list + 8 * next_table) };
             next_table += 1;
             // SAFETY: the scratch page is reserved for this, and the table page is unused.
-            unsafe { hypercall::map_frame(scratch, table_mfn << 12) };
+            let rc = unsafe { hypercall::map_frame(scratch, table_mfn << 12) };
+            check("mapping a new page table (update_va_mapping)", rc);
             for i in 0..PER_TABLE {
                 let pfn = chunk * PER_TABLE + i;
                 let entry = if (first..usable).contains(&pfn) {
@@ -107,14 +120,12 @@ pub(crate) unsafe fn extend(region_end: u64, nr_pages: u64, mfn_list: u64, pt_ba
                 unsafe { core::ptr::write_volatile((scratch + 8 * i) as *mut u64, entry) };
             }
             // SAFETY: the scratch page is not used again until the next map_frame.
-            unsafe { hypercall::unmap_page(scratch) };
+            let rc = unsafe { hypercall::unmap_page(scratch) };
+            check("unmapping a new page table (update_va_mapping)", rc);
             // SAFETY: the entry of chunk `chunk` in the level-2 table, pointing at a table
             // whose only mappings were just removed and which maps unused pages of ours.
             let rc = unsafe { hypercall::set_pte(l2_entry_maddr(chunk), (table_mfn << 12) | PTE) };
-            if rc != 0 {
-                // Xen refused: keep what is mapped so far.
-                return chunk * PER_TABLE * 4096;
-            }
+            check("installing a new page table (mmu_update)", rc);
         }
         chunk += 1;
     }

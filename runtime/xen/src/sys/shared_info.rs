@@ -4,15 +4,22 @@
 use core::ptr::read_volatile;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
-use crate::arch::rdtsc;
-use crate::time::{scale_delta, TimeInfo};
+use mirage_bare_metal::rdtsc;
+
+use crate::time::TimeInfo;
 
 /// Offset of vCPU 0's `vcpu_info.evtchn_upcall_mask`.
 const UPCALL_MASK: usize = 1;
+/// Offset of vCPU 0's `vcpu_info.arch.cr2`: a PV guest's last page-fault address.
+const CR2: usize = 16;
 /// Offset of vCPU 0's `vcpu_info.time` (a `vcpu_time_info`).
 const TIME: usize = 32;
 /// Offset of `evtchn_pending[]` (after 32 `vcpu_info`s of 64 bytes).
 const EVTCHN_PENDING: usize = 2048;
+/// Offset of `evtchn_mask[]`.
+const EVTCHN_MASK: usize = 2560;
+/// The event channel ports of the 2-level ABI: 64 words of 64 bits.
+const PORTS: u32 = 4096;
 /// Offsets of `wc_version`, `wc_sec`, `wc_nsec`, `wc_sec_hi`.
 const WC_VERSION: usize = 3072;
 const WC_SEC: usize = 3076;
@@ -49,8 +56,15 @@ impl SharedInfo {
         unsafe { core::ptr::write_volatile((self.base + UPCALL_MASK) as *mut u8, 1) };
     }
 
+    /// `cr2()` is the address of the vCPU's last page fault, which Xen writes for PV guests
+    /// (they cannot read CR2).
+    pub(crate) fn cr2(&self) -> u64 {
+        self.read(CR2)
+    }
+
     /// `system_time_ns()` is Xen's system time (ns since the host booted), extrapolated from
-    /// the last update with the time-stamp counter under the version seqlock.
+    /// the last update with the time-stamp counter under the version seqlock (not clamped:
+    /// `sys::now_ns` keeps the clock monotonic).
     pub(crate) fn system_time_ns(&self) -> u64 {
         loop {
             let version: u32 = self.read(TIME);
@@ -64,12 +78,11 @@ impl SharedInfo {
                 tsc_to_system_mul: self.read(TIME + 24),
                 tsc_shift: self.read(TIME + 28),
             };
+            // After the sample's loads (`rdtsc` is `lfence; rdtsc`).
             let tsc = rdtsc();
             fence(Ordering::Acquire);
             if self.read::<u32>(TIME) == version {
-                return info
-                    .system_time
-                    .wrapping_add(scale_delta(tsc.wrapping_sub(info.tsc_timestamp), &info));
+                return info.system_time_at(tsc);
             }
         }
     }
@@ -93,13 +106,38 @@ impl SharedInfo {
         }
     }
 
+    /// `event_word(array, port)` is the word of `array` (pending or mask bits) holding
+    /// `port`'s bit, as an atomic: Xen sets and clears bits of these words atomically.
+    fn event_word(&self, array: usize, port: u32) -> &AtomicU64 {
+        assert!(port < PORTS, "event channel port {port} out of range");
+        let word = self.base + array + (port as usize / 64) * 8;
+        // SAFETY: `new`'s contract: the page stays mapped; the word is inside it (port <
+        // 4096) and 8-byte aligned; all our accesses to it are atomic.
+        unsafe { AtomicU64::from_ptr(word as *mut u64) }
+    }
+
     /// `clear_pending(port)` clears the pending bit of event channel `port`, so that a poll on
     /// it waits for the next event.
     pub(crate) fn clear_pending(&self, port: u32) {
-        let word = self.base + EVTCHN_PENDING + (port as usize / 64) * 8;
-        // SAFETY: `evtchn_pending` is an array of 64-bit words in the mapped page, which Xen
-        // sets atomically; an atomic AND clears our bit without losing Xen's.
-        let pending = unsafe { AtomicU64::from_ptr(word as *mut u64) };
-        pending.fetch_and(!(1u64 << (port % 64)), Ordering::SeqCst);
+        self.take_pending(port);
+    }
+
+    /// `take_pending(port)` clears the pending bit of `port` and says whether it was set: an
+    /// atomic AND, so an event Xen signals at the same time is either taken now or left
+    /// pending for the next poll, never lost.
+    pub(crate) fn take_pending(&self, port: u32) -> bool {
+        let bit = 1u64 << (port % 64);
+        self.event_word(EVTCHN_PENDING, port)
+            .fetch_and(!bit, Ordering::SeqCst)
+            & bit
+            != 0
+    }
+
+    /// `mask(port)` masks event channel `port`: Xen still sets its pending bit and wakes a
+    /// poll on it, but raises no upcall (which this runtime never takes).
+    pub(crate) fn mask(&self, port: u32) {
+        let bit = 1u64 << (port % 64);
+        self.event_word(EVTCHN_MASK, port)
+            .fetch_or(bit, Ordering::SeqCst);
     }
 }

@@ -24,8 +24,14 @@ const MINI_HVT_MEM: u64 = 32 << 20;
 pub struct HvtRun {
     /// What the guest wrote to its console.
     pub console: String,
-    /// Its exit status, or why it stopped otherwise (a timeout, an unhandled exit).
+    /// The status `solo5-hvt` would exit with: the guest's `HALT` status as a process exit
+    /// status (`solo5_exit(n)` gives `n & 0xff`, `solo5_abort` 255), or 1 when the tender
+    /// gives up on the guest (an exit it does not handle, such as the triple fault of a guest
+    /// without exception handlers: `KVM_EXIT_SHUTDOWN`); `Err` says why the run was cut short
+    /// (a timeout, `stop`) or could not go on here.
     pub status: Result<i32, String>,
+    /// What the tender printed when it gave up on the guest, if it did.
+    pub tender_error: Option<String>,
 }
 
 fn kvm_ioctl(fd: i32, request: u64, arg: u64) -> i64 {
@@ -242,6 +248,7 @@ pub fn run_with(
     // SAFETY: the mapping above, read between KVM_RUN calls only.
     let run = unsafe { std::slice::from_raw_parts_mut(run as *mut u8, run_size as usize) };
     let mut console = Vec::new();
+    let mut tender_error = None;
     let started = std::time::Instant::now();
     let status = loop {
         if started.elapsed() > Duration::from_secs(30) {
@@ -258,19 +265,22 @@ pub fn run_with(
             continue;
         }
         if reason != KVM_EXIT_IO {
+            // solo5-hvt (`hvt_vcpu_loop`): `errx(1, ...)`.
             let mut regs = [0u64; 18];
             kvm_ioctl(vcpu, 0x8090_ae81, regs.as_mut_ptr() as u64); // KVM_GET_REGS
-            break Err(format!(
-                "unhandled exit {reason} (detail {:#x}) at rip {:#x}",
+            tender_error = Some(format!(
+                "KVM: unhandled exit: exit_reason={reason:#x} (detail {:#x}), rip={:#x}",
                 u32_at(run, 32),
                 regs[16]
             ));
+            break Ok(1);
         }
         let (size, port) = (run[33], u16_at(run, 34));
         let data_offset = u64_at(run, 40) as usize;
         let arg = u64::from(u32_at(run, data_offset));
         if run[32] != 1 || size != 4 {
-            break Err(format!("port {port:#x} size {size}"));
+            tender_error = Some(format!("Invalid guest port access: port={port:#x}"));
+            break Ok(1);
         }
         let at = |off: u64| u64_at(guest, (arg + off) as usize);
         match port {
@@ -367,8 +377,13 @@ pub fn run_with(
                 };
                 guest[(arg + 24) as usize..(arg + 28) as usize].copy_from_slice(&ret.to_le_bytes());
             }
-            0x508 => break Ok(u32_at(guest, (arg + 8) as usize) as i32),
-            other => break Err(format!("hypercall port {other:#x}")),
+            // HALT: `hvt_core_hypercall_halt` returns `exit_status` (an int, after the cookie)
+            // from the tender's main, so the process exits with its low byte.
+            0x508 => break Ok(u32_at(guest, (arg + 8) as usize) as i32 & 0xff),
+            other => {
+                tender_error = Some(format!("Invalid guest port access: port={other:#x}"));
+                break Ok(1);
+            }
         }
     };
     // SAFETY: the guest memory mapping is no longer used.
@@ -376,6 +391,7 @@ pub fn run_with(
     Ok(HvtRun {
         console: String::from_utf8_lossy(&console).into_owned(),
         status,
+        tender_error,
     })
 }
 

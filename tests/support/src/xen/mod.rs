@@ -141,6 +141,40 @@ pub fn run(mut cmd: Command, deadline: Duration) -> Run {
     }
 }
 
+/// A QEMU run still going, holding the one-at-a-time lock: for tests that watch a guest
+/// that does not end by itself (its processor use while it sleeps).
+pub struct Running {
+    process: process::Process,
+    _one: MutexGuard<'static, ()>,
+}
+
+impl Running {
+    /// `start(cmd)` starts an emulator command (one at a time in this process).
+    pub fn start(mut cmd: Command) -> Running {
+        let one = one_at_a_time();
+        Running {
+            process: process::Process::spawn(&mut cmd),
+            _one: one,
+        }
+    }
+
+    /// `cpu_time()` is the processor time the emulator has used so far.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.process.cpu_time()
+    }
+
+    /// `stop()` kills the emulator and is what it printed.
+    pub fn stop(self) -> Run {
+        let done = self.process.kill();
+        eprint!("{}", done.stderr);
+        Run {
+            serial: done.stdout.replace('\r', ""),
+            status: done.status,
+            took: done.took,
+        }
+    }
+}
+
 /// `dom0(image, cmdline)` runs [`dom0_command`] for at most 90 s.
 pub fn dom0(image: &Path, cmdline: &str) -> Run {
     run(dom0_command(image, cmdline), Duration::from_secs(90))

@@ -462,6 +462,11 @@ impl Testbed {
         let run = super::run(cmd, deadline);
         let _ = std::fs::remove_dir_all(&work);
         let (setup, ready, done, scenarios) = Boot::parse(&run.serial);
+        // Where the time went, for `--nocapture`.
+        eprintln!("test bed: one dom0 boot, {:.0?} in all", run.took);
+        for s in &scenarios {
+            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
+        }
         Boot {
             serial: run.serial,
             status: run.status,

@@ -10,6 +10,10 @@
 //!   (`CR0.MP`, not `CR0.EM`, `CR4.OSFXSR|OSXMMEXCPT`), loads a 64-bit GDT and calls
 //!   `mirage_xen_pvh_start(start_info_paddr)`.
 //!
+//! The stack (in the bss, above a guard page) is the same for both; below the guard lie the
+//! boot page tables, and the pages Xen maps (hypercall page, shared info, console ring, grant
+//! frames) further down, out of its way.
+//!
 //! The notes follow Xen's `public/elfnote.h`: GUEST_OS, XEN_VERSION "xen-3.0", LOADER
 //! "generic", VIRT_BASE 0 and PADDR_OFFSET 0 (virtual = physical = link address), ENTRY,
 //! HYPERCALL_PAGE, FEATURES (with `dom0`, so the image may be the initial domain) and
@@ -161,15 +165,24 @@ mirage_xen_console_page:
     .global mirage_xen_scratch_page
 mirage_xen_scratch_page:
     .skip 4096
+    .global mirage_xen_grant_frames
+mirage_xen_grant_frames:
+    .skip {grant_frames} * 4096
 mirage_xen_pml4:
     .skip 4096
 mirage_xen_pdpt:
     .skip 4096
 mirage_xen_pd:
     .skip 4 * 4096
+    /* The stack, above a guard page that boot code unmaps (PV) or leaves out of the page
+       tables (PVH): an overflow faults there instead of running over the pages below. */
+    .global mirage_xen_stack_guard
+mirage_xen_stack_guard:
+    .skip 4096
     .skip {stack}
 mirage_xen_stack_top:
     "#,
     stack = const STACK_SIZE,
+    grant_frames = const crate::sys::grant::FRAMES,
     options(att_syntax)
 );

@@ -1,14 +1,8 @@
-//! The instructions the runtime uses directly: the time-stamp counter, CPUID, port I/O and
-//! halting (RDRAND is `mirage-bare-metal`'s).
+//! The instructions the runtime uses directly: CPUID, port I/O and halting (RDRAND and the
+//! time-stamp counter are `mirage-bare-metal`'s).
 
 use core::arch::asm;
-use core::arch::x86_64::{__cpuid, _rdtsc, CpuidResult};
-
-/// `rdtsc()` is the time-stamp counter.
-pub(crate) fn rdtsc() -> u64 {
-    // SAFETY: RDTSC only reads a counter; Xen PV guests and PVH/HVM guests may execute it.
-    unsafe { _rdtsc() }
-}
+use core::arch::x86_64::{__cpuid, CpuidResult};
 
 /// `cpuid(leaf)` is what CPUID reports for `leaf` (sub-leaf 0).
 pub(crate) fn cpuid(leaf: u32) -> CpuidResult {
@@ -68,6 +62,22 @@ pub(crate) fn halt_forever() -> ! {
         // SAFETY: `cli; hlt` only stops this processor; it is the end of the program.
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
     }
+}
+
+/// `halt_until_interrupt()` halts the processor with interrupts enabled until one comes,
+/// then disables them again (ring 0 only). `sti` takes effect after the next instruction, so
+/// an interrupt already pending wakes the `hlt` rather than slipping in before it.
+pub(crate) fn halt_until_interrupt() {
+    // SAFETY: interrupts are enabled only while halted; their handlers (the PICs' vectors,
+    // `mirage-bare-metal`'s IDT) run on a stack of their own and return.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) }
+}
+
+/// `undefined_instruction()` raises #UD (`ud2`): with no handler registered yet, Xen crashes
+/// the PV domain that does it (`domain_crash` in its log).
+pub(crate) fn undefined_instruction() -> ! {
+    // SAFETY: UD2 only raises an exception; it does not return.
+    unsafe { asm!("ud2", options(nomem, nostack, noreturn)) }
 }
 
 /// `pause()` hints a spin-wait loop.
