@@ -48,17 +48,20 @@ pub enum XenMode {
     Dom0,
     /// As a PVH initial domain on Xen under QEMU (`dom0=pvh`).
     PvhDom0,
-    /// As a domU through `xl create`, from inside a Xen dom0.
+    /// As a PVH domU through `xl create`, from inside a Xen dom0.
     Xl,
+    /// As a PV domU through `xl create`, from inside a Xen dom0.
+    XlPv,
 }
 
 impl XenMode {
     /// Every mode with its name on the command line.
-    pub const ALL: [(XenMode, &'static str); 4] = [
+    pub const ALL: [(XenMode, &'static str); 5] = [
         (XenMode::Pvh, "pvh"),
         (XenMode::Dom0, "dom0"),
         (XenMode::PvhDom0, "pvh-dom0"),
         (XenMode::Xl, "xl"),
+        (XenMode::XlPv, "xl-pv"),
     ];
 
     /// The mode named `name`.
@@ -314,6 +317,8 @@ enum Status {
     DebugExit,
     /// QEMU running Xen with the image as dom0: Xen's log says how dom0 ended.
     XenDom0,
+    /// `xl create -F`: its log says the domain's shutdown reason.
+    Xl,
 }
 
 /// Something made for one run, removed after it.
@@ -321,8 +326,10 @@ enum Status {
 enum Made {
     /// A file (an empty disk).
     File(PathBuf),
-    /// A tap interface, deleted with `ip`.
-    Tap { ip: PathBuf, iface: String },
+    /// A tap or bridge, deleted with `ip`.
+    Link { ip: PathBuf, iface: String },
+    /// A Xen domain, destroyed with `xl` if it is still there.
+    Domain { xl: PathBuf, name: String },
 }
 
 /// A prepared boot: the command, and what was made for it.
@@ -337,6 +344,8 @@ pub struct Launch {
     verbose: bool,
     /// Whether to make what the run needs (false in [`preflight`]).
     make: bool,
+    /// The name a tap made for unix's direct stack must have (its `--interface`).
+    tap_name: Option<String>,
 }
 
 impl Drop for Launch {
@@ -346,9 +355,16 @@ impl Drop for Launch {
                 Made::File(p) => {
                     let _ = std::fs::remove_file(p);
                 }
-                Made::Tap { ip, iface } => {
+                Made::Link { ip, iface } => {
                     let _ = Command::new(ip)
                         .args(["link", "del", &iface])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+                Made::Domain { xl, name } => {
+                    let _ = Command::new(xl)
+                        .args(["destroy", &name])
+                        .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .status();
                 }
@@ -389,6 +405,7 @@ impl Launch {
             notes: Vec::new(),
             verbose,
             make: true,
+            tap_name: None,
         }
     }
 
@@ -418,26 +435,26 @@ impl Launch {
     pub fn boot(self) -> Result<u8, Report> {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).stdin(Stdio::inherit());
-        let filtered = self.status == Status::XenDom0;
-        cmd.stdout(if filtered {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        });
+        // Xen's log comes with dom0's console (QEMU's serial output); xl's on its stderr.
+        match self.status {
+            Status::XenDom0 => cmd.stdout(Stdio::piped()),
+            Status::Xl => cmd.stderr(Stdio::piped()),
+            _ => &mut cmd,
+        };
         let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ids: Vec<signal_hook::SigId> =
             [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
                 .into_iter()
                 .filter_map(|s| signal_hook::flag::register(s, interrupted.clone()).ok())
                 .collect();
-        let result = self.wait(&mut cmd, filtered);
+        let result = self.wait(&mut cmd);
         for id in ids {
             signal_hook::low_level::unregister(id);
         }
         result
     }
 
-    fn wait(&self, cmd: &mut Command, filtered: bool) -> Result<u8, Report> {
+    fn wait(&self, cmd: &mut Command) -> Result<u8, Report> {
         let mut child = cmd.spawn().map_err(|e| {
             fail(
                 "run",
@@ -446,18 +463,33 @@ impl Launch {
             )
         })?;
         let mut ending = None;
-        if let Some(out) = child.stdout.take().filter(|_| filtered) {
-            let mut console = std::io::stdout();
-            for line in std::io::BufReader::new(out).split(b'\n') {
+        let log: Option<Box<dyn std::io::Read>> = match self.status {
+            Status::XenDom0 => child.stdout.take().map(|o| Box::new(o) as _),
+            Status::Xl => child.stderr.take().map(|o| Box::new(o) as _),
+            _ => None,
+        };
+        if let Some(log) = log {
+            for line in std::io::BufReader::new(log).split(b'\n') {
                 let Ok(line) = line else { break };
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end_matches('\r');
-                if text.starts_with(XEN_DOM0_REBOOTED) {
-                    ending = Some(0);
-                } else if text.starts_with(XEN_DOM0_CRASHED) {
-                    ending = Some(1);
-                }
-                if self.verbose || !text.starts_with("(XEN)") {
+                let shown = if self.status == Status::Xl {
+                    if let Some(reason) = xl_shutdown_reason(text) {
+                        ending = Some(reason);
+                    }
+                    self.verbose || !is_xl_progress(text)
+                } else {
+                    if text.starts_with(XEN_DOM0_REBOOTED) {
+                        ending = Some(0);
+                    } else if text.starts_with(XEN_DOM0_CRASHED) {
+                        ending = Some(3);
+                    }
+                    self.verbose || !text.starts_with("(XEN)")
+                };
+                if shown && self.status == Status::Xl {
+                    eprintln!("{text}");
+                } else if shown {
+                    let mut console = std::io::stdout();
                     let _ = writeln!(console, "{text}");
                     let _ = console.flush();
                 }
@@ -496,22 +528,55 @@ impl Launch {
                 format!("QEMU failed (exit status {code}) before the image ended"),
                 "read QEMU's message above",
             )),
-            Status::XenDom0 => {
-                match xen_ending {
-                    Some(0) => Ok(0),
-                    Some(_) => {
-                        eprintln!("the domain crashed (Xen tells a crash, not the exit status): a failure");
-                        Ok(1)
-                    }
-                    None => Err(fail(
-                        "qemu",
-                        format!("QEMU ended (exit status {code}) before Xen shut dom0 down"),
-                        "run again with --verbose to see Xen's log",
-                    )),
+            Status::XenDom0 | Status::Xl => match xen_ending {
+                // SHUTDOWN_poweroff, SHUTDOWN_reboot: the runtime's ways of ending with 0.
+                Some(0 | 1) => Ok(0),
+                Some(3) => {
+                    eprintln!(
+                        "the domain crashed (Xen tells a crash, not the exit status): a failure"
+                    );
+                    Ok(1)
                 }
-            }
+                Some(reason) => {
+                    eprintln!("the domain shut down with reason {reason}: a failure");
+                    Ok(1)
+                }
+                None if self.status == Status::Xl => Err(fail(
+                    "xl",
+                    format!(
+                        "`xl create` ended (exit status {code}) without the domain shutting down"
+                    ),
+                    "read xl's message above; add --verbose for all of it",
+                )),
+                None => Err(fail(
+                    "qemu",
+                    format!("QEMU ended (exit status {code}) before Xen shut dom0 down"),
+                    "run again with --verbose to see Xen's log",
+                )),
+            },
         }
     }
+}
+
+/// `xl_shutdown_reason(line)` is the shutdown reason code of xl's log line
+/// `Domain N has shut down, reason code R 0x...`.
+fn xl_shutdown_reason(line: &str) -> Option<u8> {
+    let rest = line.split_once("has shut down, reason code ")?.1;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Whether `line` is one of xl's progress lines about the domain's life, shown only with
+/// `--verbose`.
+fn is_xl_progress(line: &str) -> bool {
+    [
+        "Parsing config from",
+        "Waiting for domain",
+        "Domain ",
+        "Action for shutdown",
+        "Done. Exiting",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
 }
 
 /// `shell_word(w)` is `w` quoted for a POSIX shell when it needs to be.
@@ -551,51 +616,73 @@ fn tap_address(plan: &Plan, args: &[String]) -> Option<String> {
         .then(|| format!("{gateway}/{len}"))
 }
 
-/// Makes a tap interface for the run (root only), with the image's gateway address when it
-/// has one; `name` is the one to make, or `None` for a new `mirage<N>`.
-fn make_tap(
+/// A host interface a run makes for an image's network device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// A tap (Solo5's tenders, unix's direct stack): `ip tuntap add mode tap`.
+    Tap,
+    /// The bridge `xenbr0` that xl configs attach `vif`s to.
+    XenBridge,
+}
+
+/// The bridge xl configs attach network devices to.
+const XEN_BRIDGE: &str = "xenbr0";
+
+/// Makes a host interface for the run (root only), with the image's gateway address when it
+/// has one: a tap (named `name`, else a new `mirage<N>`) or the bridge xenbr0.
+fn make_link(
     launch: &mut Launch,
     host: &Host,
     plan: &Plan,
     args: &[String],
     device: &str,
-    name: Option<&str>,
+    link: Link,
 ) -> Result<String, Report> {
-    let how = "give a tap you made with --tap NAME=IFACE (e.g. as root: `ip tuntap add mode tap user $USER dev tap0; ip link set tap0 up`)";
+    let (what, how) = match link {
+        Link::Tap => (
+            "a tap interface",
+            "give a tap you made with --tap NAME=IFACE (e.g. as root: `ip tuntap add mode tap user $USER dev tap0; ip link set tap0 up`)",
+        ),
+        Link::XenBridge => (
+            "the bridge xenbr0",
+            "make it as root: `ip link add xenbr0 type bridge; ip link set xenbr0 up` (and add the host's interface to it for the network beyond)",
+        ),
+    };
     if !host.root {
         return Err(fail(
             "not-root",
-            format!(
-                "the network device `{device}` needs a tap interface, and making one needs root"
-            ),
+            format!("the network device `{device}` needs {what}, and making one needs root"),
             format!("run mirage-nix run as root, or {how}"),
         ));
     }
     let ip = host.ip.clone().ok_or_else(|| {
         fail(
             "no-ip",
-            format!("the network device `{device}` needs a tap interface, and `ip` (iproute2) is not on PATH to make one"),
+            format!("the network device `{device}` needs {what}, and `ip` (iproute2) is not on PATH to make it"),
             format!("install it with `apt-get install iproute2`, or {how}"),
         )
     })?;
-    if !launch.make {
-        return Ok(name.unwrap_or("mirage0").to_string());
-    }
-    let candidates: Vec<String> = match name {
-        Some(n) => vec![n.to_string()],
-        None => (0..64).map(|i| format!("mirage{i}")).collect(),
+    let candidates: Vec<String> = match (link, launch.tap_name.take()) {
+        (Link::XenBridge, _) => vec![XEN_BRIDGE.to_string()],
+        (Link::Tap, Some(n)) => vec![n],
+        (Link::Tap, None) => (0..64).map(|i| format!("mirage{i}")).collect(),
     };
+    if !launch.make {
+        return Ok(candidates[0].clone());
+    }
     let mut last_error = String::new();
     for iface in candidates {
-        if name.is_none() && Path::new("/sys/class/net").join(&iface).exists() {
+        if Path::new("/sys/class/net").join(&iface).exists() {
+            last_error = format!("{iface} exists");
             continue;
         }
-        let out = Command::new(&ip)
-            .args(["tuntap", "add", "mode", "tap", "dev", &iface])
-            .output();
-        match out {
+        let add: &[&str] = match link {
+            Link::Tap => &["tuntap", "add", "mode", "tap", "dev", &iface],
+            Link::XenBridge => &["link", "add", &iface, "type", "bridge"],
+        };
+        match Command::new(&ip).args(add).output() {
             Ok(o) if o.status.success() => {
-                launch.made.push(Made::Tap {
+                launch.made.push(Made::Link {
                     ip: ip.clone(),
                     iface: iface.clone(),
                 });
@@ -605,7 +692,7 @@ fn make_tap(
                 }
                 run_ip(&ip, &["link", "set", &iface, "up"])?;
                 launch.notes.push(format!(
-                    "made the tap {iface}{} for the network device `{device}`; it goes when the run ends",
+                    "made {iface}{} for the network device `{device}`; it goes when the run ends",
                     address.map(|a| format!(" ({a})")).unwrap_or_default()
                 ));
                 return Ok(iface);
@@ -616,7 +703,7 @@ fn make_tap(
     }
     Err(fail(
         "tap",
-        format!("cannot make a tap for the network device `{device}`: {last_error}"),
+        format!("cannot make {what} for the network device `{device}`: {last_error}"),
         how,
     ))
 }
@@ -767,7 +854,8 @@ fn unix_args(
         }
         let iface = runtime_value(plan, &args, "interface").unwrap_or_else(|| "tap0".into());
         if !Path::new("/sys/class/net").join(&iface).exists() {
-            make_tap(launch, host, plan, &args, "netif", Some(&iface))?;
+            launch.tap_name = Some(iface);
+            make_link(launch, host, plan, &args, "netif", Link::Tap)?;
         }
     } else {
         no_options_for(
@@ -824,100 +912,13 @@ fn solo5_args(
 ) -> Result<(), Report> {
     let mem = opts.mem_mib.unwrap_or(DEFAULT_MEM_MIB);
     launch.arg(format!("--mem={mem}"));
-    let devices: Vec<(&str, ManifestKind, Option<&crate::plan::Disk>)> = plan
-        .nodes
-        .iter()
-        .filter_map(|n| Some((n.manifest.as_ref()?, n.disk.as_ref())))
-        .map(|(m, d)| (m.name.as_str(), m.kind, d))
-        .collect();
-    for d in &opts.disks {
-        if !devices
-            .iter()
-            .any(|(n, k, _)| *n == d.name && *k == ManifestKind::Block)
-        {
-            return Err(unknown_device(
-                "block",
-                &d.name,
-                &devices,
-                ManifestKind::Block,
-            ));
-        }
-    }
-    let nets = devices
-        .iter()
-        .filter(|(_, k, _)| *k == ManifestKind::Net)
-        .count();
-    for t in &opts.taps {
-        match &t.name {
-            Some(n)
-                if !devices
-                    .iter()
-                    .any(|(d, k, _)| d == n && *k == ManifestKind::Net) =>
-            {
-                return Err(unknown_device("network", n, &devices, ManifestKind::Net))
-            }
-            None if nets != 1 => {
-                return Err(fail(
-                    "run",
-                    format!(
-                        "--tap {} names no device, and the image has {nets} network devices",
-                        t.iface
-                    ),
-                    "name the device: --tap NAME=IFACE",
-                ))
-            }
-            _ => {}
-        }
-    }
+    let devices = Devices::of(plan);
+    devices.check(opts, true)?;
     let beside = image.parent().unwrap_or(Path::new("."));
-    for (name, kind, disk) in &devices {
+    for &(name, kind, disk) in &devices.0 {
         match kind {
             ManifestKind::Block => {
-                let given = opts.disks.iter().rev().find(|d| d.name == *name);
-                let file = match (given.map(|d| &d.source), disk) {
-                    (Some(DiskSource::File(f)), _) => {
-                        if !f.is_file() {
-                            return Err(fail(
-                                "no-disk",
-                                format!("the disk {} for block device `{name}` does not exist", f.display()),
-                                format!("make it (e.g. `truncate -s 1M {}`), or give --disk {name}=SIZE for an empty disk for this run", f.display()),
-                            ));
-                        }
-                        f.clone()
-                    }
-                    (Some(DiskSource::Empty(bytes)), _) => {
-                        let f = std::env::temp_dir()
-                            .join(format!("mirage-nix-{}-{name}.img", std::process::id()));
-                        if launch.make {
-                            std::fs::File::create(&f)
-                                .and_then(|file| file.set_len(*bytes))
-                                .map_err(|e| {
-                                    fail("no-disk", format!("cannot make an empty disk {}: {e}", f.display()), "check the temporary directory ($TMPDIR)")
-                                })?;
-                            launch.made.push(Made::File(f.clone()));
-                        }
-                        launch.notes.push(format!("block device `{name}`: an empty disk of {bytes} bytes for this run"));
-                        f
-                    }
-                    (None, Some(d)) => {
-                        let f = beside.join(&d.file);
-                        if launch.make && !f.is_file() {
-                            return Err(fail(
-                                "no-disk",
-                                format!("the disk {} that the build makes for block device `{name}` is not beside the image", f.display()),
-                                format!("build again, or give one with --disk {name}=FILE"),
-                            ));
-                        }
-                        f
-                    }
-                    (None, None) => {
-                        return Err(fail(
-                            "no-disk",
-                            format!("the image needs block device `{name}` and none was given"),
-                            format!("give a file with --disk {name}=FILE, or an empty disk for this run with --disk {name}=SIZE (e.g. {name}=1M)"),
-                        ))
-                    }
-                };
+                let file = block_file(launch, name, disk, opts, beside)?;
                 let mut spec = OsString::from(format!("--block:{name}="));
                 spec.push(file.as_os_str());
                 launch.arg(spec);
@@ -927,10 +928,10 @@ fn solo5_args(
                     .taps
                     .iter()
                     .rev()
-                    .find(|t| t.name.as_deref().is_none_or(|n| n == *name));
+                    .find(|t| t.name.as_deref().is_none_or(|n| n == name));
                 let iface = match given {
                     Some(t) => t.iface.clone(),
-                    None => make_tap(launch, host, plan, &opts.args, name, None)?,
+                    None => make_link(launch, host, plan, &opts.args, name, Link::Tap)?,
                 };
                 launch.arg(format!("--net:{name}={iface}"));
             }
@@ -945,26 +946,153 @@ fn solo5_args(
     Ok(())
 }
 
-fn unknown_device(
-    what: &str,
+/// The devices of an image's graph that a tender or toolstack attaches (Solo5's manifest,
+/// Xen's `vif`s and `disk`s), in order: name, kind, and the disk the build makes for it.
+struct Devices<'a>(Vec<(&'a str, ManifestKind, Option<&'a crate::plan::Disk>)>);
+
+impl<'a> Devices<'a> {
+    fn of(plan: &'a Plan) -> Devices<'a> {
+        Devices(
+            plan.nodes
+                .iter()
+                .filter_map(|n| Some((n.manifest.as_ref()?, n.disk.as_ref())))
+                .map(|(m, d)| (m.name.as_str(), m.kind, d))
+                .collect(),
+        )
+    }
+
+    fn count(&self, kind: ManifestKind) -> usize {
+        self.0.iter().filter(|(_, k, _)| *k == kind).count()
+    }
+
+    /// Checks that `--disk` (and, with `taps`, `--tap`) name devices the image has.
+    fn check(&self, opts: &RunOptions, taps: bool) -> Result<(), Report> {
+        for d in &opts.disks {
+            if !self
+                .0
+                .iter()
+                .any(|(n, k, _)| *n == d.name && *k == ManifestKind::Block)
+            {
+                return Err(self.unknown("block", &d.name, ManifestKind::Block));
+            }
+        }
+        if !taps {
+            return no_options_for(
+                "xen",
+                "--tap (xl attaches network devices to the bridge xenbr0)",
+                !opts.taps.is_empty(),
+            );
+        }
+        let nets = self.count(ManifestKind::Net);
+        for t in &opts.taps {
+            match &t.name {
+                Some(n)
+                    if !self
+                        .0
+                        .iter()
+                        .any(|(d, k, _)| d == n && *k == ManifestKind::Net) =>
+                {
+                    return Err(self.unknown("network", n, ManifestKind::Net))
+                }
+                None if nets != 1 => {
+                    return Err(fail(
+                        "run",
+                        format!(
+                            "--tap {} names no device, and the image has {nets} network devices",
+                            t.iface
+                        ),
+                        "name the device: --tap NAME=IFACE",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn unknown(&self, what: &str, name: &str, kind: ManifestKind) -> Report {
+        let known: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(_, k, _)| *k == kind)
+            .map(|(n, _, _)| *n)
+            .collect();
+        fail(
+            "run",
+            format!("the image has no {what} device `{name}`"),
+            if known.is_empty() {
+                format!("it has no {what} device")
+            } else {
+                format!("its {what} devices: {}", known.join(", "))
+            },
+        )
+    }
+}
+
+/// The file block device `name` is attached to: `--disk NAME=FILE`, an empty disk of
+/// `--disk NAME=SIZE` made for the run, else the disk the build made in `beside`.
+fn block_file(
+    launch: &mut Launch,
     name: &str,
-    devices: &[(&str, ManifestKind, Option<&crate::plan::Disk>)],
-    kind: ManifestKind,
-) -> Report {
-    let known: Vec<&str> = devices
-        .iter()
-        .filter(|(_, k, _)| *k == kind)
-        .map(|(n, _, _)| *n)
-        .collect();
-    fail(
-        "run",
-        format!("the image has no {what} device `{name}`"),
-        if known.is_empty() {
-            format!("it has no {what} device")
-        } else {
-            format!("its {what} devices: {}", known.join(", "))
-        },
-    )
+    disk: Option<&crate::plan::Disk>,
+    opts: &RunOptions,
+    beside: &Path,
+) -> Result<PathBuf, Report> {
+    let given = opts.disks.iter().rev().find(|d| d.name == name);
+    match (given.map(|d| &d.source), disk) {
+        (Some(DiskSource::File(f)), _) => {
+            if !f.is_file() {
+                return Err(fail(
+                    "no-disk",
+                    format!("the disk {} for block device `{name}` does not exist", f.display()),
+                    format!("make it (e.g. `truncate -s 1M {}`), or give --disk {name}=SIZE for an empty disk for this run", f.display()),
+                ));
+            }
+            Ok(std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+        }
+        (Some(DiskSource::Empty(bytes)), _) => {
+            let f = std::env::temp_dir().join(format!(
+                "mirage-nix-{}-{}.img",
+                std::process::id(),
+                name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            ));
+            if launch.make {
+                std::fs::File::create(&f)
+                    .and_then(|file| file.set_len(*bytes))
+                    .map_err(|e| {
+                        fail(
+                            "no-disk",
+                            format!("cannot make an empty disk {}: {e}", f.display()),
+                            "check the temporary directory ($TMPDIR)",
+                        )
+                    })?;
+                launch.made.push(Made::File(f.clone()));
+            }
+            launch.notes.push(format!(
+                "block device `{name}`: an empty disk of {bytes} bytes for this run"
+            ));
+            Ok(f)
+        }
+        (None, Some(d)) => {
+            let f = beside.join(&d.file);
+            if launch.make && !f.is_file() {
+                return Err(fail(
+                    "no-disk",
+                    format!(
+                        "the disk {} that the build makes for block device `{name}` is not beside the image",
+                        f.display()
+                    ),
+                    format!("build again, or give one with --disk {name}=FILE"),
+                ));
+            }
+            Ok(std::path::absolute(&f).unwrap_or(f))
+        }
+        (None, None) => Err(fail(
+            "no-disk",
+            format!("the image needs block device `{name}` and none was given"),
+            format!("give a file with --disk {name}=FILE, or an empty disk for this run with --disk {name}=SIZE (e.g. {name}=1M)"),
+        )),
+    }
 }
 
 /// The Xen hypervisor decompressed once (QEMU boots it as a Multiboot kernel), in
@@ -1018,6 +1146,141 @@ fn decompressed_xen(gz: &Path) -> Result<PathBuf, Report> {
     Ok(out)
 }
 
+/// `xl_string(s)` is `s` as a single-quoted xl config string.
+fn xl_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The launch of `xl create -F -c` on the image's generated xl config, made for this run:
+/// the image's absolute path, `--mem`, the boot arguments, the disks, and `destroy` on every
+/// shutdown (xl's log line says the reason, and the run ends when the domain does).
+fn prepare_xl(
+    plan: &Plan,
+    image: &Path,
+    opts: &RunOptions,
+    host: &Host,
+    mode: XenMode,
+    make: bool,
+) -> Result<Launch, Report> {
+    let xl = host.xl.clone().ok_or_else(|| {
+        fail(
+            "no-xl",
+            "booting through xl needs Xen's toolstack, and `xl` is not on PATH".into(),
+            "run it in a Xen dom0 with the toolstack (`apt-get install xen-utils-4.17`), or boot it under QEMU: --xen=pvh or --xen=dom0",
+        )
+    })?;
+    if !host.dom0 {
+        return Err(fail(
+            "not-dom0",
+            "booting through xl needs a Xen dom0, and this is not one (/proc/xen/capabilities does not say control_d)".into(),
+            "run it in a Xen dom0, or boot it under QEMU: --xen=pvh (directly) or --xen=dom0 (on Xen)",
+        ));
+    }
+    let ty = if mode == XenMode::XlPv {
+        crate::render::xl::DomainType::Pv
+    } else {
+        crate::render::xl::DomainType::Pvh
+    };
+    let generated = crate::render::xl::config(plan, ty).ok_or_else(|| {
+        fail(
+            "run",
+            format!("a {} plan has no xl config", plan.target),
+            "build for xen: -t xen",
+        )
+    })?;
+    let devices = Devices::of(plan);
+    devices.check(opts, false)?;
+    let mut launch = Launch::new(xl.clone(), Status::Xl, opts.verbose);
+    launch.make = make;
+    let beside = image.parent().unwrap_or(Path::new("."));
+    let mut disks = Vec::new();
+    for &(name, kind, disk) in &devices.0 {
+        match kind {
+            ManifestKind::Block => {
+                disks.push((name, block_file(&mut launch, name, disk, opts, beside)?))
+            }
+            ManifestKind::Net => {
+                if !Path::new("/sys/class/net").join(XEN_BRIDGE).exists() {
+                    make_link(&mut launch, host, plan, &opts.args, name, Link::XenBridge)?;
+                }
+            }
+        }
+    }
+    // A domain named as the unikernel, unless one is running already.
+    let taken = make
+        && Command::new(&xl)
+            .args(["domid", &plan.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let name = if taken {
+        format!("{}-{}", plan.name, std::process::id())
+    } else {
+        plan.name.clone()
+    };
+    let image_abs = std::path::absolute(image).unwrap_or_else(|_| image.to_path_buf());
+    let mem = opts.mem_mib.unwrap_or(DEFAULT_MEM_MIB);
+    let mut config = String::new();
+    for line in generated.lines() {
+        let key = line.split_once(" = ").map(|(k, _)| k);
+        let line = match key {
+            Some("name") => format!("name = {}", xl_string(&name)),
+            Some("kernel") => format!("kernel = {}", xl_string(&image_abs.to_string_lossy())),
+            Some("memory") => format!("memory = {mem}"),
+            Some("cmdline") => format!("cmdline = {}", xl_string(&command_line(&opts.args))),
+            Some("on_poweroff" | "on_reboot" | "on_crash") => {
+                format!("{} = 'destroy'", key.unwrap_or_default())
+            }
+            Some("disk") => {
+                let mut line = line.to_string();
+                for (name, file) in &disks {
+                    let from = format!(
+                        ", target={}'",
+                        name.replace('\\', "\\\\").replace('\'', "\\'")
+                    );
+                    let to = format!(
+                        ", target={}'",
+                        file.to_string_lossy()
+                            .replace('\\', "\\\\")
+                            .replace('\'', "\\'")
+                    );
+                    line = line.replacen(&from, &to, 1);
+                }
+                line
+            }
+            _ => line.to_string(),
+        };
+        config.push_str(&line);
+        config.push('\n');
+    }
+    let file = std::env::temp_dir().join(format!("mirage-nix-{}-{name}.xl", std::process::id()));
+    if make {
+        std::fs::write(&file, &config).map_err(|e| {
+            fail(
+                "run",
+                format!("cannot write {}: {e}", file.display()),
+                "check the temporary directory ($TMPDIR)",
+            )
+        })?;
+        launch.made.push(Made::File(file.clone()));
+        launch.made.push(Made::Domain {
+            xl,
+            name: name.clone(),
+        });
+    }
+    launch.notes.push(format!(
+        "the domain {name}, from the xl config {} (the image's, for this run)",
+        file.display()
+    ));
+    launch
+        .arg("create")
+        .arg("-F")
+        .arg("-c")
+        .arg(file.as_os_str());
+    Ok(launch)
+}
+
 fn prepare_xen(
     plan: &Plan,
     image: &Path,
@@ -1025,20 +1288,32 @@ fn prepare_xen(
     host: &Host,
     make: bool,
 ) -> Result<Launch, Report> {
-    no_options_for("xen", "--disk", !opts.disks.is_empty())?;
-    no_options_for("xen", "--tap", !opts.taps.is_empty())?;
     let mode = opts.xen.unwrap_or(if host.dom0 && host.xl.is_some() {
         XenMode::Xl
     } else {
         XenMode::Pvh
     });
-    if mode == XenMode::Xl {
+    if matches!(mode, XenMode::Xl | XenMode::XlPv) {
+        return prepare_xl(plan, image, opts, host, mode, make);
+    }
+    let devices = Devices::of(plan);
+    if let Some((name, kind, _)) = devices.0.first() {
+        let what = if *kind == ManifestKind::Net {
+            "network"
+        } else {
+            "block"
+        };
         return Err(fail(
-            "run",
-            "booting through xl is not available yet".into(),
-            "use --xen=pvh or --xen=dom0",
+            "xen-devices",
+            format!(
+                "the image has a {what} device (`{name}`), which needs a Xen dom0's backends: it cannot boot {}",
+                if mode == XenMode::Pvh { "directly under QEMU" } else { "as dom0" }
+            ),
+            "run it in a Xen dom0 (mirage-nix run boots it through xl there), or build a variant without that device",
         ));
     }
+    no_options_for("xen", "--disk", !opts.disks.is_empty())?;
+    no_options_for("xen", "--tap", !opts.taps.is_empty())?;
     let qemu = host.qemu.clone().ok_or_else(|| {
         fail(
             "no-qemu",
@@ -1124,7 +1399,7 @@ fn prepare_xen(
                 .arg("-initrd")
                 .arg(format!("{image_text} {cmdline}").trim_end().to_string());
         }
-        XenMode::Xl => unreachable!("handled above"),
+        XenMode::Xl | XenMode::XlPv => unreachable!("handled above"),
     }
     let _ = plan;
     Ok(launch)
@@ -1384,6 +1659,65 @@ mod tests {
     }
 
     #[test]
+    fn xl_boots_the_generated_config_made_for_the_run() {
+        let p = plan("block", "xen");
+        let (d, img) = image("block.xen");
+        let opts = RunOptions {
+            xen: Some(XenMode::Xl),
+            mem_mib: Some(48),
+            disks: vec!["disk.img=1M".parse().unwrap()],
+            args: vec!["--logs=debug".into(), "--x=a b".into()],
+            ..Default::default()
+        };
+        // Not in a dom0: said so.
+        let h = Host {
+            xl: Some(PathBuf::from("/nonexistent/xl")),
+            ..host()
+        };
+        let e = prepare(&p, &img, &opts, &h).unwrap_err();
+        assert!(e.render().contains("not one"), "{}", e.render());
+        let h = Host { dom0: true, ..h };
+        let l = prepare(&p, &img, &opts, &h).unwrap();
+        let a = argv(&l);
+        assert_eq!(a[..3], ["create", "-F", "-c"]);
+        let config = std::fs::read_to_string(&a[3]).unwrap();
+        assert!(config.contains("name = 'block'\n"), "{config}");
+        assert!(
+            config.contains(&format!("kernel = '{}'\n", img.display())),
+            "{config}"
+        );
+        assert!(config.contains("memory = 48\n"), "{config}");
+        assert!(
+            config.contains("cmdline = '--logs=debug \"--x=a b\"'\n"),
+            "{config}"
+        );
+        assert!(config.contains("on_crash = 'destroy'\n"), "{config}");
+        let disk =
+            std::env::temp_dir().join(format!("mirage-nix-{}-disk_img.img", std::process::id()));
+        assert!(
+            config.contains(&format!("target={}'", disk.display())),
+            "{config}"
+        );
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 20);
+        let cfg = PathBuf::from(&a[3]);
+        drop(l);
+        assert!(!cfg.exists() && !disk.exists());
+        drop(d);
+        // Under QEMU without Xen, a device cannot connect: said before booting.
+        let qemu = RunOptions {
+            xen: Some(XenMode::Pvh),
+            ..Default::default()
+        };
+        let (_d, img) = image("block.xen");
+        let e = prepare(&p, &img, &qemu, &h).unwrap_err();
+        assert!(
+            e.render().contains("needs a Xen dom0's backends"),
+            "{}",
+            e.render()
+        );
+    }
+
+    #[test]
     fn statuses_are_decoded_per_host() {
         use std::os::unix::process::ExitStatusExt;
         let l = Launch::new("/bin/true".into(), Status::DebugExit, false);
@@ -1393,10 +1727,22 @@ mod tests {
         assert_eq!(l.decode(raw(127), None).unwrap(), 63);
         assert_eq!(l.decode(raw(0), None).unwrap(), 1);
         assert!(l.decode(raw(2), None).is_err());
-        let l = Launch::new("/bin/true".into(), Status::XenDom0, false);
-        assert_eq!(l.decode(raw(0), Some(0)).unwrap(), 0);
-        assert_eq!(l.decode(raw(0), Some(1)).unwrap(), 1);
-        assert!(l.decode(raw(0), None).is_err());
+        for status in [Status::XenDom0, Status::Xl] {
+            let l = Launch::new("/bin/true".into(), status, false);
+            assert_eq!(l.decode(raw(0), Some(0)).unwrap(), 0);
+            assert_eq!(l.decode(raw(0), Some(1)).unwrap(), 0);
+            assert_eq!(l.decode(raw(0), Some(3)).unwrap(), 1);
+            assert_eq!(l.decode(raw(0), Some(4)).unwrap(), 1);
+            assert!(l.decode(raw(0), None).is_err());
+        }
+        assert_eq!(
+            xl_shutdown_reason("Domain 3 has shut down, reason code 3 0x0"),
+            Some(3)
+        );
+        assert_eq!(
+            xl_shutdown_reason("Waiting for domain hello (domid 3) to die"),
+            None
+        );
         let l = Launch::new("/bin/true".into(), Status::Direct, false);
         assert_eq!(l.decode(raw(63), None).unwrap(), 63);
         assert_eq!(l.decode(ExitStatus::from_raw(2), None).unwrap(), 130);
