@@ -714,3 +714,126 @@ fn run_names_a_missing_tender_before_building() {
         text(&o.stderr)
     );
 }
+
+/// `describe --dot` draws a never-configured unikernel before evaluation, with its choices
+/// (Mirage's default), and a configured one evaluated; `--eval`/`--no-eval` choose.
+#[test]
+fn describe_dot_draws_the_unevaluated_graph_until_configured() {
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    std::fs::remove_dir_all(dir.path().join("plans")).unwrap();
+    let o = mirage_nix(&["describe", "-t", "xen", "--dot", d]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(out.contains("choose generic_kv_ro"), "{out}");
+    assert!(
+        err.contains(&format!("{d} was never configured for xen")),
+        "{err}"
+    );
+    assert!(!ok(&["describe", "-t", "xen", "--dot", "--eval", d]).contains("choose"));
+    ok(&["configure", "-t", "xen", d]);
+    let o = mirage_nix(&["describe", "-t", "xen", "--dot", d]);
+    assert!(!text(&o.stdout).contains("choose"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("is configured for xen"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        ok(&["describe", "-t", "xen", "--dot", "--no-eval", d]).contains("choose generic_kv_ro")
+    );
+}
+
+/// Branches that cannot be taken on the target are drawn, grey, with the reason as their
+/// tooltip: a device the target lacks (passthrough on xen), a case the target rules out
+/// (`target=hvt`), and what only they lead to; Graphviz keeps the tooltips.
+#[test]
+fn describe_dot_greys_the_branches_the_target_cannot_take() {
+    let kv = example("kv_ro");
+    let dot = ok(&[
+        "describe",
+        "-t",
+        "xen",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    let grey = "color=\"grey60\", fontcolor=\"grey60\"";
+    let passthrough = dot
+        .lines()
+        .find(|l| l.contains("label=\"passthrough(\\\"t\\\")"))
+        .unwrap_or_else(|| panic!("no passthrough vertex:\n{dot}"));
+    assert!(passthrough.contains(grey), "{passthrough}");
+    assert!(
+        passthrough.contains(
+            "tooltip=\"`passthrough` is not available on xen: a Xen guest has no host filesystem\""
+        ),
+        "{passthrough}"
+    );
+    let edge = dot
+        .lines()
+        .find(|l| l.contains("label=\"kv_ro=passthrough\""))
+        .unwrap();
+    assert!(edge.contains(grey) && edge.contains("tooltip="), "{edge}");
+    // The cases open on xen are drawn as before.
+    for open in [
+        "label=\"kv_ro=tar\"",
+        "label=\"kv_ro=fat\"",
+        "label=\"default\"",
+    ] {
+        let line = dot.lines().find(|l| l.contains(open)).unwrap();
+        assert!(!line.contains("grey"), "{line}");
+    }
+    // On unix every kv_ro case is open.
+    let unix = ok(&[
+        "describe",
+        "-t",
+        "unix",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    assert!(!unix.contains("grey"), "{unix}");
+    // A key given rules cases out too.
+    let tar = ok(&[
+        "describe",
+        "-t",
+        "unix",
+        "--kv_ro=tar",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    assert!(
+        tar.contains("ruled out: needs --kv_ro=passthrough, and --kv_ro=tar was given"),
+        "{tar}"
+    );
+    assert!(tar.contains("not taken: kv_ro=tar holds first"), "{tar}");
+
+    let cs = example("conduit_server");
+    let dot = ok(&[
+        "describe",
+        "-t",
+        "xen",
+        "--dot",
+        "--no-eval",
+        cs.to_str().unwrap(),
+    ]);
+    let hvt = dot
+        .lines()
+        .find(|l| l.contains("label=\"target=hvt\""))
+        .unwrap();
+    assert!(
+        hvt.contains("tooltip=\"ruled out: needs target hvt, and the target is xen\""),
+        "{hvt}"
+    );
+    let socket = dot
+        .lines()
+        .find(|l| l.contains("label=\"socket_stackv4"))
+        .unwrap();
+    assert!(socket.contains(grey), "{socket}");
+    let svg = render_svg(&dot);
+    assert!(
+        svg.contains("ruled out: needs target hvt, and the target is xen"),
+        "tooltips survive Graphviz"
+    );
+}

@@ -120,7 +120,7 @@ fn bash_completes_commands_targets_keys_and_their_values() {
     assert_eq!(a[3], ["--hello=", "--help"]);
     assert_eq!(a[4], ["crunch", "fat", "passthrough", "tar"]);
     assert!(a[5].contains(&"--kv_ro=tar".to_string()), "{:?}", a[5]);
-    assert_eq!(a[6], ["dom0", "pvh", "pvh-dom0", "xl"]);
+    assert_eq!(a[6], ["dom0", "pvh", "pvh-dom0", "xl", "xl-pv"]);
     assert!(
         a[7].contains(&"plan".to_string()) && a[7].contains(&"nix-attr".to_string()),
         "{:?}",

@@ -114,7 +114,10 @@ fn unix_hello_prints_the_four_lines() {
     assert_eq!(text(&out.stdout), hello_lines("Hi"));
     let err = text(&out.stderr);
     assert!(err.contains("booting hello: "), "{err}");
-    assert!(err.contains(" examples/hello/dist/hello --hello=Hi"), "{err}");
+    assert!(
+        err.contains(" examples/hello/dist/hello --hello=Hi"),
+        "{err}"
+    );
 }
 
 #[test]

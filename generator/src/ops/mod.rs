@@ -17,7 +17,7 @@ pub mod run;
 
 pub use build::{build, build_image, crate_dir, write_disks, BuildOptions, Built, ImageBuild};
 pub use configure::{check_plans, configure, configure_with, Outcome, Stale, Writes};
-pub use describe::{catalogue, describe, describe_json, targets, DescribeFormat};
+pub use describe::{catalogue, default_drawing, describe, describe_json, targets, DescribeFormat};
 pub use explain::{explain_specs, ExplainOptions, Explanation};
 pub use nix::{build_with_nix, find_nix, NixOptions};
 pub use query::{query, QueryInfo};

@@ -69,8 +69,8 @@ fn cli() -> Command {
         .arg_required_else_help(true)
         .subcommand(args::keyed("describe", "Show a unikernel: its keys and output, or its device graph as Graphviz dot")
             .arg(Arg::new("dot").long("dot").action(ArgAction::SetTrue).help("Print the device graph in Graphviz dot (render it with `dot -Tsvg`)"))
-            .arg(Arg::new("eval").long("eval").action(ArgAction::SetTrue).conflicts_with("no-eval").help("Draw the evaluated graph: the devices the image connects (the default)"))
-            .arg(Arg::new("no-eval").long("no-eval").action(ArgAction::SetTrue).help("Draw the graph before evaluation, with its choices and their cases"))
+            .arg(Arg::new("eval").long("eval").action(ArgAction::SetTrue).conflicts_with("no-eval").help("Draw the evaluated graph: the devices the image connects (the default once the unikernel is configured for the target)"))
+            .arg(Arg::new("no-eval").long("no-eval").action(ArgAction::SetTrue).help("Draw the graph before evaluation, with its choices and every case, those the target and keys close greyed with why (the default before the unikernel is configured for the target, as Mirage does)"))
             .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("dot").help("Print the summary as JSON")))
         .subcommand(args::keyed("configure", "Write the plan of each target to DIR/plans/<target>.json")
             .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
@@ -376,10 +376,15 @@ fn keyed_command(
     match name {
         "describe" => {
             let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
-            let format = match (m.get_flag("dot"), m.get_flag("no-eval")) {
-                (true, true) => DescribeFormat::DotUnevaluated,
-                (true, false) => DescribeFormat::DotEvaluated,
-                _ => DescribeFormat::Text,
+            let format = match (m.get_flag("dot"), m.get_flag("eval"), m.get_flag("no-eval")) {
+                (false, _, _) => DescribeFormat::Text,
+                (true, true, _) => DescribeFormat::DotEvaluated,
+                (true, _, true) => DescribeFormat::DotUnevaluated,
+                (true, false, false) => {
+                    let (format, why) = ops::default_drawing(dir, &target);
+                    eprintln!("{why}");
+                    format
+                }
             };
             if m.get_flag("json") {
                 println!(
