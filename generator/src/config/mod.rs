@@ -51,6 +51,7 @@ pub const RESERVED_FLAGS: &[&str] = &[
     "tap",
     "xen",
     "verbose",
+    "image",
 ];
 
 /// A target an image can be built for.

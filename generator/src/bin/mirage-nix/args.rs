@@ -92,6 +92,7 @@ const OWN_FLAGS: &[&str] = &[
     "tap",
     "xen",
     "verbose",
+    "image",
 ];
 
 impl KeyedCommand {
@@ -226,6 +227,7 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
                     | "--disk"
                     | "--tap"
                     | "--xen"
+                    | "--image"
             ) || (a.starts_with("--")
                 && !a.contains('=')
                 && i + 1 < args.len()

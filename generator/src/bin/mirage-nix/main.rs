@@ -88,7 +88,8 @@ fn cli() -> Command {
             .arg(Arg::new("disk").long("disk").value_name("NAME=FILE|SIZE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::DiskOption)).help("Attach FILE as the block device NAME of a Solo5 image, or an empty disk of SIZE (64M, 1G) for this run; without it, the disk the build made beside the image"))
             .arg(Arg::new("tap").long("tap").value_name("[NAME=]IFACE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::TapOption)).help("Attach the host's tap IFACE as the network device NAME (the only one if NAME is left out); without it, a tap is made for the run (root only)"))
             .arg(Arg::new("xen").long("xen").value_name("HOW").value_parser(ops::run::XenMode::ALL.map(|(_, n)| n)).help("How a xen image boots: pvh (directly under QEMU), dom0 or pvh-dom0 (on Xen under QEMU), xl (a domU, inside a Xen dom0) [default: xl in a Xen dom0, else pvh]"))
-            .arg(Arg::new("verbose").long("verbose").action(ArgAction::SetTrue).help("Show Xen's own log lines too (dom0)"))
+            .arg(Arg::new("verbose").long("verbose").action(ArgAction::SetTrue).help("Show Xen's and xl's own log lines too"))
+            .arg(Arg::new("image").long("image").value_name("FILE").value_parser(clap::value_parser!(PathBuf)).conflicts_with_all(["cargo", "rebuild", "print-build-logs", "toolchain"]).help("Boot FILE, an image of this plan built before (by Nix or cargo, here or elsewhere), instead of building; the disks the build made are looked for beside it"))
             .arg(Arg::new("image-args").value_name("IMAGE-ARGS").num_args(0..).last(true).allow_hyphen_values(true).help("Boot arguments passed to the image as they are (after --)"))))
         .subcommand(Command::new("explain")
             .visible_alias("why-rebuild")
@@ -502,8 +503,13 @@ fn keyed_command(
             };
             let host = ops::run::Host::probe();
             ops::run::preflight(&plan, &opts, &host)?;
-            let built = ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?;
-            let launch = ops::run::prepare(&plan, &built.image, &opts, &host)?;
+            let image = match m.get_one::<PathBuf>("image") {
+                Some(given) => given.clone(),
+                None => {
+                    ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?.image
+                }
+            };
+            let launch = ops::run::prepare(&plan, &image, &opts, &host)?;
             for note in &launch.notes {
                 eprintln!("{note}");
             }
