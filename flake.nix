@@ -1,12 +1,16 @@
 {
   description = "mirage-nix: MirageOS/Functoria in Rust, unikernels built from committed plans";
 
-  # Fetched lazily: only the nixpkgs toolchain source touches it, so offline machines
-  # using the host toolchain never need it. Its rustc (1.91) must build Cargo.lock:
-  # nix/nixpkgs-pin.json records it with its source, and the toolchain checks it.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+  # The pinned nixpkgs. Fetched lazily: only the nixpkgs toolchain source touches it, so
+  # offline machines using the host toolchain never need it. Its rustc (1.91) must build
+  # Cargo.lock: nix/nixpkgs-pin.json records it with its source, and the toolchain checks it.
+  inputs.nixpkgs-pin.url = "github:NixOS/nixpkgs/nixos-25.11";
 
-  outputs = { self, nixpkgs }:
+  # What `nix develop` asks of the input called `nixpkgs` (an interactive bash), answered
+  # locally, so that `nix develop` fetches nothing: nix/develop-shell/flake.nix.
+  inputs.nixpkgs.url = "path:./nix/develop-shell";
+
+  outputs = { self, nixpkgs-pin, ... }:
     let
       system = "x86_64-linux";
 
@@ -25,7 +29,7 @@
           identityFile = ./nix/host-toolchain.json;
         };
         nixpkgs = import ./nix/toolchains/nixpkgs.nix {
-          pkgs = nixpkgs.legacyPackages.${system};
+          pkgs = nixpkgs-pin.legacyPackages.${system};
           # What every build needs of rustc: the workspace's rust-version, kept at the
           # highest rust-version of Cargo.lock's crates (generator/tests/nix.rs).
           rustVersion = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.rust-version;

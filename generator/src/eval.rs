@@ -180,6 +180,122 @@ impl Walker<'_> {
     }
 }
 
+/// Why each case of the graph's choices that cannot be taken in `ctx` cannot, by choice node
+/// and case index: a key given (the target always is) rules it out or an earlier case holds,
+/// or a device it needs does not exist on the target. Cases left open are not listed. This
+/// is what `describe --dot --no-eval` greys out, the reason as its tooltip.
+pub fn closed_cases(
+    config: &Config,
+    graph: &Graph,
+    ctx: &Context,
+) -> BTreeMap<(NodeId, usize), String> {
+    let mut closed = BTreeMap::new();
+    let mut memo = BTreeMap::new();
+    for id in 0..graph.nodes.len() {
+        if let NodeKind::Choice { cases, .. } = &graph.nodes[id].kind {
+            for (i, why) in case_blocks(config, graph, ctx, cases, &mut memo) {
+                closed.insert((id, i), why);
+            }
+        }
+    }
+    closed
+}
+
+/// The cases of a choice that `ctx` closes, with why (see [`closed_cases`]).
+fn case_blocks(
+    config: &Config,
+    graph: &Graph,
+    ctx: &Context,
+    cases: &[(Vec<(String, KeyValue)>, NodeId)],
+    memo: &mut BTreeMap<NodeId, Option<String>>,
+) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut taken_by: Option<String> = None;
+    for (i, (when, case)) in cases.iter().enumerate() {
+        if let Some(earlier) = &taken_by {
+            out.push((i, format!("not taken: {earlier} holds first")));
+            continue;
+        }
+        let mut ruled_out = None;
+        let mut all_known = true;
+        for (k, v) in when {
+            if !ctx.is_explicit(k) {
+                all_known = false;
+                continue;
+            }
+            let actual = ctx.value(config, k);
+            if actual.as_ref() != Some(v) {
+                let given = actual.map_or("none".to_string(), |a| a.to_string());
+                ruled_out.get_or_insert(if k == key::TARGET {
+                    format!("ruled out: needs target {v}, and the target is {given}")
+                } else {
+                    format!("ruled out: needs --{k}={v}, and --{k}={given} was given")
+                });
+            }
+        }
+        if let Some(why) = ruled_out {
+            out.push((i, why));
+            continue;
+        }
+        if let Some(why) = unavailable_under(config, graph, ctx, *case, memo) {
+            out.push((i, why));
+            continue;
+        }
+        if all_known {
+            taken_by = Some(if when.is_empty() {
+                "the default".to_string()
+            } else {
+                when.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+        }
+    }
+    out
+}
+
+/// Why the device `id` stands for cannot exist on `ctx`'s target, if it cannot: it or a
+/// device under it has no implementation there (a choice: none of its open cases can).
+fn unavailable_under(
+    config: &Config,
+    graph: &Graph,
+    ctx: &Context,
+    id: NodeId,
+    memo: &mut BTreeMap<NodeId, Option<String>>,
+) -> Option<String> {
+    if let Some(known) = memo.get(&id) {
+        return known.clone();
+    }
+    // A cycle cannot occur (the graph is a DAG); mark the node while it is looked at anyway.
+    memo.insert(id, None);
+    let why = match &graph.nodes[id].kind {
+        NodeKind::Device {
+            ctor, args, deps, ..
+        } => unavailable_reason(config, ctor, &ctx.target)
+            .map(|r| format!("`{ctor}` is not available on {}: {r}", ctx.target))
+            .or_else(|| {
+                deps.iter()
+                    .chain(args)
+                    .find_map(|&d| unavailable_under(config, graph, ctx, d, memo))
+            }),
+        NodeKind::Choice { cases, .. } => {
+            let blocked = case_blocks(config, graph, ctx, cases, memo);
+            if blocked.len() == cases.len() {
+                let whys: Vec<String> = blocked.into_iter().map(|(_, why)| why).collect();
+                whys.iter()
+                    .find(|w| w.contains("is not available"))
+                    .or(whys.first())
+                    .cloned()
+            } else {
+                None
+            }
+        }
+    };
+    memo.insert(id, why.clone());
+    why
+}
+
 /// Why a constructor has no implementation on a target, if it has none.
 pub fn unavailable_reason(config: &Config, ctor: &str, target: &str) -> Option<String> {
     match &config.constructors[ctor].body {

@@ -553,8 +553,12 @@ fn help_everywhere() {
         "configure",
         "query",
         "build",
+        "run",
+        "explain",
         "render",
+        "disks",
         "clean",
+        "completions",
         "targets",
         "catalogue",
         "schema",
@@ -565,4 +569,271 @@ fn help_everywhere() {
     }
     assert!(ok(&["targets"]).contains("xen   xen-pv"));
     assert!(ok(&["catalogue"]).contains("generic_kv_ro(dir: string) -> kv_ro"));
+}
+
+/// Every file under `dir` with its bytes, to show a command wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn configure_dry_run_says_what_it_would_write_and_writes_nothing() {
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    let before = snapshot(dir.path());
+    let o = mirage_nix(&["configure", "--dry-run", "-t", "unix", "--kv_ro=tar", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    let plan = format!("{d}/plans/unix.json");
+    assert!(err.contains(&format!("would write {plan}:")), "{err}");
+    assert!(err.contains("would remember unix as the target"), "{err}");
+    // The diff shows the key's new value against the committed plan's.
+    assert!(
+        out.starts_with(&format!("--- {plan}\n+++ {plan}\n@@")),
+        "{out}"
+    );
+    assert!(out.contains("\n-      \"value\": \"crunch\""), "{out}");
+    assert!(out.contains("\n+      \"value\": \"tar\""), "{out}");
+    assert_eq!(snapshot(dir.path()), before, "--dry-run wrote something");
+    // The same keys as committed: nothing would change.
+    let o = mirage_nix(&["configure", "--dry-run", "-t", "xen", d]);
+    assert!(
+        text(&o.stderr).contains(&format!("would leave {d}/plans/xen.json unchanged")),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stdout).is_empty());
+    // Every target, on a unikernel with no plans yet: every line is new, no folder is made.
+    std::fs::remove_dir_all(dir.path().join("plans")).unwrap();
+    let bare = snapshot(dir.path());
+    let o = mirage_nix(&["configure", "--dry-run", "--all-targets", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).matches("would write").count(),
+        4,
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stdout).contains("+  \"version\""),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(snapshot(dir.path()), bare, "--dry-run wrote something");
+    assert!(!dir.path().join("plans").exists() && !dir.path().join(".mirage-nix").exists());
+}
+
+#[test]
+fn build_and_run_say_which_target_they_chose_and_why() {
+    let dir = copy_of("hello");
+    let d = dir.path().to_str().unwrap();
+    // Stopped right after the choice: no mirage-nix tree to build with.
+    let attempt = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--cargo", "--mirage-root", "/nonexistent", d]);
+        text(&mirage_nix(&all).stderr)
+    };
+    for cmd in ["build", "run"] {
+        let err = attempt(&[cmd]);
+        assert!(
+            err.contains(&format!("target unix (the default: {d} was never configured); choose another with -t hvt|spt|unix|xen")),
+            "{cmd}: {err}"
+        );
+        assert!(attempt(&[cmd, "-t", "unix"])
+            .lines()
+            .all(|l| !l.starts_with("target ")));
+    }
+    ok(&["configure", "-t", "xen", d]);
+    let err = attempt(&["build"]);
+    assert!(
+        err.contains(&format!(
+            "target xen (the target `mirage-nix configure` was last run for in {d})"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_names_a_missing_tender_before_building() {
+    let dir = copy_of("hello");
+    let d = dir.path().to_str().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args([
+            "run",
+            "-t",
+            "spt",
+            "--cargo",
+            "--mirage-root",
+            "/nonexistent",
+            d,
+        ])
+        .env_remove("SOLO5_SPT")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[no-tender]: no Solo5 spt tender: SOLO5_SPT is not set and solo5-spt is not on PATH"), "{err}");
+    assert!(
+        err.contains("github.com/Solo5/solo5") && err.contains("SOLO5_SPT=/path/to/solo5-spt"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("building"),
+        "the tender is looked for first:\n{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args(["run", "-t", "spt", "--cargo", d])
+        .env("SOLO5_SPT", "/nonexistent/solo5-spt")
+        .output()
+        .unwrap();
+    assert!(
+        text(&o.stderr).contains("SOLO5_SPT=/nonexistent/solo5-spt is not an executable file"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// `describe --dot` draws a never-configured unikernel before evaluation, with its choices
+/// (Mirage's default), and a configured one evaluated; `--eval`/`--no-eval` choose.
+#[test]
+fn describe_dot_draws_the_unevaluated_graph_until_configured() {
+    let dir = copy_of("kv_ro");
+    let d = dir.path().to_str().unwrap();
+    std::fs::remove_dir_all(dir.path().join("plans")).unwrap();
+    let o = mirage_nix(&["describe", "-t", "xen", "--dot", d]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(out.contains("choose generic_kv_ro"), "{out}");
+    assert!(
+        err.contains(&format!("{d} was never configured for xen")),
+        "{err}"
+    );
+    assert!(!ok(&["describe", "-t", "xen", "--dot", "--eval", d]).contains("choose"));
+    ok(&["configure", "-t", "xen", d]);
+    let o = mirage_nix(&["describe", "-t", "xen", "--dot", d]);
+    assert!(!text(&o.stdout).contains("choose"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("is configured for xen"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        ok(&["describe", "-t", "xen", "--dot", "--no-eval", d]).contains("choose generic_kv_ro")
+    );
+}
+
+/// Branches that cannot be taken on the target are drawn, grey, with the reason as their
+/// tooltip: a device the target lacks (passthrough on xen), a case the target rules out
+/// (`target=hvt`), and what only they lead to; Graphviz keeps the tooltips.
+#[test]
+fn describe_dot_greys_the_branches_the_target_cannot_take() {
+    let kv = example("kv_ro");
+    let dot = ok(&[
+        "describe",
+        "-t",
+        "xen",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    let grey = "color=\"grey60\", fontcolor=\"grey60\"";
+    let passthrough = dot
+        .lines()
+        .find(|l| l.contains("label=\"passthrough(\\\"t\\\")"))
+        .unwrap_or_else(|| panic!("no passthrough vertex:\n{dot}"));
+    assert!(passthrough.contains(grey), "{passthrough}");
+    assert!(
+        passthrough.contains(
+            "tooltip=\"`passthrough` is not available on xen: a Xen guest has no host filesystem\""
+        ),
+        "{passthrough}"
+    );
+    let edge = dot
+        .lines()
+        .find(|l| l.contains("label=\"kv_ro=passthrough\""))
+        .unwrap();
+    assert!(edge.contains(grey) && edge.contains("tooltip="), "{edge}");
+    // The cases open on xen are drawn as before.
+    for open in [
+        "label=\"kv_ro=tar\"",
+        "label=\"kv_ro=fat\"",
+        "label=\"default\"",
+    ] {
+        let line = dot.lines().find(|l| l.contains(open)).unwrap();
+        assert!(!line.contains("grey"), "{line}");
+    }
+    // On unix every kv_ro case is open.
+    let unix = ok(&[
+        "describe",
+        "-t",
+        "unix",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    assert!(!unix.contains("grey"), "{unix}");
+    // A key given rules cases out too.
+    let tar = ok(&[
+        "describe",
+        "-t",
+        "unix",
+        "--kv_ro=tar",
+        "--dot",
+        "--no-eval",
+        kv.to_str().unwrap(),
+    ]);
+    assert!(
+        tar.contains("ruled out: needs --kv_ro=passthrough, and --kv_ro=tar was given"),
+        "{tar}"
+    );
+    assert!(tar.contains("not taken: kv_ro=tar holds first"), "{tar}");
+
+    let cs = example("conduit_server");
+    let dot = ok(&[
+        "describe",
+        "-t",
+        "xen",
+        "--dot",
+        "--no-eval",
+        cs.to_str().unwrap(),
+    ]);
+    let hvt = dot
+        .lines()
+        .find(|l| l.contains("label=\"target=hvt\""))
+        .unwrap();
+    assert!(
+        hvt.contains("tooltip=\"ruled out: needs target hvt, and the target is xen\""),
+        "{hvt}"
+    );
+    let socket = dot
+        .lines()
+        .find(|l| l.contains("label=\"socket_stackv4"))
+        .unwrap();
+    assert!(socket.contains(grey), "{socket}");
+    let svg = render_svg(&dot);
+    assert!(
+        svg.contains("ruled out: needs target hvt, and the target is xen"),
+        "tooltips survive Graphviz"
+    );
 }

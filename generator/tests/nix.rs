@@ -191,6 +191,63 @@ fn an_unchanged_image_builds_nothing() {
     assert!(took.as_secs_f64() < 5.0, "a no-op build took {took:?}");
 }
 
+/// `nix develop` on this offline machine fetches nothing: its interactive bash comes from
+/// the flake's local `nixpkgs` input (nix/develop-shell), not the pinned nixpkgs, both for a
+/// command (`-c`) and for the interactive shell, which reads its commands from stdin here.
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn nix_develop_fetches_nothing() {
+    let s = scratch();
+    let flake = s.dir.display().to_string();
+    let out = run(&mut s.nix(&[
+        "develop",
+        &flake,
+        "-c",
+        "sh",
+        "-c",
+        "command -v mirage-nix; echo \"$MIRAGE_NIX_TOOLCHAIN\" | head -n1",
+    ]));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("-mirage-nix/bin/mirage-nix"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("rustc"), "{stdout}{stderr}");
+    for bad in ["download", "error", "warning", "github"] {
+        assert!(
+            !stderr.to_lowercase().contains(bad),
+            "nix develop said {bad}:\n{stderr}"
+        );
+    }
+    let mut shell = s.nix(&["develop", &flake]);
+    shell
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"echo \"in the shell: $((6 * 7))\"; mirage-nix targets | head -n1\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("in the shell: 42"), "{stdout}{stderr}");
+    for bad in ["download", "error", "warning", "github"] {
+        assert!(
+            !stderr.to_lowercase().contains(bad),
+            "nix develop said {bad}:\n{stderr}"
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn flake_show_lists_every_output() {
@@ -663,7 +720,7 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
             "--json",
             &s.attr(attr),
             "--override-input",
-            "nixpkgs",
+            "nixpkgs-pin",
             &stub,
             "--apply",
             apply,
@@ -748,7 +805,7 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
             "--raw",
             &s.attr("legacyPackages.x86_64-linux.nixpkgs.hello-unix.drvPath"),
             "--override-input",
-            "nixpkgs",
+            "nixpkgs-pin",
             &stub,
         ])
         .output()
@@ -765,7 +822,8 @@ fn the_nixpkgs_source_evaluates_every_output_free_of_host_paths() {
     );
 }
 
-/// `nix/nixpkgs-pin.json`: the flake's nixpkgs input and the rustc it ships.
+/// `nix/nixpkgs-pin.json`: the flake's pinned nixpkgs (input `nixpkgs-pin`) and the rustc it
+/// ships.
 fn pin() -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("nix/nixpkgs-pin.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -888,7 +946,7 @@ fn the_pin_record_matches_flake_lock_and_the_stub_nixpkgs() {
     let pin = pin();
     let lock: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("flake.lock")).unwrap()).unwrap();
-    let node = &lock["nodes"]["nixpkgs"];
+    let node = &lock["nodes"]["nixpkgs-pin"];
     assert_eq!(node["locked"]["rev"], pin["rev"]);
     assert_eq!(node["locked"]["narHash"], pin["narHash"]);
     assert_eq!(node["locked"]["lastModified"], pin["lastModified"]);

@@ -51,8 +51,8 @@ if tooOld then
     mirage-nix: the pinned nixpkgs has rustc ${pkgs.rustc.version}, but the workspace needs
     rust-version ${rustVersion} (Cargo.toml: the highest rust-version of Cargo.lock's crates).
     Move the pin to a nixpkgs whose rustc is at least ${rustVersion}: `nix flake lock
-    --override-input nixpkgs github:NixOS/nixpkgs/<rev>` (or `nix flake lock --update-input
-    nixpkgs` after changing the branch in flake.nix), then record its rev, narHash and rustc in
+    --override-input nixpkgs-pin github:NixOS/nixpkgs/<rev>` (or `nix flake lock --update-input
+    nixpkgs-pin` after changing the branch in flake.nix), then record its rev, narHash and rustc in
     nix/nixpkgs-pin.json (docs/nix.md, "The nixpkgs pin"). Or resolve Cargo.lock to
     rustc ${pkgs.rustc.version}: set rust-version = "${pkgs.rustc.version}" in Cargo.toml and run
     `CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo update`.

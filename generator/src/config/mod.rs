@@ -45,6 +45,13 @@ pub const RESERVED_FLAGS: &[&str] = &[
     "output",
     "version",
     "quiet",
+    "dry-run",
+    "mem",
+    "disk",
+    "tap",
+    "xen",
+    "verbose",
+    "image",
 ];
 
 /// A target an image can be built for.

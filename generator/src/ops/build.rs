@@ -177,3 +177,75 @@ pub fn write_disks(plan: &Plan, unikernel: &Path, out: &Path) -> Result<Vec<Path
     }
     Ok(written)
 }
+
+/// How `build` and `run` build an image: with Nix unless asked for cargo or there is no Nix.
+#[derive(Clone, Debug, Default)]
+pub struct ImageBuild {
+    /// Build with cargo directly (`--cargo`).
+    pub cargo: bool,
+    /// The mirage-nix tree given with `--mirage-root`.
+    pub mirage_root: Option<PathBuf>,
+    /// The Nix toolchain source (`--toolchain`).
+    pub toolchain: Option<String>,
+    /// Show the builders' logs (`-L`).
+    pub print_build_logs: bool,
+    /// Build again and compare (`--rebuild`).
+    pub rebuild: bool,
+    /// Hide cargo's progress (`-q`).
+    pub quiet: bool,
+}
+
+/// `build_image(plan, dir, opts, say)` builds the image of `plan` for the unikernel in `dir`:
+/// through `nix build` of the committed plan when Nix is on PATH, else (or with `cargo`) with
+/// cargo into `DIR/dist/`. `say` gets one line about what is built how, before it is.
+pub fn build_image(
+    plan: &Plan,
+    dir: &Path,
+    opts: &ImageBuild,
+    say: &mut dyn FnMut(String),
+) -> Result<Built, Report> {
+    let mirage = super::mirage_root(opts.mirage_root.as_deref());
+    let nix = if opts.cargo {
+        None
+    } else {
+        let found = super::find_nix();
+        if found.is_none() {
+            say("nix is not on PATH: building with cargo instead (set Nix up with `eval \"$(scripts/setup-nix)\"`, see docs/nix.md)".into());
+        }
+        found
+    };
+    if let Some(nix) = nix {
+        // A downstream unikernel's own flake names the mirage-nix tree itself: the
+        // generator (e.g. `nix run`'s, far from any tree) needs none then.
+        let mirage = match mirage {
+            Err(_) if dir.join("flake.nix").is_file() => dir.to_path_buf(),
+            other => other?,
+        };
+        let nix_opts = super::NixOptions {
+            mirage_root: mirage,
+            toolchain: opts.toolchain.clone(),
+            print_build_logs: opts.print_build_logs,
+            rebuild: opts.rebuild,
+            nix,
+        };
+        say(format!(
+            "building {} for {} with nix",
+            plan.name, plan.target
+        ));
+        return super::build_with_nix(plan, dir, &nix_opts);
+    }
+    let mirage = mirage?;
+    let cargo_opts = BuildOptions {
+        target_dir: mirage.join("target").join("mirage-nix"),
+        roots: Roots {
+            mirage,
+            unikernel: dir.to_path_buf(),
+        },
+        quiet: opts.quiet,
+    };
+    say(format!(
+        "building {} for {} with cargo",
+        plan.name, plan.target
+    ));
+    build(plan, dir, &cargo_opts)
+}

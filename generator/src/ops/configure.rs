@@ -15,6 +15,18 @@ pub enum Outcome {
     Written(PathBuf),
     /// The plan on disk already had these bytes.
     Unchanged(PathBuf),
+    /// `--dry-run`: the plan would be written; `diff` holds the lines that would change
+    /// (a unified diff against the file on disk, every line for a new file).
+    WouldWrite {
+        /// The plan file.
+        path: PathBuf,
+        /// What would change in it.
+        diff: String,
+    },
+    /// `--dry-run`: the plan on disk already has these bytes.
+    WouldKeep(PathBuf),
+    /// `--dry-run`: the target later commands would use (`configure` remembers it).
+    WouldRemember(String),
     /// The target cannot build this unikernel (only with `--all-targets`).
     Skipped {
         /// The target.
@@ -22,6 +34,16 @@ pub enum Outcome {
         /// Why, in one line.
         reason: String,
     },
+}
+
+/// Whether `configure` writes, or only says what it would write (`--dry-run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Write the plans and remember the target.
+    Files,
+    /// Write nothing: report [`Outcome::WouldWrite`], [`Outcome::WouldKeep`] and
+    /// [`Outcome::WouldRemember`] instead.
+    DryRun,
 }
 
 /// Writes `plans/<target>.json` for each target. With several targets (`--all-targets`), a
@@ -32,6 +54,17 @@ pub fn configure(
     dir: &Path,
     targets: &[String],
     keys: &[(String, String)],
+) -> Result<Vec<Outcome>, Report> {
+    configure_with(uk, dir, targets, keys, Writes::Files)
+}
+
+/// [`configure`], or with [`Writes::DryRun`] what it would do, touching nothing.
+pub fn configure_with(
+    uk: &Unikernel,
+    dir: &Path,
+    targets: &[String],
+    keys: &[(String, String)],
+    writes: Writes,
 ) -> Result<Vec<Outcome>, Report> {
     let all = targets.len() > 1;
     let mut outcomes = Vec::new();
@@ -54,9 +87,15 @@ pub fn configure(
             }
             Err(report) => return Err(report),
         };
+        if writes == Writes::DryRun {
+            outcomes.push(would_write(dir, &plan));
+            continue;
+        }
         outcomes.push(write_plan(dir, &plan).map_err(|e| io_report(&plan_path(dir, target), e))?);
     }
-    if let [single] = targets {
+    if let ([single], Writes::DryRun) = (targets, writes) {
+        outcomes.push(Outcome::WouldRemember(single.clone()));
+    } else if let [single] = targets {
         Remembered {
             target: single.clone(),
         }
@@ -90,6 +129,23 @@ fn write_plan(dir: &Path, plan: &Plan) -> std::io::Result<Outcome> {
     std::fs::write(&tmp, &text)?;
     std::fs::rename(&tmp, &path)?;
     Ok(Outcome::Written(path))
+}
+
+/// What writing `plan` would do to the file on disk.
+fn would_write(dir: &Path, plan: &Plan) -> Outcome {
+    let path = plan_path(dir, &plan.target);
+    let text = plan.to_json();
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if old == text {
+        return Outcome::WouldKeep(path);
+    }
+    let shown = path.display().to_string();
+    let diff = similar::TextDiff::from_lines(&old, &text)
+        .unified_diff()
+        .context_radius(2)
+        .header(&shown, &shown)
+        .to_string();
+    Outcome::WouldWrite { path, diff }
 }
 
 /// A committed plan that no longer matches what the configuration gives.

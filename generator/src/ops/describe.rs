@@ -2,6 +2,7 @@
 //! devices are.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use crate::config::{Body, Config};
 use crate::eval::{self, Context, Mode};
@@ -56,15 +57,47 @@ fn summary(uk: &Unikernel, ctx: &Context) -> Summary {
     Summary { keys, output }
 }
 
+/// `default_drawing(dir, target)` is how `describe --dot` draws the unikernel in `dir` when
+/// neither `--eval` nor `--no-eval` says, as Mirage does: evaluated once it was configured
+/// for the target (it has `plans/<target>.json`), else unevaluated; and a line saying which
+/// and why.
+pub fn default_drawing(dir: &Path, target: &str) -> (DescribeFormat, String) {
+    let plan = super::plan_path(dir, target);
+    if plan.is_file() {
+        (
+            DescribeFormat::DotEvaluated,
+            format!(
+                "drawing the devices the image connects ({} is configured for {target}: {}); --no-eval draws every choice",
+                dir.display(),
+                plan.display()
+            ),
+        )
+    } else {
+        (
+            DescribeFormat::DotUnevaluated,
+            format!(
+                "drawing the graph with its choices ({} was never configured for {target}); --eval draws the devices the image would connect",
+                dir.display()
+            ),
+        )
+    }
+}
+
 /// Describes a unikernel in a context.
 pub fn describe(uk: &Unikernel, ctx: &Context, format: DescribeFormat) -> String {
     match format {
-        DescribeFormat::DotEvaluated => dot::draw(&uk.config, &uk.graph, &uk.evaluate(ctx), true),
+        DescribeFormat::DotEvaluated => {
+            dot::draw(&uk.config, &uk.graph, &uk.evaluate(ctx), true, None)
+        }
         DescribeFormat::DotUnevaluated => dot::draw(
             &uk.config,
             &uk.graph,
             &eval::evaluate(&uk.config, &uk.graph, ctx, Mode::Partial),
             false,
+            Some(dot::Closed {
+                target: &ctx.target,
+                cases: &eval::closed_cases(&uk.config, &uk.graph, ctx),
+            }),
         ),
         DescribeFormat::Text => {
             let s = summary(uk, ctx);

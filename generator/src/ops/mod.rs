@@ -7,15 +7,17 @@
 //!   ([`Remembered`]) and rendered crates of `build`.
 
 mod build;
+pub mod completions;
 mod configure;
 mod describe;
 pub mod explain;
 pub mod nix;
 mod query;
+pub mod run;
 
-pub use build::{build, crate_dir, write_disks, BuildOptions, Built};
-pub use configure::{check_plans, configure, Outcome, Stale};
-pub use describe::{catalogue, describe, describe_json, targets, DescribeFormat};
+pub use build::{build, build_image, crate_dir, write_disks, BuildOptions, Built, ImageBuild};
+pub use configure::{check_plans, configure, configure_with, Outcome, Stale, Writes};
+pub use describe::{catalogue, default_drawing, describe, describe_json, targets, DescribeFormat};
 pub use explain::{explain_specs, ExplainOptions, Explanation};
 pub use nix::{build_with_nix, find_nix, NixOptions};
 pub use query::{query, QueryInfo};
@@ -68,10 +70,68 @@ impl Remembered {
 
 /// The target a command works on: the one given, else the last configured, else `unix`.
 pub fn default_target(dir: &Path, given: Option<&str>) -> String {
-    given
-        .map(str::to_string)
-        .or_else(|| Remembered::read(dir).map(|r| r.target))
-        .unwrap_or_else(|| "unix".to_string())
+    choose_target(dir, given).target
+}
+
+/// The target of a command that was given none: `configure` remembers the target it was
+/// last run for, as Mirage's context file does; else this one.
+pub const DEFAULT_TARGET: &str = "unix";
+
+/// Why a command works on the target it works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetReason {
+    /// `-t` named it.
+    Given,
+    /// `configure` was last run for it in this unikernel's directory.
+    LastConfigured,
+    /// Nothing named one: [`DEFAULT_TARGET`].
+    Default,
+}
+
+/// The target a command works on, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetChoice {
+    /// The target.
+    pub target: String,
+    /// Why it is that one.
+    pub reason: TargetReason,
+}
+
+impl TargetChoice {
+    /// `explain(dir, targets)` is one line saying which target a command without `-t` chose
+    /// for the unikernel in `dir` and why, with how to choose another of `targets`; `None`
+    /// when `-t` named it.
+    pub fn explain<'a>(
+        &self,
+        dir: &Path,
+        targets: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        let why = match self.reason {
+            TargetReason::Given => return None,
+            TargetReason::LastConfigured => format!(
+                "the target `mirage-nix configure` was last run for in {}",
+                dir.display()
+            ),
+            TargetReason::Default => format!("the default: {} was never configured", dir.display()),
+        };
+        let others: Vec<&str> = targets.into_iter().collect();
+        Some(format!(
+            "target {} ({why}); choose another with -t {}",
+            self.target,
+            others.join("|")
+        ))
+    }
+}
+
+/// `choose_target(dir, given)` is the target a command on the unikernel in `dir` works on:
+/// the one given with `-t`, else the last configured, else [`DEFAULT_TARGET`].
+pub fn choose_target(dir: &Path, given: Option<&str>) -> TargetChoice {
+    let (target, reason) = match (given, Remembered::read(dir)) {
+        (Some(t), _) => (t.to_string(), TargetReason::Given),
+        (None, Some(r)) => (r.target, TargetReason::LastConfigured),
+        (None, None) => (DEFAULT_TARGET.to_string(), TargetReason::Default),
+    };
+    TargetChoice { target, reason }
 }
 
 /// Reads a plan file, with errors that name it and say how to regenerate it.

@@ -181,11 +181,12 @@ pub fn image_in(out: &Path, plan: &Plan) -> PathBuf {
     }
 }
 
-/// One line saying how to boot `image`, by image format.
+/// One line saying how to boot `image`, by image format, and that `mirage-nix run` does it.
 pub fn boot_hint(plan: &Plan, image: &Path) -> String {
     let beside = image.parent().unwrap_or(Path::new("."));
     let disks: Vec<&crate::plan::Disk> =
         plan.nodes.iter().filter_map(|n| n.disk.as_ref()).collect();
+    let run = format!("`mirage-nix run -t {}` builds and boots it", plan.target);
     let image = image.display();
     match plan.image.format.as_str() {
         "elf-unix" if !disks.is_empty() => {
@@ -194,11 +195,11 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
                 .map(|d| beside.join(&d.file).display().to_string())
                 .collect();
             format!(
-                "run it with `{image}` (add --help for its keys); it reads {} beside it",
+                "run it with `{image}` (add --help for its keys); it reads {} beside it; {run}",
                 files.join(", ")
             )
         }
-        "elf-unix" => format!("run it with `{image}` (add --help for its keys)"),
+        "elf-unix" => format!("run it with `{image}` (add --help for its keys); {run}"),
         "xen-pv" => {
             let dir = if beside.as_os_str().is_empty() {
                 Path::new(".")
@@ -207,15 +208,15 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
             };
             let dir = dir.display();
             format!(
-                "run it as a domU with `cd {dir} && xl create {}` (PV: {}), or boot it with \
-                 `scripts/xen-run pvh {image}` in the mirage-nix tree (its PVH entry under QEMU)",
+                "run it as a domU with `cd {dir} && xl create {}` (PV: {}); {run} (through \
+                 its PVH entry under QEMU, or as dom0 on Xen with --xen=dom0)",
                 crate::render::xl::file_name(plan, crate::render::xl::DomainType::Pvh),
                 crate::render::xl::file_name(plan, crate::render::xl::DomainType::Pv)
             )
         }
         "solo5-hvt" | "solo5-spt" => {
             format!(
-                "boot it with `{} --mem=64{} -- {image}` (add --help for its keys)",
+                "boot it with `{} --mem=64{} -- {image}` (add --help for its keys); {run}",
                 plan.image.format,
                 solo5_devices(plan, beside)
             )
@@ -399,11 +400,12 @@ mod tests {
         assert_eq!(image, out.join("bin/hello"));
         assert_eq!(
             boot_hint(&unix, &image),
-            "run it with `/nix/store/b-hello-unix/bin/hello` (add --help for its keys)"
+            "run it with `/nix/store/b-hello-unix/bin/hello` (add --help for its keys); \
+             `mirage-nix run -t unix` builds and boots it"
         );
         let xen = plan("xen-pv", false);
         assert_eq!(image_in(out, &xen), out.join("hello"));
-        assert!(boot_hint(&xen, &image_in(out, &xen)).contains("scripts/xen-run pvh"));
+        assert!(boot_hint(&xen, &image_in(out, &xen)).contains("--xen=dom0"));
         assert!(boot_hint(&plan("solo5-hvt", false), out).contains("solo5-hvt"));
         assert!(boot_hint(&plan("solo5-spt", false), out).contains("solo5-spt"));
         for f in ["elf-unix", "xen-pv", "solo5-hvt", "solo5-spt", "other"] {
@@ -419,7 +421,7 @@ mod tests {
         assert_eq!(
             boot_hint(&server, Path::new("conduit_server.spt")),
             "boot it with `solo5-spt --mem=64 --net:service=TAP -- conduit_server.spt` \
-             (add --help for its keys)"
+             (add --help for its keys); `mirage-nix run -t spt` builds and boots it"
         );
         let block = read("examples/block/plans/hvt.json");
         assert!(boot_hint(&block, Path::new("block.hvt"))

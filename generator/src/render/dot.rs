@@ -1,10 +1,11 @@
 //! Graphviz drawings of device graphs, for `describe --dot`.
 //!
 //! The unevaluated drawing shows choices as dashed ellipses with one dotted edge per case,
-//! labelled by its condition, the default case bold; only the cases the given keys leave open
-//! are drawn (so `-t xen` already prunes what cannot apply to Xen). The evaluated drawing shows
-//! the devices an image connects. Parameters are solid edges labelled by name, dependencies
-//! dashed edges.
+//! labelled by its condition, the default case bold. Every case is drawn; those the target
+//! and the keys given close (a key rules them out, or a device they need does not exist on
+//! the target: [`crate::eval::closed_cases`]) are grey, and so is whatever only they lead to,
+//! each with the reason as its tooltip. The evaluated drawing shows the devices an image
+//! connects. Parameters are solid edges labelled by name, dependencies dashed edges.
 
 use std::fmt::Write;
 
@@ -18,6 +19,7 @@ use crate::graph::{Graph, NodeId, NodeKind};
 enum Vertex {
     Main(String),
     Device {
+        ctor: String,
         label: String,
         signature: String,
         detail: String,
@@ -31,6 +33,8 @@ enum Vertex {
 struct Edge {
     label: String,
     style: &'static str,
+    /// Why the edge cannot be followed on this target with these keys (drawn grey).
+    closed: Option<String>,
 }
 
 struct Drawing<'a> {
@@ -38,6 +42,8 @@ struct Drawing<'a> {
     graph: &'a Graph,
     eval: &'a Evaluation,
     resolve: bool,
+    /// Unevaluated drawings: the cases the target and keys close, with why.
+    closed: &'a std::collections::BTreeMap<(NodeId, usize), String>,
     out: DiGraph<Vertex, Edge>,
     index: std::collections::BTreeMap<NodeId, NodeIndex>,
 }
@@ -74,6 +80,7 @@ impl Drawing<'_> {
                     String::new()
                 };
                 Vertex::Device {
+                    ctor: ctor.clone(),
                     label,
                     signature: node.signature.clone(),
                     detail,
@@ -111,6 +118,7 @@ impl Drawing<'_> {
                         Edge {
                             label: name,
                             style: "solid",
+                            closed: None,
                         },
                     );
                 }
@@ -122,12 +130,17 @@ impl Drawing<'_> {
                         Edge {
                             label: String::new(),
                             style: "dashed",
+                            closed: None,
                         },
                     );
                 }
             }
             NodeKind::Choice { cases, .. } => {
-                let shown = self.eval.chosen.get(&id).cloned().unwrap_or_default();
+                let shown: Vec<usize> = if self.resolve {
+                    self.eval.chosen.get(&id).cloned().unwrap_or_default()
+                } else {
+                    (0..cases.len()).collect()
+                };
                 for i in shown {
                     let (when, case) = &cases[i];
                     let to = self.node(*case);
@@ -142,7 +155,16 @@ impl Drawing<'_> {
                             "dotted",
                         )
                     };
-                    self.out.add_edge(ix, to, Edge { label, style });
+                    let closed = self.closed.get(&(id, i)).cloned();
+                    self.out.add_edge(
+                        ix,
+                        to,
+                        Edge {
+                            label,
+                            style,
+                            closed,
+                        },
+                    );
                 }
             }
         }
@@ -150,15 +172,32 @@ impl Drawing<'_> {
     }
 }
 
+/// What an unevaluated drawing greys out: the target, and the cases it and the keys close
+/// ([`crate::eval::closed_cases`]).
+pub struct Closed<'a> {
+    /// The target the drawing is for.
+    pub target: &'a str,
+    /// The closed cases, with why.
+    pub cases: &'a std::collections::BTreeMap<(NodeId, usize), String>,
+}
+
 /// Draws the graph from `main`. With `resolve`, choices are replaced by the devices chosen
-/// (`eval` must then be a full evaluation); without, choices are drawn with the cases `eval`
-/// left open.
-pub fn draw(config: &Config, graph: &Graph, eval: &Evaluation, resolve: bool) -> String {
+/// (`eval` must then be a full evaluation); without, every case of every choice is drawn,
+/// those `closed` names (and what only they lead to) grey with the reason as a tooltip.
+pub fn draw(
+    config: &Config,
+    graph: &Graph,
+    eval: &Evaluation,
+    resolve: bool,
+    closed: Option<Closed<'_>>,
+) -> String {
+    let no_cases = Default::default();
     let mut d = Drawing {
         config,
         graph,
         eval,
         resolve,
+        closed: closed.as_ref().map_or(&no_cases, |c| c.cases),
         out: DiGraph::new(),
         index: Default::default(),
     };
@@ -177,6 +216,7 @@ pub fn draw(config: &Config, graph: &Graph, eval: &Evaluation, resolve: bool) ->
             Edge {
                 label: sig,
                 style: "solid",
+                closed: None,
             },
         );
     }
@@ -188,12 +228,43 @@ pub fn draw(config: &Config, graph: &Graph, eval: &Evaluation, resolve: bool) ->
             Edge {
                 label: String::new(),
                 style: "dashed",
+                closed: None,
             },
         );
     }
+    // What cannot be reached from main but through a closed case is grey, with the reason of
+    // the closed case that leads to it (a device missing on the target says its own).
+    let mut live = vec![false; d.out.node_count()];
+    let mut todo = vec![main];
+    while let Some(v) = todo.pop() {
+        if std::mem::replace(&mut live[v.index()], true) {
+            continue;
+        }
+        todo.extend(
+            d.out
+                .edges(v)
+                .filter(|e| e.weight().closed.is_none())
+                .map(|e| e.target()),
+        );
+    }
+    let mut why: Vec<Option<String>> = vec![None; d.out.node_count()];
+    let mut todo: Vec<(NodeIndex, String)> = d
+        .out
+        .edge_references()
+        .filter_map(|e| Some((e.target(), e.weight().closed.clone()?)))
+        .collect();
+    todo.reverse();
+    while let Some((v, reason)) = todo.pop() {
+        if live[v.index()] || why[v.index()].is_some() {
+            continue;
+        }
+        why[v.index()] = Some(reason.clone());
+        todo.extend(d.out.edges(v).map(|e| (e.target(), reason.clone())));
+    }
+    const GREY: &str = "color=\"grey60\", fontcolor=\"grey60\"";
     let mut text = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n", escape(&config.main.name));
     for ix in d.out.node_indices() {
-        let attrs = match &d.out[ix] {
+        let mut attrs = match &d.out[ix] {
             Vertex::Main(start) => {
                 format!("label=\"main\\n{}\", shape=doubleoctagon", escape(start))
             }
@@ -201,6 +272,7 @@ pub fn draw(config: &Config, graph: &Graph, eval: &Evaluation, resolve: bool) ->
                 label,
                 signature,
                 detail,
+                ..
             } => {
                 let detail = if detail.is_empty() {
                     String::new()
@@ -221,13 +293,29 @@ pub fn draw(config: &Config, graph: &Graph, eval: &Evaluation, resolve: bool) ->
                 )
             }
         };
+        if !live[ix.index()] {
+            let own = match (&d.out[ix], &closed) {
+                (Vertex::Device { ctor, .. }, Some(c)) => {
+                    crate::eval::unavailable_reason(config, ctor, c.target)
+                        .map(|r| format!("`{ctor}` is not available on {}: {r}", c.target))
+                }
+                _ => None,
+            };
+            let reason = own.or_else(|| why[ix.index()].clone()).unwrap_or_default();
+            let _ = write!(attrs, ", {GREY}, tooltip=\"{}\"", escape(&reason));
+        }
         let _ = writeln!(text, "  n{} [{attrs}];", ix.index());
     }
     for e in d.out.edge_references() {
         let w = e.weight();
+        let grey = match (&w.closed, live[e.source().index()]) {
+            (Some(reason), _) => format!(", {GREY}, tooltip=\"{}\"", escape(reason)),
+            (None, false) => format!(", {GREY}"),
+            (None, true) => String::new(),
+        };
         let _ = writeln!(
             text,
-            "  n{} -> n{} [label=\"{}\", style={}];",
+            "  n{} -> n{} [label=\"{}\", style={}{grey}];",
             e.source().index(),
             e.target().index(),
             escape(&w.label),

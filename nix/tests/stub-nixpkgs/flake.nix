@@ -2,7 +2,7 @@
 # uses, each a derivation that is never built. The nixpkgs toolchain source can then be
 # evaluated on a machine without nixpkgs (this project's, which is offline), to show that
 # every derivation it makes is free of host paths: generator/tests/nix.rs passes it with
-# `--override-input nixpkgs`. It proves nothing about nixpkgs itself; on a machine with the
+# `--override-input nixpkgs-pin`. It proves nothing about nixpkgs itself; on a machine with the
 # pinned input, `nix eval .#nixpkgs.<package>.drvPath` evaluates the real thing.
 {
   outputs = { self }:

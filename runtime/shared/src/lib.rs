@@ -15,7 +15,8 @@
 //! - [`fault`]: CPU exceptions reported (a stack overflow as such), [`paging`]: identity page
 //!   tables with guard holes, and (images only) `trap`: the exception entries and the ring 0
 //!   tables that route them to a runtime's handler on stacks of their own;
-//! - [`run`]: boot arguments, the executor and the exit code, the same on every target.
+//! - [`run`]: boot arguments, the executor and the exit code, the same on every target;
+//! - [`linux`]: an image executed as a Linux process says what it is and exits 64.
 //!
 //! The `mem*` functions and the allocator exist only in images, which the targets' rustc flags
 //! mark with `--cfg mirage_xen_image` or `--cfg mirage_solo5_image`; host builds (the
@@ -38,7 +39,7 @@ pub mod tsc;
 #[cfg(any(mirage_xen_image, mirage_solo5_image))]
 pub use arch::trap;
 pub use arch::{random_u64, rdtsc};
-pub use sys::heap;
+pub use sys::{heap, linux};
 
 use core::future::Future;
 

@@ -577,3 +577,36 @@ fn faults_are_reported_and_abort_with_255_under_the_minimal_hvt_monitor() {
         }
     }
 }
+
+/// An hvt or spt image executed as a Linux process says, on one line, what it is and the
+/// tender command that boots it (with its manifest's devices), and exits 64 rather than
+/// crash: the entry tells Linux's `execve` (every register cleared) from a tender (the boot
+/// info in `%rdi`).
+#[test]
+fn an_image_executed_by_linux_explains_itself() {
+    for target in ["hvt", "spt"] {
+        for (example, devices) in [
+            ("hello", ""),
+            ("block", " --block:storage=FILE"),
+            ("conduit_server", " --net:service=TAP"),
+        ] {
+            let (path, _) = image(example, target);
+            let run = mirage_test_support::process::run(
+                Command::new(&path).arg("--hello=Hi"),
+                std::time::Duration::from_secs(10),
+            );
+            let p = path.display();
+            assert_eq!(run.status, Some(64), "{p}: {}{}", run.stdout, run.stderr);
+            assert_eq!(run.stdout, "", "{p}");
+            assert_eq!(
+                run.stderr,
+                format!(
+                    "{p}: a Solo5 {target} unikernel, not a Linux program; boot it with \
+                     `solo5-{target} --mem=64{devices} -- {p} [--KEY=VALUE...]` (Solo5's \
+                     tender), or `mirage-nix run -t {target}` in its unikernel's folder\n"
+                ),
+                "{p}"
+            );
+        }
+    }
+}

@@ -727,3 +727,33 @@ fn faults_in_domus_print_their_report_on_the_console_ring_and_crash() {
     let address = hex_after(&overflow.console, "at address ").unwrap();
     fault_below_stack(&overflow.console, address, STACK).unwrap();
 }
+
+/// A xen image executed as a Linux process says, on one line, what it is and how to boot it,
+/// and exits 64 rather than crash: the PV entry tells Linux's `execve` (every register
+/// cleared) from Xen (`start_info` in `%rsi`); and the same image still boots (above).
+#[test]
+fn an_image_executed_by_linux_explains_itself() {
+    let path = image("examples/hello");
+    let run = mirage_test_support::process::run(
+        std::process::Command::new(&path).arg("--hello=Hi"),
+        Duration::from_secs(10),
+    );
+    let p = path.display();
+    assert_eq!(run.status, Some(64), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "{p}: a Xen unikernel (a PV and PVH guest), not a Linux program; boot it with \
+             `qemu-system-x86_64 "
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("-kernel {p} "))
+            && run.stderr.contains("`mirage-nix run -t xen`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}

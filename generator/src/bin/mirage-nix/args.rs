@@ -86,11 +86,36 @@ const OWN_FLAGS: &[&str] = &[
     "print-build-logs",
     "rebuild",
     "toolchain",
+    "dry-run",
+    "mem",
+    "disk",
+    "tap",
+    "xen",
+    "verbose",
+    "image",
 ];
 
 impl KeyedCommand {
     /// Finds DIR and the keys given in `argv`, loads the config and computes reachable keys.
     pub fn prepare(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
+        Self::read(name, argv, true)
+    }
+
+    /// Like [`KeyedCommand::prepare`], for a command line being typed (shell completion):
+    /// flags that are not keys yet are let be.
+    pub fn peek(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
+        Self::read(name, argv, false)
+    }
+
+    /// The keys a command line may still add, as `completions keys` prints them.
+    pub fn key_lines(&self) -> String {
+        self.unikernel
+            .as_ref()
+            .map(|uk| mirage_nix::ops::completions::key_lines(uk, &self.reachable))
+            .unwrap_or_default()
+    }
+
+    fn read(name: &str, argv: &[String], check: bool) -> Result<KeyedCommand, Report> {
         let after: Vec<&str> = argv
             .iter()
             .map(String::as_str)
@@ -135,7 +160,9 @@ impl KeyedCommand {
                 .context(&target, valid.clone())
                 .or_else(|_| uk.context("unix", valid))?;
             reachable = uk.reachable_keys(&ctx);
-            check_flags(uk, &after, &reachable, &ctx.target)?;
+            if check {
+                check_flags(uk, &after, &reachable, &ctx.target)?;
+            }
         }
         Ok(KeyedCommand {
             dir,
@@ -191,7 +218,16 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
         if a.starts_with('-') {
             let takes_value = matches!(
                 a,
-                "-t" | "--target" | "--mirage-root" | "--toolchain" | "-l" | "--logs"
+                "-t" | "--target"
+                    | "--mirage-root"
+                    | "--toolchain"
+                    | "-l"
+                    | "--logs"
+                    | "--mem"
+                    | "--disk"
+                    | "--tap"
+                    | "--xen"
+                    | "--image"
             ) || (a.starts_with("--")
                 && !a.contains('=')
                 && i + 1 < args.len()

@@ -16,6 +16,10 @@ use mirage_nix::render::{self, Roots};
 use mirage_nix::Unikernel;
 
 use args::KeyedCommand;
+use mirage_nix::ops::completions::{self, Shell};
+
+/// The commands that take the unikernel's keys as flags.
+const KEYED: &[&str] = &["describe", "configure", "query", "build", "run"];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -65,24 +69,28 @@ fn cli() -> Command {
         .arg_required_else_help(true)
         .subcommand(args::keyed("describe", "Show a unikernel: its keys and output, or its device graph as Graphviz dot")
             .arg(Arg::new("dot").long("dot").action(ArgAction::SetTrue).help("Print the device graph in Graphviz dot (render it with `dot -Tsvg`)"))
-            .arg(Arg::new("eval").long("eval").action(ArgAction::SetTrue).conflicts_with("no-eval").help("Draw the evaluated graph: the devices the image connects (the default)"))
-            .arg(Arg::new("no-eval").long("no-eval").action(ArgAction::SetTrue).help("Draw the graph before evaluation, with its choices and their cases"))
+            .arg(Arg::new("eval").long("eval").action(ArgAction::SetTrue).conflicts_with("no-eval").help("Draw the evaluated graph: the devices the image connects (the default once the unikernel is configured for the target)"))
+            .arg(Arg::new("no-eval").long("no-eval").action(ArgAction::SetTrue).help("Draw the graph before evaluation, with its choices and every case, those the target and keys close greyed with why (the default before the unikernel is configured for the target, as Mirage does)"))
             .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).conflicts_with("dot").help("Print the summary as JSON")))
         .subcommand(args::keyed("configure", "Write the plan of each target to DIR/plans/<target>.json")
             .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
-            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives")))
+            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives"))
+            .arg(Arg::new("dry-run").long("dry-run").action(ArgAction::SetTrue).conflicts_with("check").help("Write nothing; say what would be written, with the lines of each plan that would change")))
         .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml or nix-attr")
             .mut_arg("dir", |a| a.index(2))
             .arg(Arg::new("info").index(1).required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
-        .subcommand(args::keyed("build", "Build the image of the committed plan with `nix build` (or with cargo: --cargo), print its path and how to boot it")
-            .long_about("Build the image of the plan for the target with `nix build` of the flake that builds it (the unikernel's own flake.nix, else the mirage-nix tree's), as package <name>-<target>. Nix builds committed plans: run `mirage-nix configure` first when the config or keys changed. Prints the image's path on stdout and how to boot it on stderr. Without Nix on PATH, or with --cargo, the crate is rendered and compiled with cargo into DIR/dist/ instead.")
-            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
-            .arg(Arg::new("cargo").long("cargo").action(ArgAction::SetTrue).help("Build with cargo directly, not Nix (the default when nix is not on PATH)"))
-            .arg(Arg::new("print-build-logs").long("print-build-logs").short('L').action(ArgAction::SetTrue).conflicts_with("cargo").help("Show the builders' logs (nix build -L) instead of nix's progress"))
-            .arg(Arg::new("rebuild").long("rebuild").action(ArgAction::SetTrue).conflicts_with("cargo").help("Build again although the image is in the store, and fail unless it is bit-for-bit the same"))
-            .arg(Arg::new("toolchain").long("toolchain").value_name("SOURCE").value_parser(["host", "nixpkgs"]).conflicts_with("cargo").help("The toolchain source (default: the flake's, see docs/nix.md)"))
-            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress (with --cargo)")))
+        .subcommand(build_args(args::keyed("build", "Build the image of the committed plan with `nix build` (or with cargo: --cargo), print its path and how to boot it")
+            .long_about("Build the image of the plan for the target with `nix build` of the flake that builds it (the unikernel's own flake.nix, else the mirage-nix tree's), as package <name>-<target>. Nix builds committed plans: run `mirage-nix configure` first when the config or keys changed. Prints the image's path on stdout and how to boot it on stderr. Without Nix on PATH, or with --cargo, the crate is rendered and compiled with cargo into DIR/dist/ instead. Without -t, the target is the last configured (else unix), and a line on stderr says which.")))
+        .subcommand(build_args(args::keyed("run", "Build the image (as `build` does) and boot it where it runs, streaming its console; exit with the unikernel's own status")
+            .long_about("Build the image of the plan for the target as `build` does, then boot it: a unix image is executed; a Solo5 image runs under its tender (SOLO5_SPT/SOLO5_HVT, else solo5-spt/solo5-hvt on PATH) with --mem and every device of its manifest attached; a xen image boots through its PVH entry under QEMU (--xen=dom0: as dom0 on Xen under QEMU; inside a Xen dom0: as a domU through `xl create`). Configure keys choose the plan; runtime keys given here, and the words after --, are the image's boot arguments. The exit status is the unikernel's: 0 success, 1 failure, 63 after --help, 64 on bad arguments (a crashed Xen domain is 1).")
+            .arg(Arg::new("mem").long("mem").value_name("MIB").value_parser(clap::value_parser!(u64).range(2..=1 << 20)).help("Memory of a Solo5 or Xen guest, in MiB [default: 64]"))
+            .arg(Arg::new("disk").long("disk").value_name("NAME=FILE|SIZE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::DiskOption)).help("Attach FILE as the block device NAME of a Solo5 image, or an empty disk of SIZE (64M, 1G) for this run; without it, the disk the build made beside the image"))
+            .arg(Arg::new("tap").long("tap").value_name("[NAME=]IFACE").action(ArgAction::Append).value_parser(clap::value_parser!(ops::run::TapOption)).help("Attach the host's tap IFACE as the network device NAME (the only one if NAME is left out); without it, a tap is made for the run (root only)"))
+            .arg(Arg::new("xen").long("xen").value_name("HOW").value_parser(ops::run::XenMode::ALL.map(|(_, n)| n)).help("How a xen image boots: pvh (directly under QEMU), dom0 or pvh-dom0 (on Xen under QEMU), xl (a domU, inside a Xen dom0) [default: xl in a Xen dom0, else pvh]"))
+            .arg(Arg::new("verbose").long("verbose").action(ArgAction::SetTrue).help("Show Xen's and xl's own log lines too"))
+            .arg(Arg::new("image").long("image").value_name("FILE").value_parser(clap::value_parser!(PathBuf)).conflicts_with_all(["cargo", "rebuild", "print-build-logs", "toolchain"]).help("Boot FILE, an image of this plan built before (by Nix or cargo, here or elsewhere), instead of building; the disks the build made are looked for beside it"))
+            .arg(Arg::new("image-args").value_name("IMAGE-ARGS").num_args(0..).last(true).allow_hyphen_values(true).help("Boot arguments passed to the image as they are (after --)"))))
         .subcommand(Command::new("explain")
             .visible_alias("why-rebuild")
             .about("Name the inputs that make two builds different derivations, down to where the change starts")
@@ -106,9 +114,30 @@ fn cli() -> Command {
         .subcommand(Command::new("clean")
             .about("Remove a unikernel's local state and built images (.mirage-nix/, dist/); committed plans stay")
             .arg(args::dir_arg()))
+        .subcommand(Command::new("completions")
+            .about("Print a shell completion script: commands, options, targets, and the keys of the unikernel a line names (or of the current directory's)")
+            .long_about("Print the completion script of a shell. bash: `eval \"$(mirage-nix completions bash)\"` (or save it in /usr/share/bash-completion/completions/mirage-nix); zsh: `eval \"$(mirage-nix completions zsh)\"` after compinit (or save it as _mirage-nix in $fpath); fish: `mirage-nix completions fish | source` (or save it in ~/.config/fish/completions/mirage-nix.fish). The scripts complete key flags by asking `mirage-nix completions keys -- WORDS...`, which prints the keys the line may still add, so they follow the unikernel, the target and the keys typed.")
+            .arg(Arg::new("shell").required(true).value_name("SHELL").value_parser([
+                clap::builder::PossibleValue::new("bash"),
+                clap::builder::PossibleValue::new("zsh"),
+                clap::builder::PossibleValue::new("fish"),
+                clap::builder::PossibleValue::new("keys").hide(true),
+            ]).help("The shell: bash, zsh or fish"))
+            .arg(Arg::new("words").value_name("WORDS").num_args(0..).last(true).allow_hyphen_values(true).hide(true).help("With `keys`: the command line being completed")))
         .subcommand(Command::new("targets").about("List the targets images can be built for"))
         .subcommand(Command::new("catalogue").about("List the built-in signatures, constructors (with the targets they exist on) and keys"))
         .subcommand(Command::new("schema").about("Print the JSON Schema of plans"))
+}
+
+/// The options of commands that build images (`build`, `run`).
+fn build_args(c: Command) -> Command {
+    c
+            .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
+            .arg(Arg::new("cargo").long("cargo").action(ArgAction::SetTrue).help("Build with cargo directly, not Nix (the default when nix is not on PATH)"))
+            .arg(Arg::new("print-build-logs").long("print-build-logs").short('L').action(ArgAction::SetTrue).conflicts_with("cargo").help("Show the builders' logs (nix build -L) instead of nix's progress"))
+            .arg(Arg::new("rebuild").long("rebuild").action(ArgAction::SetTrue).conflicts_with("cargo").help("Build again although the image is in the store, and fail unless it is bit-for-bit the same"))
+            .arg(Arg::new("toolchain").long("toolchain").value_name("SOURCE").value_parser(["host", "nixpkgs"]).conflicts_with("cargo").help("The toolchain source (default: the flake's, see docs/nix.md)"))
+            .arg(Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Hide cargo's progress (with --cargo)"))
 }
 
 /// `plan_and_unikernel(m)` is the plan named by `m`'s `plan` argument and the unikernel's
@@ -132,7 +161,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .map(String::as_str);
-    if let Some(name @ ("describe" | "configure" | "query" | "build")) = sub {
+    if let Some(name) = sub.filter(|s| KEYED.contains(s)) {
         let keyed = KeyedCommand::prepare(name, argv)?;
         let command = cli().mut_subcommand(name, |c| keyed.add_keys(c));
         let matches = command.try_get_matches_from(argv)?;
@@ -205,6 +234,33 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 println!("removed {}", r.display());
             }
         }
+        ("completions", m) => {
+            let shell = m.get_one::<String>("shell").expect("required");
+            if shell == "keys" {
+                let words: Vec<String> = m
+                    .get_many::<String>("words")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                let sub = words
+                    .iter()
+                    .skip(1)
+                    .find(|w| !w.starts_with('-'))
+                    .map(String::as_str);
+                if let Some(name) = sub.filter(|s| KEYED.contains(s)) {
+                    if let Ok(keyed) = KeyedCommand::peek(name, &words) {
+                        print!("{}", keyed.key_lines());
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let shell = Shell::from_name(shell).expect("clap checked the value");
+            print!(
+                "{}",
+                completions::script(shell, "mirage-nix", &command_specs(&cli()))
+            );
+        }
         ("targets", _) => print!("{}", ops::targets(&catalogue_only()?.config)),
         ("catalogue", _) => print!("{}", ops::catalogue(&catalogue_only()?.config)),
         ("schema", _) => print!("{}", mirage_nix::plan::schema()),
@@ -222,6 +278,87 @@ fn catalogue_only() -> Result<Unikernel, Report> {
     )
 }
 
+/// The commands of `cli` as completion scripts see them.
+fn command_specs(cli: &Command) -> Vec<completions::CommandSpec> {
+    cli.get_subcommands()
+        .map(|c| {
+            let help = completions::OptionSpec {
+                long: Some("help".into()),
+                short: Some('h'),
+                takes_value: false,
+                values: Vec::new(),
+                path: false,
+                help: "Print help (keys included)".into(),
+            };
+            let options = c
+                .get_arguments()
+                .filter(|a| !a.is_positional() && !a.is_hide_set())
+                .map(|a| {
+                    let takes_value = a.get_action().takes_values();
+                    let value_name = a
+                        .get_value_names()
+                        .and_then(|n| n.first())
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    completions::OptionSpec {
+                        long: a.get_long().map(str::to_string),
+                        short: a.get_short(),
+                        takes_value,
+                        values: a
+                            .get_possible_values()
+                            .iter()
+                            .filter(|v| !v.is_hide_set())
+                            .map(|v| v.get_name().to_string())
+                            .collect(),
+                        path: takes_value
+                            && (value_name.contains("DIR") || value_name.contains("FILE")),
+                        help: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                    }
+                })
+                .chain(std::iter::once(help))
+                .collect();
+            let mut positionals: Vec<&Arg> = c
+                .get_positionals()
+                .filter(|a| !a.is_hide_set() && !a.is_last_set())
+                .collect();
+            positionals.sort_by_key(|a| a.get_index());
+            let positionals = positionals
+                .into_iter()
+                .map(|a| match a.get_id().as_str() {
+                    "dir" => completions::Positional::Dir,
+                    _ if !a.get_possible_values().is_empty() => completions::Positional::Words(
+                        a.get_possible_values()
+                            .iter()
+                            .filter(|v| !v.is_hide_set())
+                            .map(|v| v.get_name().to_string())
+                            .collect(),
+                    ),
+                    _ => completions::Positional::File,
+                })
+                .collect();
+            completions::CommandSpec {
+                name: c.get_name().to_string(),
+                about: c.get_about().map(|h| h.to_string()).unwrap_or_default(),
+                options,
+                positionals,
+                keyed: KEYED.contains(&c.get_name()),
+            }
+        })
+        .collect()
+}
+
+/// The build options of `build` and `run`.
+fn image_build(m: &ArgMatches) -> ops::ImageBuild {
+    ops::ImageBuild {
+        cargo: m.get_flag("cargo"),
+        mirage_root: m.get_one::<PathBuf>("mirage-root").cloned(),
+        toolchain: m.get_one::<String>("toolchain").cloned(),
+        print_build_logs: m.get_flag("print-build-logs"),
+        rebuild: m.get_flag("rebuild"),
+        quiet: m.get_flag("quiet"),
+    }
+}
+
 fn keyed_command(
     name: &str,
     uk: &Unikernel,
@@ -229,15 +366,26 @@ fn keyed_command(
     m: &ArgMatches,
 ) -> Result<ExitCode, Failure> {
     let given = args::given_keys(uk, m);
-    let target = ops::default_target(dir, m.get_one::<String>("target").map(String::as_str));
+    let choice = ops::choose_target(dir, m.get_one::<String>("target").map(String::as_str));
+    if matches!(name, "build" | "run") {
+        if let Some(line) = choice.explain(dir, uk.config.targets.keys().map(String::as_str)) {
+            eprintln!("{line}");
+        }
+    }
+    let target = choice.target;
     let pairs = || given.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     match name {
         "describe" => {
             let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
-            let format = match (m.get_flag("dot"), m.get_flag("no-eval")) {
-                (true, true) => DescribeFormat::DotUnevaluated,
-                (true, false) => DescribeFormat::DotEvaluated,
-                _ => DescribeFormat::Text,
+            let format = match (m.get_flag("dot"), m.get_flag("eval"), m.get_flag("no-eval")) {
+                (false, _, _) => DescribeFormat::Text,
+                (true, true, _) => DescribeFormat::DotEvaluated,
+                (true, _, true) => DescribeFormat::DotUnevaluated,
+                (true, false, false) => {
+                    let (format, why) = ops::default_drawing(dir, &target);
+                    eprintln!("{why}");
+                    format
+                }
             };
             if m.get_flag("json") {
                 println!(
@@ -271,10 +419,25 @@ fn keyed_command(
             } else {
                 vec![target]
             };
-            for outcome in ops::configure(uk, dir, &targets, &given)? {
+            let writes = if m.get_flag("dry-run") {
+                ops::Writes::DryRun
+            } else {
+                ops::Writes::Files
+            };
+            for outcome in ops::configure_with(uk, dir, &targets, &given, writes)? {
                 match outcome {
                     Outcome::Written(p) => eprintln!("wrote {}", p.display()),
                     Outcome::Unchanged(p) => eprintln!("unchanged {}", p.display()),
+                    Outcome::WouldWrite { path, diff } => {
+                        eprintln!("would write {}:", path.display());
+                        print!("{diff}");
+                    }
+                    Outcome::WouldKeep(p) => eprintln!("would leave {} unchanged", p.display()),
+                    Outcome::WouldRemember(t) => eprintln!(
+                        "would remember {t} as the target of later commands ({}/{}/context.json)",
+                        dir.display(),
+                        ops::STATE_DIR
+                    ),
                     Outcome::Skipped { target, reason } => eprintln!("skipped {target}: {reason}"),
                 }
             }
@@ -299,50 +462,59 @@ fn keyed_command(
         "build" => {
             let ctx = ops::context_with_plan(uk, dir, &target, pairs())?;
             let plan = uk.plan(&ctx)?;
-            let mirage =
-                ops::mirage_root(m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path));
-            let nix = if m.get_flag("cargo") {
-                None
-            } else {
-                let found = ops::find_nix();
-                if found.is_none() {
-                    eprintln!("nix is not on PATH: building with cargo instead (set Nix up with `eval \"$(scripts/setup-nix)\"`, see docs/nix.md)");
-                }
-                found
-            };
-            if let Some(nix) = nix {
-                // A downstream unikernel's own flake names the mirage-nix tree itself: the
-                // generator (e.g. `nix run`'s, far from any tree) needs none then.
-                let mirage = match mirage {
-                    Err(_) if dir.join("flake.nix").is_file() => dir.to_path_buf(),
-                    other => other?,
-                };
-                let opts = ops::NixOptions {
-                    mirage_root: mirage,
-                    toolchain: m.get_one::<String>("toolchain").cloned(),
-                    print_build_logs: m.get_flag("print-build-logs"),
-                    rebuild: m.get_flag("rebuild"),
-                    nix,
-                };
-                eprintln!("building {} for {} with nix", plan.name, plan.target);
-                let built = ops::build_with_nix(&plan, dir, &opts)?;
-                println!("{}", built.image.display());
-                eprintln!("{}", built.run_hint);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mirage = mirage?;
-            let opts = ops::BuildOptions {
-                target_dir: mirage.join("target").join("mirage-nix"),
-                roots: Roots {
-                    mirage,
-                    unikernel: dir.to_path_buf(),
-                },
-                quiet: m.get_flag("quiet"),
-            };
-            eprintln!("building {} for {} with cargo", plan.name, plan.target);
-            let built = ops::build(&plan, dir, &opts)?;
+            let built = ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?;
             println!("{}", built.image.display());
             eprintln!("{}", built.run_hint);
+        }
+        "run" => {
+            let (configure_keys, mut boot_args) = ops::run::split_keys(uk, &given);
+            let ctx = ops::context_with_plan(
+                uk,
+                dir,
+                &target,
+                configure_keys.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+            let plan = uk.plan(&ctx)?;
+            boot_args.extend(
+                m.get_many::<String>("image-args")
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            let opts = ops::run::RunOptions {
+                mem_mib: m.get_one::<u64>("mem").copied(),
+                disks: m
+                    .get_many::<ops::run::DiskOption>("disk")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                taps: m
+                    .get_many::<ops::run::TapOption>("tap")
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                xen: m
+                    .get_one::<String>("xen")
+                    .and_then(|x| ops::run::XenMode::from_name(x)),
+                args: boot_args,
+                verbose: m.get_flag("verbose"),
+            };
+            let host = ops::run::Host::probe();
+            ops::run::preflight(&plan, &opts, &host)?;
+            let image = match m.get_one::<PathBuf>("image") {
+                Some(given) => given.clone(),
+                None => {
+                    ops::build_image(&plan, dir, &image_build(m), &mut |l| eprintln!("{l}"))?.image
+                }
+            };
+            let launch = ops::run::prepare(&plan, &image, &opts, &host)?;
+            for note in &launch.notes {
+                eprintln!("{note}");
+            }
+            eprintln!("booting {}: {}", plan.image.file, launch.command_text());
+            return Ok(ExitCode::from(launch.boot()?));
         }
         other => unreachable!("{other} is not a keyed command"),
     }

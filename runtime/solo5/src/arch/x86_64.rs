@@ -8,10 +8,14 @@ use core::arch::global_asm;
 // The entry, for both tenders: RIP = e_entry, RSP = the top of guest memory minus 8 (so the
 // stack is aligned as just after a call), RDI = the boot info (hvt 0x10000, spt 0x11000). The
 // frame pointer is cleared so that backtraces end here, the direction flag cleared as the
-// System V ABI requires, and control passes to the Rust side, which never returns.
+// System V ABI requires, and control passes to the Rust side, which never returns. RDI = 0
+// means Linux executed the image (its `execve` clears every register but RSP, which points at
+// argc: `mirage_bare_metal::linux`): `mirage_solo5_linux_exec` gets RSP, says so and exits.
 #[cfg(mirage_solo5_image)]
 // SAFETY: `_start` only clears two registers and jumps to `mirage_solo5_start`, an
-// `extern "C" fn(u64) -> !`, with the tender's arguments and stack untouched.
+// `extern "C" fn(u64) -> !`, with the tender's arguments and stack untouched; or, under Linux,
+// calls `mirage_solo5_linux_exec`, an `extern "C" fn(u64) -> !`, on Linux's 16-byte aligned
+// stack.
 global_asm!(
     r#"
     .section .text.boot, "ax"
@@ -20,7 +24,11 @@ global_asm!(
 _start:
     xor %ebp, %ebp
     cld
+    test %rdi, %rdi
+    jz 1f
     jmp mirage_solo5_start
+1:  mov %rsp, %rdi
+    call mirage_solo5_linux_exec
     "#,
     options(att_syntax)
 );

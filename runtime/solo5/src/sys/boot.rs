@@ -11,6 +11,8 @@ use crate::notes::{self, Abi1Note};
 extern "C" {
     /// The end of the image, page-aligned (`solo5.ld`).
     static _end: u8;
+    /// The image's manifest note (`solo5.ld`), as [`notes::MftNote`] lays it out.
+    static mirage_solo5_manifest_note: u8;
 }
 
 extern "Rust" {
@@ -97,6 +99,62 @@ extern "C" fn mirage_solo5_start(boot_info: u64) -> ! {
     // command line and devices are ready.
     let code = unsafe { __mirage_solo5_main() };
     exit(code)
+}
+
+/// The image's devices, from its manifest note: the name and kind of each entry but the
+/// reserved first one.
+fn manifest_devices() -> impl Iterator<Item = (&'static str, u32)> {
+    let note = core::ptr::addr_of!(mirage_solo5_manifest_note) as usize;
+    // The note: `Elf64_Nhdr` (12 bytes), the name (8), padding (4), then `struct mft`: its
+    // version, its entry count, the entries, the reserved one first.
+    let mft = note + 24;
+    // SAFETY: the note is in the image's read-only segment, mapped whether a tender or Linux
+    // loaded the image; its `struct mft` header is two `u32`s.
+    let count = unsafe { core::ptr::read((mft + 4) as *const u32) } as usize;
+    (1..count.min(notes::MFT_MAX_ENTRIES)).map(move |i| {
+        let entry = mft + 8 + i * notes::MFT_ENTRY_SIZE;
+        // SAFETY: entry `i < count` of the note: a NUL-padded name of `MFT_NAME_SIZE` bytes,
+        // then its kind; the note lives as long as the image.
+        let (name, kind) = unsafe {
+            (
+                core::slice::from_raw_parts(entry as *const u8, notes::MFT_NAME_SIZE),
+                core::ptr::read((entry + notes::MFT_NAME_SIZE) as *const u32),
+            )
+        };
+        let name = name.split(|b| *b == 0).next().unwrap_or_default();
+        (core::str::from_utf8(name).unwrap_or("?"), kind)
+    })
+}
+
+/// The entry's other side: `_start` comes here, with the stack pointer, when Linux executed
+/// the image instead of a tender booting it (`%rdi` was 0; see `mirage_bare_metal::linux`).
+/// It says what the image is and the tender command that boots it, with its devices from the
+/// manifest, and exits 64.
+#[no_mangle]
+extern "C" fn mirage_solo5_linux_exec(sp: u64) -> ! {
+    use core::fmt::Write;
+    let abi = if cfg!(mirage_solo5_spt) { "spt" } else { "hvt" };
+    let say = |path: &str, line: &mut mirage_bare_metal::linux::Line| {
+        let _ = write!(
+            line,
+            "{path}: a Solo5 {abi} unikernel, not a Linux program; boot it with `solo5-{abi} --mem=64"
+        );
+        for (name, kind) in manifest_devices() {
+            let _ = if kind == notes::Kind::Net as u32 {
+                write!(line, " --net:{name}=TAP")
+            } else {
+                write!(line, " --block:{name}=FILE")
+            };
+        }
+        let _ = write!(
+            line,
+            " -- {path} [--KEY=VALUE...]` (Solo5's tender), or `mirage-nix run -t {abi}` in its \
+             unikernel's folder"
+        );
+    };
+    // SAFETY: Linux's `execve` left `sp` pointing at argc and argv (the entry checked that
+    // Linux, not a tender, entered it).
+    unsafe { mirage_bare_metal::linux::explain(sp as usize, "the image", say) }
 }
 
 #[panic_handler]

@@ -94,6 +94,28 @@ fn stack_guard() -> u64 {
     (&raw mut mirage_xen_stack_guard) as u64
 }
 
+/// The PV entry's other side: `_start` comes here, with the stack pointer, when Linux
+/// executed the image instead of Xen booting it (`%rsi` was 0; see
+/// `mirage_bare_metal::linux`). It says what the image is and the commands that boot it, and
+/// exits 64.
+#[no_mangle]
+extern "C" fn mirage_xen_linux_exec(sp: u64) -> ! {
+    use core::fmt::Write;
+    let say = |path: &str, line: &mut mirage_bare_metal::linux::Line| {
+        let _ = write!(
+            line,
+            "{path}: a Xen unikernel (a PV and PVH guest), not a Linux program; boot it with \
+             `qemu-system-x86_64 -accel tcg -m 64 -display none -serial stdio -no-reboot \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel {path} -append \
+             '[--KEY=VALUE...]'` (its PVH entry), as a domU with `xl create` of its xl config, \
+             or `mirage-nix run -t xen` in its unikernel's folder"
+        );
+    };
+    // SAFETY: Linux's `execve` left `sp` pointing at argc and argv (the entry checked that
+    // Linux, not Xen, entered it).
+    unsafe { mirage_bare_metal::linux::explain(sp as usize, "the image", say) }
+}
+
 /// The PV entry, called by `_start` on the image's stack with Xen's `start_info` and the stack
 /// pointer Xen gave (the end of the bootstrap region's stack).
 ///

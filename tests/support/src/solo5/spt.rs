@@ -234,14 +234,22 @@ pub fn guest(run: &Finished) -> &str {
 /// process ends with the image's `exit_group`). Without the variable, as in ordinary test
 /// runs, it does nothing.
 pub fn child() {
-    let Some(image) = std::env::var_os("MINI_SPT_IMAGE") else {
+    if std::env::var_os("MINI_SPT_IMAGE").is_none() {
         return;
-    };
-    let cmdline = std::env::var("MINI_SPT_CMDLINE").unwrap_or_default();
-    let elf = std::fs::read(image).unwrap();
+    }
     // End the harness's "test mini_spt_child ... " line: the image's output starts afresh.
     println!();
     std::io::Write::flush(&mut std::io::stdout()).unwrap();
+    enter_from_env();
+}
+
+/// `enter_from_env()` loads and enters the image `MINI_SPT_IMAGE` names, with the command line
+/// `MINI_SPT_CMDLINE` and the devices the other `MINI_SPT_*` variables attach: the loader's
+/// child side without a test harness around it (the `mini-solo5-spt` tender uses it).
+pub fn enter_from_env() -> ! {
+    let image = std::env::var_os("MINI_SPT_IMAGE").expect("MINI_SPT_IMAGE names the image");
+    let cmdline = std::env::var("MINI_SPT_CMDLINE").unwrap_or_default();
+    let elf = std::fs::read(image).unwrap();
     enter(&elf, &cmdline);
 }
 

@@ -10,6 +10,11 @@
 //!   (`CR0.MP`, not `CR0.EM`, `CR4.OSFXSR|OSXMMEXCPT`), loads a 64-bit GDT and calls
 //!   `mirage_xen_pvh_start(start_info_paddr)`.
 //!
+//! - **Linux** (`_start` with `%rsi` = 0): the image was executed as a Linux process (whose
+//!   `execve` clears every register but `%rsp`); the entry calls `mirage_xen_linux_exec(rsp)`,
+//!   which says what the image is and how to boot it, and exits 64
+//!   (`mirage_bare_metal::linux`).
+//!
 //! The stack (in the bss, above a guard page) is the same for both; below the guard lie the
 //! boot page tables, and the pages Xen maps (hypercall page, shared info, console ring, grant
 //! frames) further down, out of its way.
@@ -68,12 +73,18 @@ global_asm!(
     .global _start
 _start:
     cld
+    /* %rsi = 0: Linux executed the image (its execve clears every register but %rsp, which
+       points at argc; Xen always passes start_info): say so and exit. */
+    test %rsi, %rsi
+    jz 8f
     mov %rsp, %r12
     mov $mirage_xen_stack_top, %rsp
     mov %rsi, %rdi
     mov %r12, %rsi
     call mirage_xen_pv_start
 1:  jmp 1b
+8:  mov %rsp, %rdi
+    call mirage_xen_linux_exec
 
     .code32
     .global _start32
