@@ -1,0 +1,113 @@
+//! Checking `[unikernel]`: the image name, the crate and entry point, `start`'s signature,
+//! its arguments, dependencies, keys and log reporter.
+
+use super::{expr, raw, Expr, Loader, Main, DEFAULT_REPORTER, JOB};
+use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
+use crate::key;
+
+impl Loader {
+    pub(super) fn main(
+        &mut self,
+        file: FileId,
+        span: std::ops::Range<usize>,
+        m: raw::Unikernel,
+    ) -> Option<Main> {
+        let span = Span::new(file, span);
+        let before = self.diags.len();
+        let name = m.name.get_ref().clone();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    "bad-name",
+                    self.span(file, &m.name),
+                    format!("`{name}` is not a valid unikernel name"),
+                )
+                .with_help(
+                    "use letters, digits, `_` and `-`: the name becomes the image file name",
+                ),
+            );
+        }
+        let crate_name = m
+            .crate_name
+            .as_ref()
+            .map_or(name.replace('-', "_"), |c| c.get_ref().clone());
+        let path = m.path.map_or(".".to_string(), |p| p.into_inner());
+        let start = m
+            .start
+            .map_or(format!("{}::start", crate_name.replace('-', "_")), |s| {
+                s.into_inner()
+            });
+        let sig_text = m.signature.get_ref();
+        let sig_span = self.span(file, &m.signature);
+        let exact = self.sources.text(file)[sig_span.start as usize..sig_span.end as usize].len()
+            == sig_text.len() + 2;
+        let mut signature = Vec::new();
+        let mut offset = 0;
+        for part in sig_text.split("->") {
+            let trimmed = part.trim();
+            let lead = part.len() - part.trim_start().len();
+            let part_span = if exact {
+                sig_span.sub(1 + offset + lead, trimmed.len())
+            } else {
+                sig_span
+            };
+            offset += part.len() + 2;
+            signature.push((trimmed.to_string(), part_span));
+        }
+        let (last, last_span) = signature.pop().expect("split yields at least one part");
+        if last != JOB {
+            self.diags.push(Diagnostic::error("bad-signature", last_span, format!("main's signature must end in `job`, found `{last}`"))
+                .with_help("write it like `console -> time -> job`: the signatures of start's arguments, then `job`"));
+        }
+        for (s, sspan) in &signature {
+            if !self.signatures.contains_key(s) {
+                self.diags.push(Diagnostic::error("unknown-signature", *sspan, format!("unknown signature `{s}`{}", did_you_mean(s, self.signatures.keys().map(String::as_str))))
+                    .with_help("use a built-in signature (run `mirage-nix catalogue`) or declare it under [signatures]"));
+            }
+        }
+        let args: Vec<Expr> = m.args.iter().filter_map(|a| self.expr(file, a)).collect();
+        let deps: Vec<Expr> = m.deps.iter().filter_map(|a| self.expr(file, a)).collect();
+        let keys: Vec<(String, Span)> = m
+            .keys
+            .iter()
+            .filter_map(|k| self.known_key(file, k).map(|n| (n, self.span(file, k))))
+            .collect();
+        let reporter = match m.reporter {
+            None => expr::parse(DEFAULT_REPORTER, span, &None).ok(),
+            Some(r) => {
+                let rspan = Span::new(file, r.span());
+                match r.into_inner() {
+                    toml::Value::Boolean(false) => None,
+                    toml::Value::String(s) => self.expr(
+                        file,
+                        &toml::Spanned::new(rspan.start as usize..rspan.end as usize, s),
+                    ),
+                    other => {
+                        self.diags.push(Diagnostic::error("bad-reporter", rspan, format!("`reporter` must be an expression or false, found {}", key::toml_kind(&other)))
+                            .with_help("write `reporter = \"logs(default_console)\"`, or `reporter = false` for no log reporter"));
+                        None
+                    }
+                }
+            }
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(Main {
+            name,
+            crate_name,
+            path,
+            start,
+            signature,
+            args,
+            deps,
+            keys,
+            reporter,
+            span,
+        })
+    }
+}
