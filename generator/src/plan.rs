@@ -18,10 +18,13 @@ use crate::diag::{Diagnostic, Report};
 use crate::eval::{Context, Evaluation};
 use crate::graph::{Graph, NodeId, NodeKind};
 use crate::key::{KeyType, KeyValue, Stage};
-use crate::template::{self, Bindings};
+use crate::template::Bindings;
+
+mod check;
+pub use check::check_name;
 
 /// The plan format version this generator writes and reads.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// A deterministic, versioned description of one image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -87,12 +90,15 @@ pub struct Unikernel {
 pub struct PlanKey {
     /// The key's name.
     pub name: String,
-    /// Its type: bool, int, string, enum, ipv4-address or ipv4-prefix.
+    /// Its type: bool, int, port, string, enum, ipv4-address or ipv4-prefix.
     #[serde(rename = "type")]
     pub ty: String,
     /// The words of an enum key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+    /// The smallest and largest values of an int key declared with a `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(i64, i64)>,
     /// When its value is fixed.
     pub stage: Stage,
     /// What it does.
@@ -132,7 +138,8 @@ pub struct PlanNode {
     pub manifest: Option<ManifestDevice>,
     /// Where in `unikernel.toml` it was asked for.
     pub origin: String,
-    /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`).
+    /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`), outermost first: the
+    /// innermost [`MAX_VIA`], after a `... N outer choices` entry when there were more.
     pub via: Vec<String>,
 }
 
@@ -156,6 +163,10 @@ pub struct ManifestDevice {
     #[serde(rename = "type")]
     pub kind: ManifestKind,
 }
+
+/// The most choices a node's `via` names, so that plans stay linear in the graph's size
+/// however deeply choices nest.
+pub const MAX_VIA: usize = 8;
 
 /// The most devices a Solo5 manifest holds besides its reserved first entry.
 pub const MANIFEST_MAX_DEVICES: usize = 63;
@@ -189,8 +200,12 @@ pub struct PlanCrate {
 impl PlanKey {
     /// The key's type, checked.
     pub fn key_type(&self) -> Result<KeyType, String> {
-        KeyType::from_name(&self.ty, &self.values)
-            .ok_or_else(|| format!("key `{}` has unknown type `{}`", self.name, self.ty))
+        KeyType::from_name(&self.ty, &self.values, self.range).ok_or_else(|| {
+            format!(
+                "key `{}` has no type `{}` with these values and range",
+                self.name, self.ty
+            )
+        })
     }
 }
 
@@ -207,12 +222,21 @@ impl Plan {
     pub fn from_json(text: &str) -> Result<Plan, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        match value.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(PLAN_VERSION) => {}
-            Some(v) => {
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(PLAN_VERSION)) => {}
+            Some(v) if v.is_u64() => {
                 return Err(format!(
                     "plan format version {v}, but this mirage-nix reads version {PLAN_VERSION}"
                 ))
+            }
+            Some(v) => {
+                let shown: String = v.to_string().chars().take(40).collect();
+                return Err(format!(
+                    "the plan format `version` must be a whole number, found `{shown}`"
+                ));
+            }
+            None if !value.is_object() => {
+                return Err("a plan is a JSON object, with a `version` field first".to_string())
             }
             None => {
                 return Err(
@@ -265,13 +289,14 @@ pub fn key_expr(name: &str, ty: &KeyType, stage: Stage) -> String {
         Stage::Runtime => {
             let accessor = match ty {
                 KeyType::Bool => "bool",
-                KeyType::Int => "int",
+                KeyType::Int { .. } => "int",
+                KeyType::Port => "port",
                 KeyType::String => "string",
                 KeyType::Enum(_) => "enum_",
                 KeyType::Ipv4Address => "ipv4_addr",
                 KeyType::Ipv4Prefix => "ipv4_prefix",
             };
-            format!("args.{accessor}({name:?})")
+            format!("args.{accessor}({})", crate::rust::string_literal(name))
         }
         Stage::Configure => {
             let constant = format!("keys::{}", const_name(name));
@@ -466,7 +491,7 @@ pub fn lower(
             Some(Embed { dir, module: format!("embed_{id}") })
         });
         bindings.embed = embed.as_ref().map(|e| e.module.clone());
-        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match template::render(name, &bindings) {
+        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match name.render(&bindings) {
             Ok(name) if valid_device_name(&name) => Some(ManifestDevice { name, kind: *kind }),
             Ok(name) => {
                 diags.push(
@@ -480,7 +505,7 @@ pub fn lower(
                 None
             }
         });
-        let connect = match template::render(&imp.connect, &bindings) {
+        let connect = match imp.connect.render(&bindings) {
             Ok(code) => code,
             Err(e) => {
                 diags.push(Diagnostic::error(
@@ -495,9 +520,13 @@ pub fn lower(
             .entry(imp.crate_name.clone())
             .or_default()
             .extend(imp.features.iter().cloned());
-        let via = eval.via[&n]
-            .iter()
-            .map(|&(choice, case)| {
+        let path = eval.via[&n];
+        let outer = eval.paths.len(path).saturating_sub(MAX_VIA);
+        let innermost = eval.paths.innermost(path, MAX_VIA);
+        let via = (outer > 0)
+            .then(|| format!("... {outer} outer choices"))
+            .into_iter()
+            .chain(innermost.iter().map(|&(choice, case)| {
                 let NodeKind::Choice { cases, ctor, .. } = &graph.nodes[choice].kind else {
                     unreachable!("paths hold choices")
                 };
@@ -514,7 +543,7 @@ pub fn lower(
                         when.join(", ")
                     }
                 )
-            })
+            }))
             .collect();
         nodes.push(PlanNode {
             id,
@@ -582,6 +611,7 @@ pub fn lower(
                     KeyType::Enum(vs) => vs.clone(),
                     _ => Vec::new(),
                 },
+                range: key.ty.range(),
                 stage: key.stage,
                 doc: key.doc.clone(),
                 value: value_json(ctx.value(config, k)),
@@ -644,9 +674,19 @@ mod tests {
         assert!(Plan::from_json("nope")
             .unwrap_err()
             .contains("not valid JSON"));
+        assert!(Plan::from_json("{\"version\": 2}")
+            .unwrap_err()
+            .contains("not a valid version 2 plan"));
         assert!(Plan::from_json("{\"version\": 1}")
             .unwrap_err()
-            .contains("not a valid version 1 plan"));
+            .contains("version 1, but this mirage-nix reads version 2"));
+        assert!(Plan::from_json("{\"version\": \"2\"}")
+            .unwrap_err()
+            .contains("must be a whole number, found `\"2\"`"));
+        assert!(Plan::from_json("{\"version\": 2.0}")
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(Plan::from_json("[1]").unwrap_err().contains("JSON object"));
     }
 
     #[test]
@@ -672,6 +712,10 @@ mod tests {
         assert_eq!(
             key_expr("dhcp", &KeyType::Bool, Stage::Configure),
             "keys::DHCP"
+        );
+        assert_eq!(
+            key_expr("port", &KeyType::Port, Stage::Runtime),
+            "args.port(\"port\")"
         );
     }
 }

@@ -370,7 +370,25 @@ fn bad_keys_on_the_command_line() {
             "conduit_server",
             &["--port=http"],
             1,
-            "`http` is not an integer",
+            "`http` is not a port number from 1 to 65535",
+        ),
+        (
+            "conduit_server",
+            &["--port=99999999"],
+            1,
+            "invalid value for --port: `99999999` is not a port number from 1 to 65535",
+        ),
+        (
+            "conduit_server",
+            &["--port=0"],
+            1,
+            "`0` is not a port number",
+        ),
+        (
+            "conduit_server",
+            &["--port=-1"],
+            1,
+            "`-1` is not a port number",
         ),
         (
             "kv_ro",
@@ -513,12 +531,16 @@ fn bad_plans_are_named_with_their_fix() {
     for (contents, expected) in [
         (
             "{\"version\": 7}",
-            "plan format version 7, but this mirage-nix reads version 1",
+            "plan format version 7, but this mirage-nix reads version 2",
         ),
         ("{\"name\": 1", "not valid JSON"),
         (
-            "{\"version\": 1, \"name\": \"x\"}",
-            "not a valid version 1 plan",
+            "{\"version\": 2, \"name\": \"x\"}",
+            "not a valid version 2 plan",
+        ),
+        (
+            "{\"version\": \"2\"}",
+            "the plan format `version` must be a whole number",
         ),
     ] {
         std::fs::write(&plan, contents).unwrap();

@@ -7,6 +7,7 @@ use super::names::valid_name;
 use super::{raw, Body, Case, Constructor, Expr, Impl, Loader, ManifestKind, Param, ParamType};
 use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
 use crate::key::Stage;
+use crate::template::{Place, Template};
 use raw::S;
 
 impl Loader {
@@ -60,6 +61,7 @@ impl Loader {
         params: &[Param],
         keys: &[String],
         i: &raw::Impl,
+        deps: usize,
     ) -> Option<Impl> {
         let raw::Impl {
             crate_name,
@@ -72,6 +74,15 @@ impl Loader {
         } = i;
         let fallible = *fallible;
         let crate_name = self.crate_name(file, crate_name)?;
+        for f in features {
+            if let Err(e) = crate::rust::check_feature(f.get_ref()) {
+                self.diags.push(
+                    Diagnostic::error("bad-name", self.span(file, f), e)
+                        .with_help("features are named as the crate's Cargo.toml names them"),
+                );
+                return None;
+            }
+        }
         let targets = self.targets_of(file, targets)?;
         let embed = match embed {
             None => None,
@@ -87,13 +98,17 @@ impl Loader {
                 Some(e.get_ref().clone())
             }
         };
-        if let Err(message) =
-            crate::template::check_connect(connect.get_ref(), params, keys, embed.is_some())
-        {
-            self.diags.push(Diagnostic::error("bad-template", self.span(file, connect), message)
-                .with_help("connect code is a Rust expression with {{ param }}, {{ keys.NAME }}, {{ deps[i] }}, {{ embed }} and {{ id }} placeholders"));
-            return None;
-        }
+        let connect = self.template(
+            file,
+            connect,
+            Place::Connect,
+            params,
+            keys,
+            deps,
+            embed.is_some(),
+        )?;
+        self.rust_exprs
+            .push((self.span(file, &i.connect), connect.with_stand_ins(params)));
         let manifest = match manifest {
             None => None,
             Some(m) => {
@@ -102,18 +117,20 @@ impl Loader {
                     "block" => ManifestKind::Block,
                     other => {
                         self.diags.push(Diagnostic::error("bad-manifest", self.span(file, &m.kind), format!("unknown Solo5 device kind `{other}`"))
-                            .with_help("a manifest entry is `{ kind = \"net\" | \"block\", name = \"{{ name }}\" }`"));
+                            .with_help("a manifest entry is `{ kind = \"net\" | \"block\", name = \"{{ raw.name }}\" }`"));
                         return None;
                     }
                 };
-                if let Err(message) =
-                    crate::template::check_connect(m.name.get_ref(), params, keys, false)
-                {
-                    self.diags.push(Diagnostic::error("bad-template", self.span(file, &m.name), message)
-                        .with_help("the manifest name is a template over the constructor's parameters, e.g. `{{ name }}`"));
-                    return None;
-                }
-                Some((kind, m.name.get_ref().clone()))
+                let name = self.template(
+                    file,
+                    &m.name,
+                    Place::ManifestName,
+                    params,
+                    keys,
+                    deps,
+                    false,
+                )?;
+                Some((kind, name))
             }
         };
         Some(Impl {
@@ -121,7 +138,7 @@ impl Loader {
             crate_name,
             manifest,
             features: features.iter().map(|f| f.get_ref().clone()).collect(),
-            connect: connect.get_ref().clone(),
+            connect,
             fallible,
             embed,
             span,
@@ -241,7 +258,7 @@ impl Loader {
                                 targets: c.targets.clone(),
                                 manifest: c.manifest.clone(),
                             };
-                            if let Some(i) = self.implementation(file, span, &params, &keys, &shorthand) {
+                            if let Some(i) = self.implementation(file, span, &params, &keys, &shorthand, c.deps.len()) {
                                 impls.push(i);
                             }
                         }
@@ -252,7 +269,9 @@ impl Loader {
                 for i in &c.impls {
                     let ispan = Span::new(file, i.span());
                     let i = i.get_ref();
-                    if let Some(i) = self.implementation(file, ispan, &params, &keys, i) {
+                    if let Some(i) =
+                        self.implementation(file, ispan, &params, &keys, i, c.deps.len())
+                    {
                         impls.push(i);
                     }
                 }
@@ -285,5 +304,39 @@ impl Loader {
             body,
             span,
         })
+    }
+
+    /// Parses and checks a template in its place, reporting where in the string it is wrong.
+    #[allow(clippy::too_many_arguments)]
+    fn template(
+        &mut self,
+        file: FileId,
+        s: &S,
+        place: Place,
+        params: &[Param],
+        keys: &[String],
+        deps: usize,
+        embed: bool,
+    ) -> Option<Template> {
+        let checked = Template::parse(s.get_ref())
+            .and_then(|t| t.check(place, params, keys, deps, embed).map(|()| t));
+        match checked {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let (what, help) = match place {
+                    Place::Connect => ("connect template", "connect code is a Rust expression with {{ param }}, {{ keys.NAME }}, {{ deps[i] }}, {{ embed }} and {{ id }} placeholders"),
+                    Place::ManifestName => ("manifest name template", "the manifest name is a template over the constructor's parameters, e.g. `{{ raw.name }}`"),
+                };
+                self.diags.push(
+                    Diagnostic::error(
+                        "bad-template",
+                        self.span_in(file, s, e.offset, 2),
+                        format!("bad {what}: {}", e.message),
+                    )
+                    .with_help(help),
+                );
+                None
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::names::valid_name;
 use super::{raw, Crate, CrateSource, Loader, NamedDevice, Signature, Target, JOB};
-use crate::diag::{Diagnostic, FileId};
+use crate::diag::{Diagnostic, FileId, Span};
 
 impl Loader {
     pub(super) fn declare(&mut self, file: FileId, f: raw::File, builtin: bool) {
@@ -37,6 +37,19 @@ impl Loader {
                 continue;
             }
             let s = s.into_inner();
+            if let Err(e) = crate::rust::check_path(s.trait_path.get_ref()) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "bad-path",
+                        self.span(file, &s.trait_path),
+                        format!("`trait`: {e}"),
+                    )
+                    .with_help(
+                        "name the Rust trait by its path, e.g. `trait = \"my_crate::Greet\"`",
+                    ),
+                );
+                continue;
+            }
             self.signatures.insert(
                 name.get_ref().clone(),
                 Signature {
@@ -49,9 +62,21 @@ impl Loader {
         }
         for (name, c) in f.crates {
             let span = self.span(file, &name);
-            if let Some(prev) = self.crates.get(name.get_ref()) {
+            let rust_name = name.get_ref().replace('-', "_");
+            if let Some(prev) = self
+                .crates
+                .values()
+                .find(|c| c.name.replace('-', "_") == rust_name)
+            {
                 let prev = prev.span;
                 self.duplicate("crate", name.get_ref(), span, prev);
+                continue;
+            }
+            if let Err(e) = crate::rust::check_crate_name(name.get_ref()) {
+                self.diags.push(
+                    Diagnostic::error("bad-name", span, e)
+                        .with_help("a crate is named as its Cargo.toml names its package"),
+                );
                 continue;
             }
             let c = c.into_inner();
@@ -66,7 +91,16 @@ impl Loader {
                     }
                     CrateSource::Local(p.into_inner())
                 }
-                (None, Some(v)) => CrateSource::Registry(v.into_inner()),
+                (None, Some(v)) => {
+                    if let Err(e) = crate::rust::check_version_req(v.get_ref()) {
+                        self.diags.push(
+                            Diagnostic::error("bad-crate", self.span(file, &v), e)
+                                .with_help("write a version requirement as cargo reads it, e.g. `version = \"1.2\"`"),
+                        );
+                        continue;
+                    }
+                    CrateSource::Registry(v.into_inner())
+                }
                 _ => {
                     self.diags.push(Diagnostic::error("bad-crate", span, format!("crate `{}` needs exactly one of `path` or `version`", name.get_ref()))
                         .with_help("write `path = \"my_device\"` for a local crate or `version = \"1.2\"` for one on crates.io"));
@@ -117,6 +151,16 @@ impl Loader {
         for (file, name, c) in std::mem::take(&mut self.raw_constructors) {
             if let Some(c) = self.constructor(file, name, c) {
                 self.constructors.insert(c.name.clone(), c);
+            }
+        }
+        let (spans, codes): (Vec<Span>, Vec<String>) =
+            std::mem::take(&mut self.rust_exprs).into_iter().unzip();
+        for (span, result) in spans.into_iter().zip(crate::rust::check_expressions(codes)) {
+            if let Err(message) = result {
+                self.diags.push(
+                    Diagnostic::error("bad-connect", span, format!("connect code {message}"))
+                        .with_help("connect code is one Rust expression (it may be a block `{ ... }`): the generated main.rs binds it with `let`"),
+                );
             }
         }
     }

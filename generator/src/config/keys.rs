@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::names::valid_key_name;
-use super::{raw, Loader, RESERVED_FLAGS};
+use super::{raw, Loader, RESERVED_FLAGS, RESERVED_SHORTS};
 use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
 use crate::key::{Default_, Key, KeyType, Stage};
 use raw::S;
@@ -19,7 +19,22 @@ impl Loader {
         }
         if !valid_key_name(&key_name) || RESERVED_FLAGS.contains(&key_name.as_str()) {
             self.diags.push(Diagnostic::error("bad-name", span, format!("`{key_name}` cannot be a key name"))
-                .with_help(format!("key names are flags: lower-case letters, digits, `_` and `-`, starting with a letter, and not one of {}", RESERVED_FLAGS.join(", "))));
+                .with_help(format!("key names are flags: lower-case letters, digits, `_` and `-`, starting with a letter, at most 64, and not one of {}", RESERVED_FLAGS.join(", "))));
+            return;
+        }
+        // Images read `--a-b` and `--a_b` as one key, and both are the constant `A_B`.
+        let same = |n: &str| n.replace('_', "-") == key_name.replace('_', "-");
+        if let Some(prev) = self.keys.values().find(|k| same(&k.name)) {
+            let (prev_name, prev_span) = (prev.name.clone(), prev.span);
+            self.diags.push(
+                Diagnostic::error(
+                    "duplicate-name",
+                    span,
+                    format!("key `{key_name}` is the same flag as key `{prev_name}`"),
+                )
+                .with_note(prev_span, "declared here")
+                .with_help("`-` and `_` are the same in flags; rename one of the keys"),
+            );
             return;
         }
         let k = k.into_inner();
@@ -28,7 +43,31 @@ impl Loader {
             .as_ref()
             .map(|v| v.get_ref().clone())
             .unwrap_or_default();
-        let ty = match KeyType::from_name(k.ty.get_ref(), &words) {
+        if let Some(values) = &k.values {
+            if let Some(message) = bad_words(values.get_ref()) {
+                self.diags.push(
+                    Diagnostic::error("bad-key", Span::new(file, values.span()), message)
+                        .with_help(
+                        "an enum's values are distinct words of letters, digits, `_`, `-` and `.`",
+                    ),
+                );
+                return;
+            }
+        }
+        let range = match &k.range {
+            None => None,
+            Some(r) => match (r.get_ref().as_slice(), k.ty.get_ref().as_str()) {
+                (&[min, max], "int") if min <= max => Some((min, max)),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("bad-key", Span::new(file, r.span()), format!("bad `range` for key `{key_name}`"))
+                            .with_help("`range = [MIN, MAX]` bounds an int key, with MIN <= MAX; for a port, write `type = \"port\"`"),
+                    );
+                    return;
+                }
+            },
+        };
+        let ty = match KeyType::from_name(k.ty.get_ref(), &words, range) {
             Some(ty) => ty,
             None if k.ty.get_ref() == "enum" => {
                 self.diags.push(
@@ -43,14 +82,7 @@ impl Loader {
             }
             None => {
                 let other = k.ty.get_ref();
-                let types = [
-                    "bool",
-                    "int",
-                    "string",
-                    "enum",
-                    "ipv4-address",
-                    "ipv4-prefix",
-                ];
+                let types = KeyType::NAMES;
                 self.diags.push(
                     Diagnostic::error(
                         "bad-key",
@@ -148,20 +180,55 @@ impl Loader {
                 .with_help(format!("add `default = ...`: only address keys may be unset ({} keys always have a value)", ty.name())));
             return;
         }
+        let doc = k.doc.get_ref();
+        if doc.chars().any(char::is_control) || doc.len() > 1024 {
+            self.diags.push(
+                Diagnostic::error("bad-key", self.span(file, &k.doc), format!("the doc of key `{key_name}` is not one line"))
+                    .with_help("a key's doc is one line of at most 1024 bytes, without line breaks or control characters: it is shown in `--help` and in generated code"),
+            );
+            return;
+        }
         let short = match k.short {
             None => None,
             Some(s) => {
                 let mut cs = s.get_ref().chars();
+                let taken = |c: char| {
+                    self.keys
+                        .values()
+                        .find(|k| k.short == Some(c))
+                        .map(|k| (k.name.clone(), k.span))
+                };
                 match (cs.next(), cs.next()) {
-                    (Some(c), None) if c.is_ascii_alphabetic() && c != 'h' && c != 'o' => Some(c),
+                    (Some(c), None) if RESERVED_SHORTS.contains(&c) => {
+                        self.diags.push(
+                            Diagnostic::error("bad-key", self.span(file, &s), format!("`-{c}` is already an option of mirage-nix"))
+                                .with_help(format!("choose another letter: mirage-nix's own short options are -{} and the keys' -t and -l", RESERVED_SHORTS.iter().map(char::to_string).collect::<Vec<_>>().join(", -"))),
+                        );
+                        return;
+                    }
+                    (Some(c), None) if c.is_ascii_alphabetic() => match taken(c) {
+                        None => Some(c),
+                        Some((other, other_span)) => {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "bad-key",
+                                    self.span(file, &s),
+                                    format!("`-{c}` is already the short flag of key `{other}`"),
+                                )
+                                .with_note(other_span, format!("`{other}` is declared here"))
+                                .with_help("choose another letter, or no `short`"),
+                            );
+                            return;
+                        }
+                    },
                     _ => {
                         self.diags.push(
                             Diagnostic::error(
                                 "bad-key",
                                 self.span(file, &s),
-                                "`short` must be one letter other than h and o",
+                                "`short` must be one ASCII letter",
                             )
-                            .with_help("write e.g. `short = \"l\"`"),
+                            .with_help("write e.g. `short = \"g\"`"),
                         );
                         return;
                     }
@@ -181,4 +248,21 @@ impl Loader {
             },
         );
     }
+}
+
+/// Why the words of an enum are not usable as flag values, if they are not.
+fn bad_words(words: &[String]) -> Option<String> {
+    for (i, w) in words.iter().enumerate() {
+        let ok = !w.is_empty()
+            && w.len() <= 64
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Some(format!("`{}` is not a word", w.escape_debug()));
+        }
+        if words[..i].contains(w) {
+            return Some(format!("`{w}` is listed twice"));
+        }
+    }
+    None
 }

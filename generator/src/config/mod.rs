@@ -24,7 +24,7 @@ mod unikernel;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use expr::{Expr, Literal};
+pub use expr::{Expr, ExprRef, Literal, Part};
 pub use model::*;
 
 use crate::diag::{Diagnostic, FileId, Report, SourceMap, Span};
@@ -46,31 +46,47 @@ pub const DEFAULT_REPORTER: &str = "logs(default_console)";
 /// The signature every `main` returns.
 pub const JOB: &str = "job";
 
-/// Options that every command taking keys already uses, so no key may be called this.
+/// The long options of mirage-nix's commands, so no key may be called this (a key is a flag
+/// of the same commands). `target` is a key of the catalogue.
 pub const RESERVED_FLAGS: &[&str] = &[
-    "help",
+    "all-targets",
+    "attr",
+    "cargo",
+    "check",
     "dot",
     "eval",
-    "no-eval",
+    "force",
+    "help",
     "json",
-    "check",
-    "all-targets",
+    "mirage-root",
+    "no-eval",
     "output",
-    "version",
+    "print-build-logs",
     "quiet",
+    "rebuild",
+    "toolchain",
+    "unikernel-dir",
+    "version",
 ];
+
+/// The short options of mirage-nix's commands, so no key may take them as its `short`
+/// (`-t` belongs to the catalogue's `target` key, `-l` to `logs`).
+pub const RESERVED_SHORTS: &[char] = &['a', 'h', 'L', 'o', 'q', 'V'];
 
 /// Reads `DIR/unikernel.toml` with the built-in catalogue and checks it.
 pub fn load(dir: &Path) -> Result<Config, Report> {
     let path = dir.join(CONFIG_FILE);
     let mut sources = SourceMap::default();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::input::read_text(&path) {
         Ok(text) => text,
         Err(e) => {
-            let help = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("run mirage-nix in a unikernel's directory or pass it as DIR; a unikernel needs a `{CONFIG_FILE}` (see docs/config.md)")
-            } else {
-                "check the file's permissions".to_string()
+            let help = match e.kind() {
+                std::io::ErrorKind::NotFound => format!("run mirage-nix in a unikernel's directory or pass it as DIR; a unikernel needs a `{CONFIG_FILE}` (see docs/config.md)"),
+                std::io::ErrorKind::PermissionDenied => "check the file's permissions".to_string(),
+                _ => format!(
+                    "`{CONFIG_FILE}` must be a regular UTF-8 text file of at most {} MiB",
+                    crate::input::MAX_INPUT_BYTES >> 20
+                ),
             };
             return Err(Report {
                 sources,
@@ -106,6 +122,7 @@ pub fn load_str(
         devices: BTreeMap::new(),
         raw_constructors: Vec::new(),
         raw_keys: Vec::new(),
+        rust_exprs: Vec::new(),
     };
     let cat = loader.parse(catalogue);
     let user = loader.parse(file);
@@ -202,6 +219,8 @@ struct Loader {
     devices: BTreeMap<String, NamedDevice>,
     raw_constructors: Vec<(FileId, S, toml::Spanned<raw::Constructor>)>,
     raw_keys: Vec<(FileId, S, toml::Spanned<raw::Key>)>,
+    /// Connect code with stand-ins, to check as Rust expressions all at once.
+    rust_exprs: Vec<(Span, String)>,
 }
 
 impl Loader {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use super::{Expr, CONFIG_FILE};
 use crate::diag::{FileId, SourceMap, Span};
 use crate::key::{Key, KeyValue};
+use crate::template::Template;
 
 /// A target an image can be built for.
 #[derive(Clone, Debug)]
@@ -112,14 +113,14 @@ pub struct Impl {
     pub crate_name: String,
     /// Features of that crate it needs.
     pub features: Vec<String>,
-    /// The connect code template (Tera syntax over parameters, `keys`, `deps`, `embed`, `id`).
-    pub connect: String,
+    /// The connect code template (placeholders for parameters, `keys`, `deps`, `embed`, `id`).
+    pub connect: Template,
     /// Whether the connect code returns a `Result`.
     pub fallible: bool,
     /// The string parameter naming a folder to embed into the image.
     pub embed: Option<String>,
     /// The Solo5 manifest entry it needs: its kind and a template of its name.
-    pub manifest: Option<(ManifestKind, String)>,
+    pub manifest: Option<(ManifestKind, Template)>,
     /// Where it was declared.
     pub span: Span,
 }

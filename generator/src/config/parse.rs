@@ -59,7 +59,11 @@ impl Loader {
             Err(e) => {
                 let span = e.span().map(|r| Span::new(file, r));
                 let message = e.message().trim().to_string();
-                let help = if message.contains("unknown field") {
+                let help = if message.contains("recursion limit")
+                    || message.contains("max recursion depth")
+                {
+                    "arrays, inline tables and dotted keys nest at most about 100 deep; flatten the structure"
+                } else if message.contains("unknown field") {
                     "remove or rename the field; docs/config.md lists every field of every table"
                 } else if message.contains("missing field") {
                     "add the field; docs/config.md lists what each table needs"
@@ -70,6 +74,20 @@ impl Loader {
                     .push(Diagnostic::error("toml", span, message).with_help(help));
                 None
             }
+        }
+    }
+
+    /// The span of `len` bytes at `offset` in the value of the string `s`, when the string's
+    /// source can be mapped byte for byte (no line continuations); else the whole string's.
+    pub(super) fn span_in(&self, file: FileId, s: &S, offset: usize, len: usize) -> Span {
+        let range = s.span();
+        let raw = &self.sources.text(file)[range.clone()];
+        match source_offsets(raw, s.get_ref()) {
+            Some(map) if offset + len < map.len() => {
+                let (start, end) = (map[offset], map[offset + len]);
+                Span::new(file, range.start + 1 + start..range.start + 1 + end)
+            }
+            _ => Span::new(file, range),
         }
     }
 

@@ -15,19 +15,10 @@ impl Loader {
         let span = Span::new(file, span);
         let before = self.diags.len();
         let name = m.name.get_ref().clone();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if let Err(e) = crate::plan::check_name(&name) {
             self.diags.push(
-                Diagnostic::error(
-                    "bad-name",
-                    self.span(file, &m.name),
-                    format!("`{name}` is not a valid unikernel name"),
-                )
-                .with_help(
-                    "use letters, digits, `_` and `-`: the name becomes the image file name",
+                Diagnostic::error("bad-name", self.span(file, &m.name), e).with_help(
+                    "the name becomes the image file name, a binary and a package: e.g. `name = \"my_server\"`",
                 ),
             );
         }
@@ -35,12 +26,54 @@ impl Loader {
             .crate_name
             .as_ref()
             .map_or(name.replace('-', "_"), |c| c.get_ref().clone());
-        let path = m.path.map_or(".".to_string(), |p| p.into_inner());
-        let start = m
-            .start
-            .map_or(format!("{}::start", crate_name.replace('-', "_")), |s| {
+        let crate_span = m
+            .crate_name
+            .as_ref()
+            .map_or(self.span(file, &m.name), |c| self.span(file, c));
+        if let Err(e) = crate::rust::check_crate_name(&crate_name) {
+            self.diags
+                .push(Diagnostic::error("bad-name", crate_span, e).with_help(
+                    "`crate` names the unikernel's library as its Cargo.toml names its package",
+                ));
+        } else if let Some(c) = self
+            .crates
+            .values()
+            .find(|c| c.name.replace('-', "_") == crate_name.replace('-', "_"))
+        {
+            self.diags.push(
+                Diagnostic::error("duplicate-name", c.span, format!("crate `{crate_name}` is the unikernel's own crate, declared by [unikernel]"))
+                    .with_note(crate_span, "the unikernel's crate is named here")
+                    .with_help("remove it from [crates]: [unikernel] `crate` and `path` say where the unikernel's crate is"),
+            );
+        }
+        let path = match m.path {
+            None => ".".to_string(),
+            Some(p) => {
+                let text = p.get_ref();
+                if text.is_empty()
+                    || std::path::Path::new(text).is_absolute()
+                    || text.contains('\0')
+                {
+                    self.diags.push(
+                        Diagnostic::error("absolute-path", self.span(file, &p), format!("the unikernel's crate path `{}` is not a relative path", text.escape_debug()))
+                            .with_help("give the folder of the unikernel's crate relative to unikernel.toml, e.g. `path = \".\"`"),
+                    );
+                }
+                p.into_inner()
+            }
+        };
+        let start = match m.start {
+            None => format!("{}::start", crate_name.replace('-', "_")),
+            Some(s) => {
+                if let Err(e) = crate::rust::check_path(s.get_ref()) {
+                    self.diags.push(
+                        Diagnostic::error("bad-path", self.span(file, &s), format!("`start`: {e}"))
+                            .with_help("`start` is the path of the entry function, e.g. `start = \"my_crate::start\"`"),
+                    );
+                }
                 s.into_inner()
-            });
+            }
+        };
         let sig_text = m.signature.get_ref();
         let sig_span = self.span(file, &m.signature);
         let exact = self.sources.text(file)[sig_span.start as usize..sig_span.end as usize].len()

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use mirage_nix::config::CONFIG_FILE;
+use mirage_nix::config::{CONFIG_FILE, RESERVED_FLAGS};
 use mirage_nix::diag::{closest, Diagnostic, Report};
 use mirage_nix::key::{KeyType, Stage};
 use mirage_nix::Unikernel;
@@ -70,24 +70,6 @@ pub struct KeyedCommand {
     reachable: BTreeSet<String>,
 }
 
-/// The long option names a keyed command has besides keys.
-const OWN_FLAGS: &[&str] = &[
-    "help",
-    "dot",
-    "eval",
-    "no-eval",
-    "json",
-    "all-targets",
-    "check",
-    "mirage-root",
-    "quiet",
-    "target",
-    "cargo",
-    "print-build-logs",
-    "rebuild",
-    "toolchain",
-];
-
 impl KeyedCommand {
     /// Finds DIR and the keys given in `argv`, loads the config and computes reachable keys.
     pub fn prepare(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
@@ -100,11 +82,14 @@ impl KeyedCommand {
             .collect();
         let wants_help = after.iter().any(|a| *a == "--help" || *a == "-h");
         let positionals: Vec<&str> = positionals(&after);
+        // DIR is the last positional that is a folder or holds a config (query's INFO comes
+        // first); a config that cannot be read is then reported, never silently replaced by
+        // the current directory's.
         let dir = positionals
             .iter()
             .rev()
             .map(PathBuf::from)
-            .find(|p| p.join(CONFIG_FILE).is_file())
+            .find(|p| p.is_dir() || std::fs::symlink_metadata(p.join(CONFIG_FILE)).is_ok())
             .unwrap_or_else(|| PathBuf::from("."));
         let (unikernel, load_error) = match Unikernel::load(&dir) {
             Ok(u) => (Some(u), None),
@@ -262,7 +247,7 @@ fn check_flags(
             continue;
         };
         let name = long.split_once('=').map_or(long, |(n, _)| n);
-        if OWN_FLAGS.contains(&name) || reachable.contains(name) {
+        if RESERVED_FLAGS.contains(&name) || name == "target" || reachable.contains(name) {
             continue;
         }
         let message = if uk.config.keys.contains_key(name) {
@@ -279,7 +264,7 @@ fn check_flags(
                 flags(reachable)
             ))
         } else {
-            let known = OWN_FLAGS
+            let known = RESERVED_FLAGS
                 .iter()
                 .copied()
                 .chain(reachable.iter().map(String::as_str));
