@@ -17,8 +17,6 @@ pub const GREETING: &str = "hello mirage world!\n";
 /// `Error` is why the server stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// `--port` is not a TCP port number.
-    BadPort(i64),
     /// The conduit could not listen.
     Conduit(ConduitError),
 }
@@ -26,7 +24,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadPort(p) => write!(f, "--port={p} is not a TCP port (1 to 65535)"),
             Self::Conduit(e) => write!(f, "cannot serve HTTP: {e}"),
         }
     }
@@ -40,15 +37,11 @@ pub async fn respond(_request: Request) -> Response {
 }
 
 /// `start(conduit, port)` serves [`GREETING`] over HTTP on `port` until listening fails.
-pub async fn start<C>(conduit: C, port: i64) -> Result<(), Error>
+pub async fn start<C>(conduit: C, port: u16) -> Result<(), Error>
 where
     C: Conduit + 'static,
     C::Flow: 'static,
 {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or(Error::BadPort(port))?;
     Server::new(conduit)
         .serve(port, respond)
         .await
