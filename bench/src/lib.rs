@@ -1,59 +1,35 @@
 //! What the benchmark programs share: where the tree is, a scratch folder, building an
-//! example's image from its committed plan the way Nix does (render, then cargo with only the
-//! plan's flags), timing a run to its first guest line, and medians.
+//! example's image from its committed plan the way Nix does (`mirage-test-support`'s image
+//! builder), timing a run to its first guest line, and medians.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mirage_nix::render::{self, Roots};
+use mirage_test_support::image::Builder;
+use mirage_test_support::tree::scratch;
 
-/// The mirage-nix tree.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the bench crate sits in the tree")
-}
+pub use mirage_test_support::tree::root;
 
 /// A scratch folder for rendered crates and their builds, under the cargo target directory.
 pub fn work_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let dir =
-        std::path::absolute(target.join("bench-images")).expect("the current directory exists");
-    std::fs::create_dir_all(&dir).expect("the target directory is writable");
-    dir
+    scratch("bench-images")
 }
 
-/// `build_image(example, target)` renders the example's committed plan for `target`, builds it
-/// with cargo in release mode and returns the image's path.
+/// `build_image(example, target)` builds the example's committed plan for `target` as
+/// `nix build` does (the Solo5 targets with the host triple as cargo's target) and returns
+/// the image's path.
 pub fn build_image(example: &str, target: &str) -> PathBuf {
-    let root = root();
-    let dir = root.join("examples").join(example);
-    let plan = mirage_nix::ops::read_plan(&dir.join("plans").join(format!("{target}.json")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let out = work_dir()
-        .join("crates")
-        .join(format!("{example}-{target}"));
-    let roots = Roots {
-        mirage: root,
-        unikernel: dir,
+    let builder = Builder::new(work_dir());
+    let builder = if matches!(target, "hvt" | "spt") {
+        builder.host_target()
+    } else {
+        builder
     };
-    render::write(&render::crate_files(&plan, &roots, &out).unwrap(), &out).unwrap();
-    let cargo_target = work_dir().join(format!("target-{target}"));
-    let status = Command::new("cargo")
-        .current_dir(&out)
-        .args(["build", "--release", "--quiet"])
-        .env("CARGO_TARGET_DIR", &cargo_target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(status.success(), "building {example} for {target} failed");
-    cargo_target.join("release").join(&plan.name)
+    builder
+        .committed(&format!("examples/{example}"), target)
+        .path
 }
 
 /// The median of some samples.

@@ -13,36 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use mirage_nix::render::{self, Roots};
-use mirage_nix_bench::{build_image, median, root, time_run, work_dir};
-
-const HOST: &str = "x86_64-unknown-linux-gnu";
-
-/// `build_solo5(example, target)` renders and builds the example's hvt or spt image.
-fn build_solo5(example: &str, target: &str) -> PathBuf {
-    let dir = root().join("examples").join(example);
-    let plan = mirage_nix::ops::read_plan(&dir.join("plans").join(format!("{target}.json")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let out = work_dir()
-        .join("crates")
-        .join(format!("{example}-{target}"));
-    let roots = Roots {
-        mirage: root(),
-        unikernel: dir,
-    };
-    render::write(&render::crate_files(&plan, &roots, &out).unwrap(), &out).unwrap();
-    let cargo_target = work_dir().join(format!("target-{target}"));
-    let status = Command::new("cargo")
-        .current_dir(&out)
-        .args(["build", "--release", "--quiet", "--target", HOST])
-        .env("CARGO_TARGET_DIR", &cargo_target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(status.success(), "building {example} for {target} failed");
-    cargo_target.join(HOST).join("release").join(&plan.name)
-}
+use mirage_nix_bench::{build_image, median, root, time_run};
 
 fn size(path: &PathBuf) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -75,8 +46,8 @@ fn main() {
         } else {
             "unavailable".into()
         };
-        let hvt = size(&build_solo5(example, "hvt"));
-        let spt = size(&build_solo5(example, "spt"));
+        let hvt = size(&build_image(example, "hvt"));
+        let spt = size(&build_image(example, "spt"));
         println!("| {example} | {unix} | {xen} | {hvt} | {spt} |");
     }
 
@@ -91,7 +62,7 @@ fn main() {
             );
             continue;
         };
-        let image = build_solo5("hello", target);
+        let image = build_image("hello", target);
         runners.push((
             format!("{target}: solo5-{target} --mem=32"),
             Box::new(move || {

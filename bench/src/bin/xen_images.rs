@@ -13,16 +13,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mirage_nix_bench::{build_image as build, median, time_run, work_dir as work};
+use mirage_nix_bench::{build_image as build, median, time_run};
+use mirage_test_support::xen::{dom0_command, pvh_command};
 
 const RUNS: usize = 3;
-
-fn qemu() -> Command {
-    let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-accel", "tcg", "-display", "none", "-serial", "stdio"])
-        .args(["-monitor", "none", "-no-reboot"]);
-    c
-}
 
 /// How one kind of image is started, and which of its output lines are the unikernel's.
 struct Runner {
@@ -33,14 +27,6 @@ struct Runner {
 }
 
 fn main() {
-    let xen = work().join("xen-4.17");
-    if !xen.exists() {
-        let out = Command::new("zcat")
-            .arg("/boot/xen-4.17-amd64.gz")
-            .output()
-            .expect("zcat /boot/xen-4.17-amd64.gz (run scripts/setup)");
-        std::fs::write(&xen, out.stdout).unwrap();
-    }
     println!("| example | image | size (bytes) | to first line (ms) | to exit (ms) |");
     println!("|---|---|---:|---:|---:|");
     for example in ["hello", "console", "kv_ro"] {
@@ -57,15 +43,8 @@ fn main() {
                 what: "xen: dom0 on Xen 4.17, QEMU TCG",
                 image: image.clone(),
                 command: Box::new({
-                    let (image, xen) = (image.clone(), xen.clone());
-                    move || {
-                        let mut c = qemu();
-                        c.args(["-m", "256", "-kernel"])
-                            .arg(&xen)
-                            .args(["-append", "console=com1 dom0_mem=32M", "-initrd"])
-                            .arg(&image);
-                        c
-                    }
+                    let image = image.clone();
+                    move || dom0_command(&image, "")
                 }),
                 is_guest_line: |l| !l.starts_with("(XEN)") && !l.trim().is_empty(),
             },
@@ -74,18 +53,7 @@ fn main() {
                 image: image.clone(),
                 command: Box::new({
                     let image = image.clone();
-                    move || {
-                        let mut c = qemu();
-                        c.args([
-                            "-m",
-                            "64",
-                            "-device",
-                            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                        ])
-                        .arg("-kernel")
-                        .arg(&image);
-                        c
-                    }
+                    move || pvh_command(&image, "")
                 }),
                 is_guest_line: |l| !l.trim().is_empty(),
             },

@@ -1,64 +1,29 @@
-//! End-to-end tests of the xen target: each test renders a committed plan with the generator,
-//! builds the image with cargo and only the flags the plan records (as `nix build` does), and
-//! boots it
+//! End-to-end tests of the xen target: each test builds an image from a committed plan as
+//! `nix build` does (`mirage-test-support`'s image builder: the generator renders the crate,
+//! cargo builds it with only the plan's flags), and boots it
 //!
 //! - as the initial domain (dom0) on the real Xen 4.17 under QEMU TCG, where the console is
 //!   Xen's and the domain's shutdown reason shows in Xen's log; and
 //! - through its PVH entry directly under `qemu-system-x86_64 -kernel`, where the console is
 //!   COM1 and the exit code comes back through `isa-debug-exit` as `2 * code + 1`; and
 //! - through its PVH entry as a PVH dom0 on Xen (`dom0=pvh`); and
-//! - as a PV and a PVH domU, created with `xl` from a Linux dom0 with Xen's toolstack
-//!   (`tests/domu/testbed`: Debian's packages, fetched once with `apt-get download`), where
-//!   the console is the PV console ring.
+//! - as PV and PVH domUs created with `xl` in the domU test bed (`tests/domu/testbed`: a
+//!   Debian Linux dom0 with Xen's toolstack, netback, blkback and a bridge), where the console
+//!   is the PV console ring. All the domU scenarios run in one dom0 boot ([`domu_suite`]).
 //!
 //! Runs end by themselves (dom0 shuts down with reason reboot or crash, which ends QEMU under
-//! `-no-reboot`); a timeout guards against hangs. QEMU runs one at a time, so that the timing
+//! `-no-reboot`); a deadline guards against hangs. QEMU runs one at a time, so that the timing
 //! checks are not disturbed by the other tests. Tests are skipped, saying so, where QEMU or
-//! the Xen hypervisor are not installed (`scripts/setup` installs them).
+//! the Xen hypervisor are not installed (`scripts/setup` installs them), and the domU tests
+//! where the test bed's Debian packages cannot be downloaded.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mirage_nix::render::{self, Roots};
-
-const XEN_GZ: &str = "/boot/xen-4.17-amd64.gz";
-const QEMU: &str = "qemu-system-x86_64";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The cargo target directory this test was built in (target/<profile>/deps/<test>).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors().nth(3).unwrap().to_path_buf()
-}
-
-/// `work()` is this suite's scratch folder under the target directory.
-fn work() -> PathBuf {
-    let dir = target_dir().join("xen-images");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `skip_reason()` says why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    let qemu = Command::new(QEMU).arg("--version").output();
-    if !qemu.is_ok_and(|o| o.status.success()) {
-        return Some(format!("{QEMU} is not installed (run scripts/setup)"));
-    }
-    if !Path::new(XEN_GZ).exists() {
-        return Some(format!("{XEN_GZ} is missing (run scripts/setup)"));
-    }
-    None
-}
+use mirage_test_support::image::Builder;
+use mirage_test_support::tree::scratch;
+use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
+use mirage_test_support::xen::{dom0, pvh, pvh_dom0, skip_reason, Run, CRASHED, REBOOTED};
 
 macro_rules! require_qemu {
     () => {
@@ -69,282 +34,13 @@ macro_rules! require_qemu {
     };
 }
 
-/// `image(plan)` renders the plan at `plan` (relative to the tree) and builds its image once
-/// per test run; it returns the image's path.
-fn image(plan: &str) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get_or_insert_with(HashMap::new).get(plan) {
-        return path.clone();
-    }
-    let root = root();
-    let plan_path = root.join(plan);
-    let plan_data = mirage_nix::ops::read_plan(&plan_path).unwrap_or_else(|e| panic!("{e:?}"));
-    let roots = Roots {
-        mirage: root.clone(),
-        unikernel: plan_path.parent().unwrap().parent().unwrap().to_path_buf(),
-    };
-    let out = work().join("crates").join(&plan_data.name);
-    let files = render::crate_files(&plan_data, &roots, &out).unwrap();
-    render::write(&files, &out).unwrap();
-    let target = work().join("target");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&out)
-        .args(["build", "--release", "--quiet"])
-        .env("CARGO_TARGET_DIR", &target)
-        // Only the crate's .cargo/config.toml (the plan's flags) may set rustc flags.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build of {plan} failed");
-    let image = work().join(&plan_data.image.file);
-    std::fs::copy(target.join("release").join(&plan_data.name), &image).unwrap();
-    built
-        .as_mut()
-        .unwrap()
-        .insert(plan.to_string(), image.clone());
-    image
+/// `image(dir)` is the xen image of the committed plan `DIR/plans/xen.json`, built once per
+/// test run.
+fn image(dir: &str) -> std::path::PathBuf {
+    Builder::new(scratch("xen-images"))
+        .committed(dir, "xen")
+        .path
 }
-
-/// `xen()` is the decompressed hypervisor, which QEMU boots as a Multiboot kernel.
-fn xen() -> PathBuf {
-    let path = work().join("xen-4.17");
-    if !path.exists() {
-        let gz = Command::new("zcat").arg(XEN_GZ).output().unwrap();
-        assert!(gz.status.success());
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, gz.stdout).unwrap();
-        std::fs::rename(tmp, &path).unwrap();
-    }
-    path
-}
-
-/// One QEMU run: what the serial console showed and how QEMU ended.
-struct Run {
-    /// Serial output without carriage returns (Xen's serial driver and Linux's tty add them).
-    serial: String,
-    /// QEMU's exit status (`None` if it had to be killed).
-    status: Option<i32>,
-    took: Duration,
-}
-
-impl Run {
-    /// `guest()` is the guest's output: the serial console without Xen's own `(XEN)` lines.
-    fn guest(&self) -> String {
-        self.serial
-            .lines()
-            .filter(|l| !l.starts_with("(XEN)"))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-}
-
-fn qemu_lock() -> MutexGuard<'static, ()> {
-    static QEMU_RUNS: Mutex<()> = Mutex::new(());
-    QEMU_RUNS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `qemu(args, timeout)` runs QEMU (TCG, no display, serial on stdout, `-no-reboot`) with
-/// `args`, killing it after `timeout`.
-fn qemu(args: &[&str], timeout: Duration) -> Run {
-    let _one_at_a_time = qemu_lock();
-    let start = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(["-accel", "tcg", "-display", "none", "-serial", "stdio"])
-        .args(["-monitor", "none", "-no-reboot"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = start.elapsed();
-    let serial = String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "");
-    Run {
-        serial,
-        status,
-        took,
-    }
-}
-
-/// `dom0(image, cmdline)` boots `image` as dom0 on Xen with `cmdline` as its command line.
-fn dom0(image: &Path, cmdline: &str) -> Run {
-    let xen = xen();
-    let module = format!("{} {cmdline}", image.display());
-    qemu(
-        &[
-            "-m",
-            "256",
-            "-kernel",
-            xen.to_str().unwrap(),
-            "-append",
-            "console=com1 dom0_mem=32M",
-            "-initrd",
-            &module,
-        ],
-        Duration::from_secs(90),
-    )
-}
-
-/// `pvh_dom0(image, cmdline)` boots `image` as a PVH dom0 on Xen (`dom0=pvh`): the PVH entry
-/// with Xen underneath (hypercall page through the MSR, shared info placed with
-/// `XENMEM_add_to_physmap`). QEMU's `-cpu max` gives Xen the nested paging it needs.
-fn pvh_dom0(image: &Path, cmdline: &str) -> Run {
-    let xen = xen();
-    let module = format!("{} {cmdline}", image.display());
-    qemu(
-        &[
-            "-cpu",
-            "max",
-            "-m",
-            "256",
-            "-kernel",
-            xen.to_str().unwrap(),
-            "-append",
-            "console=com1 dom0_mem=32M dom0=pvh dom0-iommu=none",
-            "-initrd",
-            &module,
-        ],
-        Duration::from_secs(90),
-    )
-}
-
-/// `pvh(image, cmdline)` boots `image` through its PVH entry directly under QEMU.
-fn pvh(image: &Path, cmdline: &str) -> Run {
-    qemu(
-        &[
-            "-m",
-            "64",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-kernel",
-            image.to_str().unwrap(),
-            "-append",
-            cmdline,
-        ],
-        Duration::from_secs(60),
-    )
-}
-
-/// `domu_testbed()` is the folder holding Debian's Linux kernel, Xen toolstack and busybox,
-/// unpacked by `tests/domu/testbed fetch` (once), or why it cannot be had.
-fn domu_testbed() -> Result<PathBuf, String> {
-    static FETCH: Mutex<()> = Mutex::new(());
-    let _once = FETCH.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = work().join("domu");
-    if !dir.join("root/boot").exists() {
-        let status = Command::new(testbed_script())
-            .arg("fetch")
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("cannot run the domU test bed script: {e}"))?;
-        if !status.success() {
-            return Err("cannot download the domU test bed's Debian packages \
-                        (apt-get download: no network or no Debian archive?)"
-                .into());
-        }
-    }
-    Ok(dir)
-}
-
-fn testbed_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/domu/testbed")
-}
-
-/// `domu(image, kind, args)` boots `image` as a `kind` (`pv` or `pvh`) domU with `xl create`
-/// from a Linux dom0 with Xen's toolstack, on Xen under QEMU; the run's serial output holds
-/// the domU's console log between markers, then `xl`'s report of its shutdown reason.
-fn domu(image: &Path, kind: &str, args: &[&str]) -> Result<Run, String> {
-    let bed = domu_testbed()?;
-    let name = image.file_stem().unwrap().to_string_lossy();
-    let initrd = work().join(format!("domu-{name}-{kind}.cpio.gz"));
-    let status = Command::new(testbed_script())
-        .arg("initrd")
-        .arg(&bed)
-        .arg(image)
-        .arg(&initrd)
-        .args(args)
-        .env("DOMU_TYPE", kind)
-        .status()
-        .unwrap();
-    assert!(status.success(), "testbed initrd failed");
-    let kernel = std::fs::read_dir(bed.join("root/boot"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .ok_or("no vmlinuz in the test bed")?;
-    let modules = format!(
-        "{} console=hvc0 quiet,{}",
-        kernel.display(),
-        initrd.display()
-    );
-    let xen = xen();
-    Ok(qemu(
-        &[
-            // Nested paging for Xen's PVH guests.
-            "-cpu",
-            "qemu64,+svm,+npt",
-            "-m",
-            "1024",
-            "-kernel",
-            xen.to_str().unwrap(),
-            "-append",
-            "console=com1 dom0_mem=512M",
-            "-initrd",
-            &modules,
-        ],
-        Duration::from_secs(240),
-    ))
-}
-
-/// `domu_console(run)` is what the domU wrote to its console ring.
-fn domu_console(run: &Run) -> String {
-    let start = run.serial.find("=== domU console ===\n").map(|i| i + 21);
-    let end = run.serial.find("=== domU end ===");
-    match (start, end) {
-        (Some(s), Some(e)) if s <= e => run.serial[s..e].to_string(),
-        _ => panic!("no domU console in:\n{}", run.serial),
-    }
-}
-
-macro_rules! require_domu {
-    ($run:expr) => {
-        match $run {
-            Ok(run) => run,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return;
-            }
-        }
-    };
-}
-
-const REBOOTED: &str = "(XEN) Hardware Dom0 shutdown: rebooting machine";
-const CRASHED: &str = "(XEN) Hardware Dom0 crashed";
 
 fn hello_lines(message: &str) -> String {
     format!("INF [hello] {message}\n").repeat(4)
@@ -353,7 +49,7 @@ fn hello_lines(message: &str) -> String {
 #[test]
 fn hello_boots_as_dom0_and_shuts_down_cleanly() {
     require_qemu!();
-    let run = dom0(&image("examples/hello/plans/xen.json"), "");
+    let run = dom0(&image("examples/hello"), "");
     assert_eq!(run.guest(), hello_lines("Hello World!"), "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     assert_eq!(run.status, Some(0), "QEMU did not end by itself");
@@ -363,7 +59,7 @@ fn hello_boots_as_dom0_and_shuts_down_cleanly() {
 #[test]
 fn hello_takes_its_keys_from_the_xen_command_line() {
     require_qemu!();
-    let image = image("examples/hello/plans/xen.json");
+    let image = image("examples/hello");
     let run = dom0(&image, "--hello='Bonjour tout le monde'");
     assert_eq!(
         run.guest(),
@@ -379,7 +75,7 @@ fn hello_takes_its_keys_from_the_xen_command_line() {
 #[test]
 fn hello_boots_through_pvh_directly_under_qemu() {
     require_qemu!();
-    let image = image("examples/hello/plans/xen.json");
+    let image = image("examples/hello");
     let run = pvh(&image, "");
     assert_eq!(run.serial, hello_lines("Hello World!"));
     assert_eq!(run.status, Some(1), "exit code 0 is QEMU status 1");
@@ -390,7 +86,7 @@ fn hello_boots_through_pvh_directly_under_qemu() {
 #[test]
 fn hello_boots_as_a_pvh_dom0_on_xen() {
     require_qemu!();
-    let run = pvh_dom0(&image("examples/hello/plans/xen.json"), "--hello=Hej");
+    let run = pvh_dom0(&image("examples/hello"), "--hello=Hej");
     assert_eq!(run.guest(), hello_lines("Hej"), "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     assert_eq!(run.status, Some(0));
@@ -399,7 +95,7 @@ fn hello_boots_as_a_pvh_dom0_on_xen() {
 #[test]
 fn console_prints_the_talks_output_as_dom0() {
     require_qemu!();
-    let run = dom0(&image("examples/console/plans/xen.json"), "");
+    let run = dom0(&image("examples/console"), "");
     assert_eq!(run.guest(), "hello\nworld\n".repeat(4), "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
     assert_eq!(run.status, Some(0));
@@ -408,7 +104,7 @@ fn console_prints_the_talks_output_as_dom0() {
 #[test]
 fn kv_ro_reads_its_crunched_files_as_dom0() {
     require_qemu!();
-    let run = dom0(&image("examples/kv_ro/plans/xen.json"), "");
+    let run = dom0(&image("examples/kv_ro"), "");
     let expected = "\
 INF [kv_ro] store has secret
 INF [kv_ro] store has subdir/
@@ -419,14 +115,14 @@ INF [kv_ro] Hello from a subdirectory of the store.
 ";
     assert_eq!(run.guest(), expected, "{}", run.serial);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
-    let pvh = pvh(&image("examples/kv_ro/plans/xen.json"), "");
+    let pvh = pvh(&image("examples/kv_ro"), "");
     assert_eq!(pvh.serial, expected);
 }
 
 #[test]
 fn bad_keys_print_the_usage_and_shut_down_with_a_failure() {
     require_qemu!();
-    let image = image("examples/hello/plans/xen.json");
+    let image = image("examples/hello");
     let run = pvh(&image, "--logs=loud");
     assert!(
         run.serial.starts_with(
@@ -454,7 +150,7 @@ fn bad_keys_print_the_usage_and_shut_down_with_a_failure() {
 #[test]
 fn a_panic_prints_its_message_and_crashes_the_domain() {
     require_qemu!();
-    let image = image("runtime/xen/tests/fixtures/crash/plans/xen.json");
+    let image = image("runtime/xen/tests/fixtures/crash");
     let run = dom0(&image, "--why=out_of_coffee");
     let guest = run.guest();
     assert!(
@@ -516,7 +212,7 @@ fn check_clocks(run: &Run) {
 #[test]
 fn clocks_are_right_on_xen_and_under_plain_qemu() {
     require_qemu!();
-    let image = image("runtime/xen/tests/fixtures/clock/plans/xen.json");
+    let image = image("runtime/xen/tests/fixtures/clock");
     let run = dom0(&image, "");
     check_clocks(&run);
     assert!(run.serial.contains(REBOOTED), "{}", run.serial);
@@ -524,47 +220,324 @@ fn clocks_are_right_on_xen_and_under_plain_qemu() {
     check_clocks(&pvh_dom0(&image, ""));
 }
 
+// ------------------------------------------------------------------------------------------
+// domUs: every scenario runs in one boot of the test bed (a dom0 boot costs about 20 s under
+// TCG), shared by the tests below; each test looks at its scenarios' outcomes.
+
+macro_rules! require_domu {
+    ($boot:expr) => {
+        match $boot {
+            Ok(boot) => boot,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// The dom0 script of the device scenarios: the backends of the guest's vif and disk as
+/// xenstore and the bridge show them. (The guest has no frontends: the backends stay in
+/// InitWait.)
+const SHOW_BACKENDS: &str = r#"set -e
+vif=$(backend vif 0)
+vbd=$(backend vbd "$(vdev xvda)")
+wait_xenstore "$vif/state" 2
+wait_xenstore "$vbd/state" 2
+echo "domid $DOMID"
+echo "vif state $(xenstore-read "$vif/state")"
+echo "vif hotplug-status $(xenstore-read "$vif/hotplug-status")"
+echo "vif bridge $(xenstore-read "$vif/bridge")"
+echo "vif frontend $(xenstore-read "$(frontend vif 0)/backend")"
+echo "vbd state $(xenstore-read "$vbd/state")"
+echo "vbd hotplug-status $(xenstore-read "$vbd/hotplug-status")"
+echo "vbd params $(xenstore-read "$vbd/params") mode $(xenstore-read "$vbd/mode")"
+echo "vbd physical-device $(xenstore-read "$vbd/physical-device")"
+echo "loop $(losetup "$(xenstore-read "$vbd/physical-device-path")")"
+echo "bridge ports $(ls "/sys/class/net/$BRIDGE/brif")"
+"#;
+
+/// What dom0 starts before the tools scenario's guest, as the DHCP and HTTP benchmark
+/// scenarios do: nginx serving a page on loopback, and dnsmasq serving DHCP on the bridge.
+const DOM0_SERVERS: &str = r#"set -e
+mkdir -p /tmp/www
+echo "hello from nginx in dom0" >/tmp/www/index.html
+cat >/tmp/nginx.conf <<CONF
+daemon off; master_process off; error_log stderr; pid /tmp/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off; client_body_temp_path /tmp; proxy_temp_path /tmp;
+  fastcgi_temp_path /tmp; uwsgi_temp_path /tmp; scgi_temp_path /tmp;
+  server { listen 127.0.0.1:8081; root /tmp/www; }
+}
+CONF
+nginx -c /tmp/nginx.conf -p /tmp &
+dnsmasq -k -u root --conf-file=/dev/null --port=0 --interface="$BRIDGE" --bind-interfaces \
+  --dhcp-range=10.0.0.100,10.0.0.200,1h --dhcp-leasefile=/tmp/leases &
+wait_until 20 curl -sf http://127.0.0.1:8081/
+echo "servers started"
+"#;
+
+/// The tools scenario's dom0 script: curl, sha256sum and wrk against nginx, a UDP echo
+/// through socat, ping, and the DHCP server still running.
+const DOM0_TOOLS: &str = r#"set -e
+echo "curl $(curl -sS http://127.0.0.1:8081/)"
+echo "sha256 $(curl -sS http://127.0.0.1:8081/ | sha256sum)"
+wrk -t1 -c2 -d1s http://127.0.0.1:8081/ | grep -q "Requests/sec" && echo "wrk measured"
+socat UDP-RECVFROM:7777,fork PIPE &
+wait_until 10 sh -c 'echo probe | socat -t1 - UDP:127.0.0.1:7777 | grep -q probe'
+echo "udp echo $(echo datagram | socat -t2 - UDP:127.0.0.1:7777)"
+ping -c 1 -W 5 "$DOM0_IP" >/dev/null && echo "ping $DOM0_IP answered"
+pidof dnsmasq >/dev/null && echo "dnsmasq serving DHCP on $BRIDGE"
+"#;
+
+/// `domu_suite()` is the one boot of the test bed that runs every domU scenario of this
+/// file, or why it cannot run here.
+fn domu_suite() -> Result<&'static Boot, String> {
+    static BOOT: OnceLock<Result<Boot, String>> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        let bed = Testbed::get()?;
+        let hello = image("examples/hello");
+        let console = image("examples/console");
+        let with_devices = |s: Scenario, disk: &str| {
+            s.config_line("vif = ['bridge=xenbr0,mac=00:16:3e:00:00:02']")
+                .config_line(&format!(
+                    "disk = ['format=raw,vdev=xvda,access=rw,target={disk}']"
+                ))
+                // The backends outlive the guest's end, for the script to see them.
+                .config_line("on_poweroff = 'preserve'")
+                .script(SHOW_BACKENDS)
+        };
+        let scenarios = [
+            Scenario::new("hello-pv", &hello).args(&["--hello=Hello domU"]),
+            // Four one-second sleeps do not fit in two seconds.
+            Scenario::new("hung", &hello)
+                .args(&["--hello=hung"])
+                .script("echo started\nsleep 600\n")
+                .deadline(Duration::from_secs(2)),
+            Scenario::new("hello-pvh", &hello)
+                .pvh()
+                .args(&["--hello=Hello domU"]),
+            Scenario::new("no-disk", &hello)
+                .config_line("disk = ['format=raw,vdev=xvda,access=rw,target=missing.img']"),
+            Scenario::new("crash-pv", &image("runtime/xen/tests/fixtures/crash"))
+                .args(&["--why=domU"]),
+            Scenario::new("heap-pv", &image("runtime/xen/tests/fixtures/heap")).args(&["--mib=24"]),
+            with_devices(
+                Scenario::new("devices-pv", &hello)
+                    .args(&["--hello=Hi devices"])
+                    .file("disk.img", vec![0u8; 1 << 20])
+                    .before("echo written | dd of=disk.img conv=notrunc 2>/dev/null\n"),
+                "disk.img",
+            ),
+            // A later scenario's guest gets the same disk, as a second boot would.
+            with_devices(
+                Scenario::new("devices-pvh", &console)
+                    .pvh()
+                    .before("echo \"disk holds $(head -c 7 /scenarios/devices-pv/disk.img)\"\n"),
+                "/scenarios/devices-pv/disk.img",
+            ),
+            Scenario::new("before-fails", &hello).before("echo preparing\nexit 3\n"),
+            Scenario::new("tools", &console)
+                .before(DOM0_SERVERS)
+                .script(DOM0_TOOLS)
+                .deadline(Duration::from_secs(120)),
+        ];
+        let boot = bed.boot(&scenarios);
+        eprintln!("test bed: one dom0 boot, {:.0?} in all", boot.took);
+        for s in &boot.scenarios {
+            eprintln!("  {}: {} s, guest {:?}", s.name, s.seconds, s.guest);
+        }
+        Ok(boot)
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
 #[test]
 fn hello_boots_as_a_pv_and_a_pvh_domu_with_the_console_ring() {
     require_qemu!();
-    let image = image("examples/hello/plans/xen.json");
-    for kind in ["pv", "pvh"] {
-        let run = require_domu!(domu(&image, kind, &["--hello=Hello domU"]));
+    let boot = require_domu!(domu_suite());
+    for name in ["hello-pv", "hello-pvh"] {
+        let run = boot.scenario(name);
+        assert_eq!(run.console, hello_lines("Hello domU"), "{run}");
         assert_eq!(
-            domu_console(&run),
-            hello_lines("Hello domU"),
-            "{kind}: {}",
-            run.serial
+            run.guest,
+            Some(GuestEnd::Poweroff),
+            "poweroff expected: {run}"
         );
-        assert!(
-            run.serial.contains("has shut down, reason code 0 "),
-            "{kind}: poweroff expected: {}",
-            run.serial
-        );
+        assert!(run.xl.contains("has shut down, reason code 0 "), "{run}");
     }
 }
 
 #[test]
 fn a_panicking_domu_crashes_with_its_message_on_the_console_ring() {
     require_qemu!();
-    let image = image("runtime/xen/tests/fixtures/crash/plans/xen.json");
-    let run = require_domu!(domu(&image, "pv", &["--why=domU"]));
-    assert!(
-        domu_console(&run).contains("deliberate panic: domU"),
+    let run = require_domu!(domu_suite()).scenario("crash-pv");
+    assert!(run.console.contains("deliberate panic: domU"), "{run}");
+    assert_eq!(run.guest, Some(GuestEnd::Crash), "crash expected: {run}");
+    assert!(run.xl.contains("has shut down, reason code 3 "), "{run}");
+}
+
+/// `line_value(run, prefix)` is the rest of the dom0 output's line starting with `prefix `.
+fn line_value<'a>(run: &'a Outcome, prefix: &str) -> &'a str {
+    run.dom0
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in dom0's output: {run}"))
+}
+
+#[test]
+fn a_domu_gets_a_vif_on_the_bridge_and_a_file_backed_disk_as_pv_and_pvh() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    for (name, console, disk) in [
+        ("devices-pv", hello_lines("Hi devices"), "disk.img"),
+        (
+            "devices-pvh",
+            "hello\nworld\n".repeat(4),
+            "/scenarios/devices-pv/disk.img",
+        ),
+    ] {
+        let run = boot.scenario(name);
+        assert_eq!(run.script, Some(0), "{run}");
+        let domid = line_value(run, "domid");
+        // netback and blkback wait for the frontend (InitWait); the hotplug scripts ran.
+        let expected = [
+            ("vif state", "2".to_string()),
+            ("vif hotplug-status", "connected".into()),
+            ("vif bridge", "xenbr0".into()),
+            (
+                "vif frontend",
+                format!("/local/domain/0/backend/vif/{domid}/0"),
+            ),
+            ("bridge ports", format!("vif{domid}.0")),
+            ("vbd state", "2".into()),
+            ("vbd hotplug-status", "connected".into()),
+            ("vbd params", format!("{disk} mode w")),
+        ];
+        for (what, value) in expected {
+            assert_eq!(line_value(run, what), value, "{what}: {run}");
+        }
+        // A loop device (major 7) over the scenario's file.
+        assert!(
+            line_value(run, "vbd physical-device").starts_with("7:"),
+            "{run}"
+        );
+        assert!(line_value(run, "loop").ends_with(disk), "{run}");
+        assert_eq!(run.console, console, "{run}");
+        assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
+    }
+    // What the first scenario wrote to the disk file, the second read.
+    let second = boot.scenario("devices-pvh");
+    assert_eq!(line_value(second, "disk holds"), "written", "{second}");
+}
+
+#[test]
+fn one_dom0_boot_runs_the_scenarios_in_turn_each_with_its_own_console() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    let names: Vec<&str> = boot.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "hello-pv",
+            "hung",
+            "hello-pvh",
+            "no-disk",
+            "crash-pv",
+            "heap-pv",
+            "devices-pv",
+            "devices-pvh",
+            "before-fails",
+            "tools"
+        ],
         "{}",
-        run.serial
+        boot.serial
     );
-    assert!(
-        run.serial.contains("has shut down, reason code 3 "),
-        "crash expected: {}",
-        run.serial
+    assert!(boot.ready && boot.done, "{}", boot.serial);
+    assert_eq!(boot.setup, "", "dom0's setup complained:\n{}", boot.serial);
+    assert_eq!(
+        boot.serial.matches("Xen version 4.17").count(),
+        1,
+        "one boot: {}",
+        boot.serial
+    );
+    assert_eq!(boot.status, Some(0), "QEMU ends when dom0 is done");
+    assert_eq!(boot.scenario("hello-pv").console, hello_lines("Hello domU"));
+    assert_eq!(
+        boot.scenario("devices-pv").console,
+        hello_lines("Hi devices")
     );
 }
 
 #[test]
+fn a_guest_still_running_at_its_deadline_is_destroyed_and_the_boot_goes_on() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    let hung = boot.scenario("hung");
+    assert_eq!(hung.guest, Some(GuestEnd::Timeout), "{hung}");
+    assert!(hung.script_killed && hung.script.is_none(), "{hung}");
+    assert_eq!(hung.dom0, "started\n", "{hung}");
+    assert!(hung.seconds < 10, "{hung}");
+    assert_ne!(hung.console, hello_lines("hung"), "{hung}");
+    let next = boot.scenario("hello-pvh");
+    assert_eq!(next.guest, Some(GuestEnd::Poweroff), "{next}");
+}
+
+#[test]
+fn a_guest_xl_cannot_create_is_reported_with_xls_error() {
+    require_qemu!();
+    let boot = require_domu!(domu_suite());
+    let run = boot.scenario("no-disk");
+    assert_eq!(run.guest, Some(GuestEnd::NotCreated), "{run}");
+    assert!(run.xl.contains("missing.img"), "{run}");
+    assert_eq!(run.console, "", "{run}");
+    let next = boot.scenario("crash-pv");
+    assert_eq!(next.guest, Some(GuestEnd::Crash), "{next}");
+}
+
+#[test]
+fn a_failing_before_script_creates_no_guest() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("before-fails");
+    assert_eq!(run.guest, Some(GuestEnd::NotCreated), "{run}");
+    assert_eq!(run.script, Some(3), "{run}");
+    assert_eq!(
+        run.dom0, "preparing\ntestbed: before.sh failed with status 3: no guest\n",
+        "{run}"
+    );
+}
+
+#[test]
+fn dom0_has_the_tools_tests_run_against_guests() {
+    require_qemu!();
+    let run = require_domu!(domu_suite()).scenario("tools");
+    assert_eq!(run.script, Some(0), "{run}");
+    assert!(run.dom0.starts_with("servers started\n"), "{run}");
+    assert_eq!(line_value(run, "curl"), "hello from nginx in dom0", "{run}");
+    assert_eq!(
+        line_value(run, "sha256"),
+        format!("{NGINX_PAGE_SHA256}  -"),
+        "{run}"
+    );
+    assert!(run.dom0.contains("wrk measured\n"), "{run}");
+    assert_eq!(line_value(run, "udp echo"), "datagram", "{run}");
+    assert!(run.dom0.contains("ping 10.0.0.1 answered\n"), "{run}");
+    assert!(
+        run.dom0.contains("dnsmasq serving DHCP on xenbr0\n"),
+        "{run}"
+    );
+    assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
+}
+
+/// The SHA-256 of "hello from nginx in dom0\n".
+const NGINX_PAGE_SHA256: &str = "299792577f986ab4125a04af2b8859905888f5aeaf78617b57fa744d3fd737e5";
+
+#[test]
 fn the_heap_spans_the_domains_memory() {
     require_qemu!();
-    let image = image("runtime/xen/tests/fixtures/heap/plans/xen.json");
+    let image = image("runtime/xen/tests/fixtures/heap");
     // A 32 MiB dom0: its bootstrap region is 4 MiB, the rest is mapped at boot.
     let run = dom0(&image, "--mib=24");
     assert!(
@@ -581,10 +554,10 @@ fn the_heap_spans_the_domains_memory() {
         "{}",
         run.serial
     );
-    let run = require_domu!(domu(&image, "pv", &["--mib=24"]));
+    let heap = require_domu!(domu_suite()).scenario("heap-pv");
     assert!(
-        domu_console(&run).starts_with("INF [heap] allocated 25165824 bytes"),
-        "{}",
-        run.serial
+        heap.console
+            .starts_with("INF [heap] allocated 25165824 bytes"),
+        "{heap}"
     );
 }
