@@ -351,6 +351,24 @@ fn confined(dir: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// Checks that `rel` (confined) names a real folder below `base`: every part of it a folder,
+/// none a symbolic link, so that what render embeds is what the unikernel's directory holds.
+fn folder_inside(base: &Path, rel: &str) -> Result<(), String> {
+    let mut at = base.to_path_buf();
+    for part in Path::new(rel).components() {
+        at.push(part.as_os_str());
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_symlink() => {
+                return Err(format!("`{}` is a symbolic link", at.display()))
+            }
+            Ok(_) => return Err(format!("`{}` is not a folder", at.display())),
+            Err(_) => return Err(format!("`{}` does not exist", at.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Whether a name can name a Solo5 device.
 fn valid_device_name(name: &str) -> bool {
     (1..=67).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric())
@@ -483,8 +501,15 @@ pub fn lower(
             };
             if !confined(&dir) {
                 diags.push(
-                    Diagnostic::error("bad-path", node.origin, format!("`{dir}` is not a folder inside the unikernel's directory"))
+                    Diagnostic::error("bad-path", node.origin, format!("`{}` is not a folder inside the unikernel's directory", dir.escape_debug()))
                         .with_help("embedded folders are given relative to unikernel.toml, without `..` or a leading `/`"),
+                );
+                return None;
+            }
+            if let Err(why) = folder_inside(&config.dir, &dir) {
+                diags.push(
+                    Diagnostic::error("missing-folder", node.origin, format!("`{ctor}` embeds the folder `{}`, but {why}", dir.escape_debug()))
+                        .with_help(format!("create the folder `{}` beside unikernel.toml (its files are compiled into the image), or name another", dir.escape_debug())),
                 );
                 return None;
             }
@@ -507,6 +532,8 @@ pub fn lower(
         });
         let connect = match imp.connect.render(&bindings) {
             Ok(code) => code,
+            // The folder to embed was refused above: that is the error to report.
+            Err(_) if imp.embed.is_some() && embed.is_none() => String::new(),
             Err(e) => {
                 diags.push(Diagnostic::error(
                     "bad-template",

@@ -44,9 +44,31 @@ fn ok(args: &[&str]) -> String {
     text(&o.stdout)
 }
 
-/// A copy of an example's config (and committed plans) in a fresh folder.
+/// Copies the folder `from` (plain files and folders) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A copy of an example's config, committed plans and the folders it embeds (every folder
+/// but its crate's) in a fresh folder.
 fn copy_of(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(example(name)).unwrap() {
+        let e = e.unwrap();
+        let skip = ["src", "plans", "target", "dist", ".mirage-nix"];
+        let file_name = e.file_name();
+        if e.file_type().unwrap().is_dir() && !skip.contains(&file_name.to_str().unwrap()) {
+            copy_tree(&e.path(), &dir.path().join(&file_name));
+        }
+    }
     std::fs::copy(
         example(name).join("unikernel.toml"),
         dir.path().join("unikernel.toml"),
@@ -269,6 +291,15 @@ fn configure_check_passes_fresh_plans_and_fails_stale_ones() {
             .replace("(\"t\")", "(\"u\")"),
     )
     .unwrap();
+    let o = mirage_nix(&["configure", "-t", "unix", d]);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("error[missing-folder]: `crunch` embeds the folder `u`, but")
+            && err.contains("unikernel.toml:11:9"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error[").count(), 1, "{err}");
+    std::fs::rename(dir.path().join("t"), dir.path().join("u")).unwrap();
     ok(&["configure", "-t", "unix", d]);
     let o = mirage_nix(&["configure", "--check", d]);
     assert_eq!(
