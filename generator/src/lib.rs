@@ -15,7 +15,8 @@
 //!    the contract with Nix and every build.
 //! 5. [`render`]: turn a plan alone into the specialised crate, and graphs into Graphviz.
 //!
-//! [`synth`] makes configurations of a chosen shape and size for tests and benchmarks.
+//! [`synth`] makes configurations of a chosen shape and size for tests and benchmarks, and
+//! [`oracle`] holds the invariants the fuzzers check.
 //!
 //! [`ops`] holds the commands' logic (configure, describe, query, render, build, clean);
 //! the `mirage-nix` binary only parses arguments and calls it. Errors about a configuration
@@ -30,6 +31,7 @@ pub mod graph;
 pub mod input;
 pub mod key;
 pub mod ops;
+pub mod oracle;
 pub mod plan;
 pub mod render;
 pub mod rust;

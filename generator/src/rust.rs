@@ -155,6 +155,35 @@ const CHECKER_STACK: usize = 256 << 20;
 /// thread with a stack large enough for any nesting a 4 KiB template can hold. Returns, in
 /// order, why each is not.
 pub fn check_expressions(codes: Vec<String>) -> Vec<Result<(), String>> {
+    // Expressions found good before (the catalogue's, at every load) are not parsed again.
+    static GOOD: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    const MAX_REMEMBERED: usize = 4096;
+    let mut good = GOOD.lock().unwrap_or_else(|e| e.into_inner());
+    let good = good.get_or_insert_with(Default::default);
+    let unknown: Vec<String> = codes
+        .iter()
+        .filter(|c| !good.contains(c.as_str()))
+        .cloned()
+        .collect();
+    let mut results = parse_expressions(unknown.clone()).into_iter();
+    let mut checked: std::collections::HashMap<String, Result<(), String>> =
+        std::collections::HashMap::new();
+    for code in unknown {
+        let r = results.next().expect("one result per expression");
+        if r.is_ok() && good.len() < MAX_REMEMBERED {
+            good.insert(code.clone());
+        }
+        checked.insert(code, r);
+    }
+    codes
+        .iter()
+        .map(|c| checked.get(c).cloned().unwrap_or(Ok(())))
+        .collect()
+}
+
+/// Parses each of `codes` as the initialiser of a `let`, in a thread with a big stack.
+fn parse_expressions(codes: Vec<String>) -> Vec<Result<(), String>> {
     if codes.is_empty() {
         return Vec::new();
     }
@@ -175,15 +204,25 @@ pub fn check_expressions(codes: Vec<String>) -> Vec<Result<(), String>> {
             })
             .collect::<Vec<_>>()
     };
-    std::thread::Builder::new()
+    with_big_stack(check)
+}
+
+/// Runs `f` in a thread whose stack is large enough for `syn` to parse any code the
+/// generator can write (each template at most 4 KiB), and returns what it returns.
+///
+/// # Panics
+///
+/// If the thread cannot be started, or if `f` panics (the panic is passed on).
+pub fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let handle = std::thread::Builder::new()
         .name("rust-syntax".into())
         .stack_size(CHECKER_STACK)
-        .spawn(check)
-        .and_then(|h| {
-            h.join()
-                .map_err(|_| std::io::Error::other("the syntax checker panicked"))
-        })
-        .unwrap_or_else(|e| vec![Err(format!("cannot check Rust syntax: {e}"))])
+        .spawn(f)
+        .expect("a thread can be started");
+    match handle.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 #[cfg(test)]

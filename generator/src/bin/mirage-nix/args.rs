@@ -88,9 +88,8 @@ impl KeyedCommand {
         let dir = positionals
             .iter()
             .rev()
-            .map(PathBuf::from)
-            .find(|p| p.is_dir() || std::fs::symlink_metadata(p.join(CONFIG_FILE)).is_ok())
-            .unwrap_or_else(|| PathBuf::from("."));
+            .find(|p| looks_like_dir(p))
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
         let (unikernel, load_error) = match Unikernel::load(&dir) {
             Ok(u) => (Some(u), None),
             Err(r) if wants_help => (None, Some(r)),
@@ -133,7 +132,12 @@ impl KeyedCommand {
     /// Adds one flag per reachable key (the target always) to a keyed command.
     pub fn add_keys(&self, mut c: Command) -> Command {
         if self.unikernel.is_none() {
-            return c.before_help(format!("(no {CONFIG_FILE} found: only the target is listed; run this in a unikernel's directory to see its keys)"));
+            let why = self
+                .load_error
+                .as_ref()
+                .and_then(|r| r.diagnostics.first())
+                .map_or(format!("no {CONFIG_FILE} found"), |d| d.message.clone());
+            return c.before_help(format!("({why}: only the target is listed; run this in a unikernel's directory to see its keys)"));
         }
         let uk = self.unikernel.as_ref().expect("checked above");
         for name in &self.reachable {
@@ -191,8 +195,11 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
+/// Whether `a` is a unikernel's directory: a folder, or one holding a config of any kind
+/// (which is then read, and refused if it is not a regular file).
 fn looks_like_dir(a: &str) -> bool {
-    std::path::Path::new(a).join(CONFIG_FILE).is_file()
+    let p = std::path::Path::new(a);
+    p.is_dir() || std::fs::symlink_metadata(p.join(CONFIG_FILE)).is_ok()
 }
 
 /// `(key, value)` pairs written as `--key=value`, `--key value`, `-t value` or `--flag`.
