@@ -4,7 +4,7 @@
 # The Cargo.toml of a plan's stand-in in the dependency layer: the same dependencies,
 # features and [profile] as the crate `mirage-nix render` writes for the plan, with the
 # profile sections taken from the generator's own template (`template`, the text of
-# generator/templates/Cargo.toml.tera), so the two cannot drift apart. Written here rather
+# generator/profile.toml, which render reads too), so the two cannot drift apart. Written here rather
 # than by the generator so the layer depends on the plan's crates and the template's
 # profile only: a change to the generator's code does not rebuild third-party crates.
 # `at` is the folder the stand-in is written to (path dependencies are relative to it);

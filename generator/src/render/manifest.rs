@@ -11,6 +11,9 @@ use crate::config::CrateSource;
 use crate::plan::Plan;
 use crate::rust::comment;
 
+/// The `[profile]` sections of every rendered crate (and of the Nix dependency layers).
+const PROFILE: &str = include_str!("../../profile.toml");
+
 /// A table with a comment line (made safe) before its header, and `blank` lines before that.
 fn commented(comment_line: &str, blank: bool) -> Table {
     let mut t = Table::new();
@@ -76,21 +79,16 @@ pub(super) fn cargo_toml(plan: &Plan, roots: &Roots, out: &Path) -> String {
     }
     doc["dependencies"] = Item::Table(deps);
 
-    let mut profile = Table::new();
-    profile.set_implicit(true);
-    let mut release = Table::new();
-    release["opt-level"] = value("s");
-    release["lto"] = value(true);
-    release["codegen-units"] = value(1);
-    release["panic"] = value("abort");
-    release["debug"] = value(false);
-    release["strip"] = value(true);
-    profile["release"] = Item::Table(release);
-    let mut dev = Table::new();
-    dev["panic"] = value("abort");
-    profile["dev"] = Item::Table(dev);
-    doc["profile"] = Item::Table(profile);
-
+    let mut profile: DocumentMut = PROFILE.parse().expect("generator/profile.toml is TOML");
+    if let Some(first) = profile
+        .get_mut("profile")
+        .and_then(Item::as_table_mut)
+        .and_then(|p| p.iter_mut().next())
+        .and_then(|(_, t)| t.as_table_mut())
+    {
+        first.decor_mut().clear();
+    }
+    doc["profile"] = profile.remove("profile").expect("a [profile] table");
     doc["workspace"] = Item::Table(commented(
         "The specialised crate is a workspace of its own.",
         true,
