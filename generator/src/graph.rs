@@ -299,6 +299,22 @@ struct Run<'c> {
     scopes: Vec<Scope<'c>>,
 }
 
+impl<'c> Run<'c> {
+    /// Schedules the elaboration of `e` in `scope`, which must give a device (`what` says
+    /// which, for the message when it does not).
+    fn device(&mut self, e: &'c Expr, scope: ScopeId, origin: Span, what: What<'c>) {
+        self.tasks.push(Task::ExpectDevice {
+            span: e.span(),
+            what,
+        });
+        self.tasks.push(Task::Eval {
+            e: e.root(),
+            scope,
+            origin,
+        });
+    }
+}
+
 impl<'c> Builder<'c> {
     fn new(config: &'c Config) -> Builder<'c> {
         Builder {
@@ -345,15 +361,7 @@ impl<'c> Builder<'c> {
     /// Elaborates a top-level expression that must denote a device.
     fn device(&mut self, e: &'c Expr, origin: Span, what: What<'c>) -> Option<NodeId> {
         let mut run = Run::default();
-        run.tasks.push(Task::ExpectDevice {
-            span: e.span(),
-            what,
-        });
-        run.tasks.push(Task::Eval {
-            e: e.root(),
-            scope: None,
-            origin,
-        });
+        run.device(e, None, origin, what);
         self.run(run)
     }
 
@@ -536,15 +544,7 @@ impl<'c> Builder<'c> {
                     scope: s,
                     name: let_name,
                 });
-                run.tasks.push(Task::ExpectDevice {
-                    span: let_expr.span(),
-                    what: What::Local(let_name),
-                });
-                run.tasks.push(Task::Eval {
-                    e: let_expr.root(),
-                    scope,
-                    origin,
-                });
+                run.device(let_expr, scope, origin, What::Local(let_name));
                 return;
             }
         }
@@ -559,18 +559,7 @@ impl<'c> Builder<'c> {
                     run.values.push(None);
                     return;
                 }
-                self.named_active.insert(dev_name, self.named_stack.len());
-                self.named_stack.push((dev_name, name_span));
-                run.tasks.push(Task::NamedDone { name: dev_name });
-                run.tasks.push(Task::ExpectDevice {
-                    span: dev.expr.span(),
-                    what: What::Named(dev_name),
-                });
-                run.tasks.push(Task::Eval {
-                    e: dev.expr.root(),
-                    scope: None,
-                    origin: dev.expr.span(),
-                });
+                self.begin_named(dev_name, &dev.expr, name_span, run);
                 return;
             }
         }
@@ -579,6 +568,14 @@ impl<'c> Builder<'c> {
         }
         self.unknown(name, name_span, scope, run);
         run.values.push(None);
+    }
+
+    /// Schedules the elaboration of the named device `name`, used at `use_span`.
+    fn begin_named(&mut self, name: &'c str, expr: &'c Expr, use_span: Span, run: &mut Run<'c>) {
+        self.named_active.insert(name, self.named_stack.len());
+        self.named_stack.push((name, use_span));
+        run.tasks.push(Task::NamedDone { name });
+        run.device(expr, None, expr.span(), What::Named(name));
     }
 
     fn named_cycle(&mut self, pos: usize, name: &str, use_span: Span) {
@@ -798,15 +795,7 @@ impl<'c> Builder<'c> {
                 .collect(),
         };
         for (e, what) in body.into_iter().rev() {
-            run.tasks.push(Task::ExpectDevice {
-                span: e.span(),
-                what,
-            });
-            run.tasks.push(Task::Eval {
-                e: e.root(),
-                scope: inner,
-                origin,
-            });
+            run.device(e, inner, origin, what);
         }
     }
 
@@ -817,19 +806,8 @@ impl<'c> Builder<'c> {
         let config = self.config;
         for (name, dev) in &config.devices {
             if !self.named.contains_key(name.as_str()) {
-                self.named_active.insert(name, 0);
-                self.named_stack.push((name, dev.span));
                 let mut run = Run::default();
-                run.tasks.push(Task::NamedDone { name });
-                run.tasks.push(Task::ExpectDevice {
-                    span: dev.expr.span(),
-                    what: What::Named(name),
-                });
-                run.tasks.push(Task::Eval {
-                    e: dev.expr.root(),
-                    scope: None,
-                    origin: dev.expr.span(),
-                });
+                self.begin_named(name, &dev.expr, dev.span, &mut run);
                 self.run(run);
             }
         }
