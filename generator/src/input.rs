@@ -13,6 +13,10 @@ use std::path::Path;
 /// The most bytes a configuration or a plan may have.
 pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 
+/// The most bytes a plan may have: a plan is larger than its config (about 400 bytes per
+/// device), so a 16 MiB config of small devices may make one of a few hundred MiB.
+pub const MAX_PLAN_BYTES: u64 = 512 << 20;
+
 /// `O_NONBLOCK` on Linux: opening a FIFO with it returns at once instead of waiting for a
 /// writer (the file type is then refused before any read).
 const O_NONBLOCK: i32 = 0o4000;
@@ -64,7 +68,12 @@ fn too_big(size: u64, limit: u64) -> std::io::Error {
 
 /// Reads the regular text file at `path` of at most [`MAX_INPUT_BYTES`], as UTF-8.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
-    let data = read_regular(path, MAX_INPUT_BYTES)?;
+    read_text_up_to(path, MAX_INPUT_BYTES)
+}
+
+/// Reads the regular text file at `path` of at most `limit` bytes, as UTF-8.
+pub fn read_text_up_to(path: &Path, limit: u64) -> std::io::Result<String> {
+    let data = read_regular(path, limit)?;
     String::from_utf8(data).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -65,7 +65,8 @@ fn preamble(text: &str) -> (String, Vec<(String, String)>) {
     (target, keys)
 }
 
-/// Checks a config input (see [`preamble`]) in the unikernel directory `dir` (made by
+/// Checks a config input (a first line `#! TARGET --KEY=VALUE ...` chooses the target and
+/// keys) in the unikernel directory `dir` (made by
 /// [`prepare`]). Panics when an invariant does not hold.
 pub fn check_config(dir: &Path, input: &[u8]) -> Outcome {
     let text = String::from_utf8_lossy(input);

@@ -80,7 +80,7 @@ pub fn read_plan(path: &Path) -> Result<Plan, Report> {
         sources: Default::default(),
         diagnostics: vec![Diagnostic::error("bad-plan", None, message).with_help(help)],
     };
-    let text = crate::input::read_text(path).map_err(|e| {
+    let text = crate::input::read_text_up_to(path, crate::input::MAX_PLAN_BYTES).map_err(|e| {
         fail(
             format!("cannot read plan `{}`: {e}", path.display()),
             regenerate(path, None),
