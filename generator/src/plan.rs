@@ -27,30 +27,33 @@ pub use check::check_name;
 pub const PLAN_VERSION: u32 = 2;
 
 /// A deterministic, versioned description of one image.
+///
+/// Here and in every type of a plan, fields are in the alphabetical order of their JSON names:
+/// that order is the plan's byte order ([`Plan::to_json`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// The plan format version ([`PLAN_VERSION`]).
-    pub version: u32,
-    /// The unikernel's name.
-    pub name: String,
     /// The SHA-256 (hex) of the `unikernel.toml` the plan was made from, so that a build
     /// can tell a stale plan without running the generator.
     pub config_sha256: String,
-    /// The target the image is for.
-    pub target: String,
-    /// The image file.
-    pub image: Image,
-    /// The unikernel's crate and entry point.
-    pub unikernel: Unikernel,
-    /// Every key the image depends on, sorted by name.
-    pub keys: Vec<PlanKey>,
-    /// The devices, in connection order.
-    pub nodes: Vec<PlanNode>,
-    /// The call of the unikernel's entry point.
-    pub main: PlanMain,
     /// The crates the specialised crate depends on, sorted by name.
     pub crates: Vec<PlanCrate>,
+    /// The image file.
+    pub image: Image,
+    /// Every key the image depends on, sorted by name.
+    pub keys: Vec<PlanKey>,
+    /// The call of the unikernel's entry point.
+    pub main: PlanMain,
+    /// The unikernel's name.
+    pub name: String,
+    /// The devices, in connection order.
+    pub nodes: Vec<PlanNode>,
+    /// The target the image is for.
+    pub target: String,
+    /// The unikernel's crate and entry point.
+    pub unikernel: Unikernel,
+    /// The plan format version ([`PLAN_VERSION`]).
+    pub version: u32,
 }
 
 /// The image a plan builds.
@@ -61,14 +64,14 @@ pub struct Image {
     pub file: String,
     /// Its format (`elf-unix`, `xen-pv`, `solo5-hvt`, `solo5-spt`).
     pub format: String,
-    /// Whether it links the Rust standard library.
-    pub std: bool,
     /// The runtime crate providing its entry point.
     pub runtime: String,
     /// Extra rustc flags for every crate of the image; `{runtime}` stands for the runtime
     /// crate's folder on the building machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rustflags: Vec<String>,
+    /// Whether it links the Rust standard library.
+    pub std: bool,
 }
 
 /// The unikernel's own crate.
@@ -88,56 +91,56 @@ pub struct Unikernel {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanKey {
+    /// What it does.
+    pub doc: String,
+    /// Whether the value was given to `configure` rather than defaulted.
+    pub explicit: bool,
     /// The key's name.
     pub name: String,
-    /// Its type: bool, int, port, string, enum, ipv4-address or ipv4-prefix.
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// The words of an enum key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<String>,
     /// The smallest and largest values of an int key declared with a `range`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<(i64, i64)>,
     /// When its value is fixed.
     pub stage: Stage,
-    /// What it does.
-    pub doc: String,
+    /// Its type: bool, int, port, string, enum, ipv4-address or ipv4-prefix.
+    #[serde(rename = "type")]
+    pub ty: String,
     /// The configured value (configure keys), or the boot-time default (runtime keys); `null` when unset.
     pub value: serde_json::Value,
-    /// Whether the value was given to `configure` rather than defaulted.
-    pub explicit: bool,
+    /// The words of an enum key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// One device to connect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanNode {
-    /// The node id, also the Rust variable holding the device.
-    pub id: String,
-    /// The constructor.
-    pub constructor: String,
-    /// The signature it provides.
-    pub signature: String,
-    /// Value parameters.
-    pub values: BTreeMap<String, serde_json::Value>,
     /// Device parameters (node ids).
     pub args: Vec<String>,
-    /// Dependencies (node ids).
-    pub deps: Vec<String>,
+    /// The Rust expression connecting it.
+    pub connect: String,
+    /// The constructor.
+    pub constructor: String,
     /// The crate its code comes from.
     #[serde(rename = "crate")]
     pub crate_name: String,
-    /// The Rust expression connecting it.
-    pub connect: String,
-    /// Whether `connect` returns a `Result`.
-    pub fallible: bool,
+    /// Dependencies (node ids).
+    pub deps: Vec<String>,
     /// A folder embedded into the image for it.
     pub embed: Option<Embed>,
+    /// Whether `connect` returns a `Result`.
+    pub fallible: bool,
+    /// The node id, also the Rust variable holding the device.
+    pub id: String,
     /// The entry it needs in the image's Solo5 manifest.
     pub manifest: Option<ManifestDevice>,
     /// Where in `unikernel.toml` it was asked for.
     pub origin: String,
+    /// The signature it provides.
+    pub signature: String,
+    /// Value parameters.
+    pub values: BTreeMap<String, serde_json::Value>,
     /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`), outermost first: the
     /// innermost [`MAX_VIA`], after a `... N outer choices` entry when there were more.
     pub via: Vec<String>,
@@ -175,10 +178,10 @@ pub const MANIFEST_MAX_DEVICES: usize = 63;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanMain {
-    /// The Rust call of `start`.
-    pub call: String,
     /// Devices passed to it (node ids).
     pub args: Vec<String>,
+    /// The Rust call of `start`.
+    pub call: String,
     /// Devices started before it (node ids).
     pub deps: Vec<String>,
     /// Keys passed to it after the devices.
@@ -189,12 +192,12 @@ pub struct PlanMain {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanCrate {
+    /// The features enabled, sorted.
+    pub features: Vec<String>,
     /// The package name.
     pub name: String,
     /// Where it comes from.
     pub source: CrateSource,
-    /// The features enabled, sorted.
-    pub features: Vec<String>,
 }
 
 impl PlanKey {
@@ -211,9 +214,12 @@ impl PlanKey {
 
 impl Plan {
     /// The plan as pretty JSON with sorted keys and a final newline: byte-identical for equal plans.
+    ///
+    /// The plan's types declare their fields in the alphabetical order of their JSON names
+    /// (and hold maps as `BTreeMap`s), so they serialise with sorted keys directly, without
+    /// building a JSON tree first (a test checks both give the same bytes).
     pub fn to_json(&self) -> String {
-        let value = serde_json::to_value(self).expect("plans serialise");
-        let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialise");
+        let mut text = serde_json::to_string_pretty(self).expect("plans serialise");
         text.push('\n');
         text
     }
@@ -714,6 +720,29 @@ mod tests {
             .unwrap_err()
             .contains("whole number"));
         assert!(Plan::from_json("[1]").unwrap_err().contains("JSON object"));
+    }
+
+    #[test]
+    fn plans_serialise_with_sorted_keys() {
+        for ex in [
+            "hello",
+            "kv_ro",
+            "conduit_server",
+            "static_website",
+            "network",
+            "block",
+        ] {
+            for target in ["unix", "hvt"] {
+                let path = format!(
+                    "{}/../examples/{ex}/plans/{target}.json",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                let plan = Plan::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+                let value = serde_json::to_value(&plan).unwrap();
+                let sorted = serde_json::to_string_pretty(&value).unwrap() + "\n";
+                assert_eq!(plan.to_json(), sorted, "{ex} {target}");
+            }
+        }
     }
 
     #[test]
