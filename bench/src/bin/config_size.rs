@@ -1,7 +1,7 @@
 //! Configure time against config size, printed as a Markdown table (run on demand):
 //!
 //! ```text
-//! cargo run --release -p mirage-nix-bench --bin config_size [-- --runs N] [--shape SHAPE]
+//! cargo run --release -p mirage-nix-bench --bin config_size [-- --runs N] [--shape SHAPE] [--size N]
 //! ```
 //!
 //! For each synthetic shape of `mirage_nix::synth` and size it times, as medians over N runs
@@ -111,13 +111,19 @@ fn main() {
         .iter()
         .position(|a| a == "--shape")
         .and_then(|i| args.get(i + 1));
+    let size: Option<usize> = args
+        .iter()
+        .position(|a| a == "--size")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
     println!("| shape | size | config (KiB) | devices | load (ms) | graph (ms) | plan (ms) | render (ms) | total (ms) | µs per device |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (shape, make, sizes) in shapes {
         if only.is_some_and(|s| s != shape) {
             continue;
         }
-        for &size in sizes {
+        let sizes = size.map_or(sizes.to_vec(), |s| vec![s]);
+        for size in sizes {
             let text = make(size);
             let (s, nodes) = medians(&text, if size >= 10_000 { runs.min(5) } else { runs });
             println!(
