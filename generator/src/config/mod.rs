@@ -123,6 +123,7 @@ pub fn load_str(
         raw_constructors: Vec::new(),
         raw_keys: Vec::new(),
         rust_exprs: Vec::new(),
+        catalogue,
     };
     let cat = loader.parse(catalogue);
     let user = loader.parse(file);
@@ -221,9 +222,16 @@ struct Loader {
     raw_keys: Vec<(FileId, S, toml::Spanned<raw::Key>)>,
     /// Connect code with stand-ins, to check as Rust expressions all at once.
     rust_exprs: Vec<(Span, String)>,
+    /// The built-in catalogue's file.
+    catalogue: FileId,
 }
 
 impl Loader {
+    /// Whether `file` is the built-in catalogue.
+    fn is_catalogue(&self, file: FileId) -> bool {
+        file == self.catalogue
+    }
+
     fn span(&self, file: FileId, s: &S) -> Span {
         Span::new(file, s.span())
     }
