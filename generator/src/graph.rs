@@ -234,6 +234,8 @@ struct Scope<'c> {
     lets: BTreeMap<&'c str, Option<NodeId>>,
     /// Local devices being elaborated, innermost last, for cycles.
     let_stack: Vec<&'c str>,
+    /// The same names, to find a cycle in constant time.
+    let_active: HashSet<&'c str>,
 }
 
 /// Index of a [`Scope`] on the builder's scope stack; `None` is the top level.
@@ -397,6 +399,7 @@ impl<'c> Builder<'c> {
                 let value = run.values.last().cloned().flatten();
                 let s = &mut run.scopes[scope];
                 s.let_stack.pop();
+                s.let_active.remove(name);
                 let id = match value {
                     Some(Bound::Device(id)) => Some(id),
                     _ => None,
@@ -529,7 +532,7 @@ impl<'c> Builder<'c> {
                 return;
             }
             if let Some((let_name, let_expr)) = sc.ctor.lets.get_key_value(name) {
-                if sc.let_stack.contains(&name) {
+                if sc.let_active.contains(name) {
                     let chain = sc.let_stack.join(" -> ");
                     let ctor = &sc.ctor.name;
                     self.diags.push(
@@ -540,6 +543,7 @@ impl<'c> Builder<'c> {
                     return;
                 }
                 sc.let_stack.push(let_name);
+                sc.let_active.insert(let_name);
                 run.tasks.push(Task::LetDone {
                     scope: s,
                     name: let_name,
@@ -773,6 +777,7 @@ impl<'c> Builder<'c> {
             params,
             lets: BTreeMap::new(),
             let_stack: Vec::new(),
+            let_active: HashSet::new(),
         });
         let inner = Some(run.scopes.len() - 1);
         run.tasks.push(Task::BodyDone {
