@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::names::valid_name;
-use super::{raw, Crate, CrateSource, Loader, NamedDevice, Signature, Target, JOB};
+use super::{raw, Crate, CrateSource, Loader, NamedDevice, Namespace, Signature, Target, JOB};
 use crate::diag::{Diagnostic, FileId, Span};
 
 impl Loader {
@@ -63,12 +63,7 @@ impl Loader {
         for (name, c) in f.crates {
             let span = self.span(file, &name);
             let rust_name = name.get_ref().replace('-', "_");
-            if let Some(prev) = self
-                .crates
-                .values()
-                .find(|c| c.name.replace('-', "_") == rust_name)
-            {
-                let prev = prev.span;
+            if let Some((_, prev)) = self.claim(Namespace::Crate, rust_name, name.get_ref(), span) {
                 self.duplicate("crate", name.get_ref(), span, prev);
                 continue;
             }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::names::valid_key_name;
-use super::{raw, Loader, RESERVED_FLAGS, RESERVED_SHORTS};
+use super::{raw, Loader, Namespace, RESERVED_FLAGS, RESERVED_SHORTS};
 use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
 use crate::key::{Default_, Key, KeyType, Stage};
 use raw::S;
@@ -12,29 +12,27 @@ impl Loader {
     pub(super) fn key(&mut self, file: FileId, name: S, k: toml::Spanned<raw::Key>) {
         let span = self.span(file, &name);
         let key_name = name.get_ref().clone();
-        if let Some(prev) = self.keys.get(&key_name) {
-            let prev = prev.span;
-            self.duplicate("key", &key_name, span, prev);
+        // Images read `--a-b` and `--a_b` as one key, and both are the constant `A_B`.
+        let flag = key_name.replace('_', "-");
+        if let Some((prev_name, prev_span)) = self.claim(Namespace::Flag, flag, &key_name, span) {
+            if prev_name == key_name {
+                self.duplicate("key", &key_name, span, prev_span);
+            } else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "duplicate-name",
+                        span,
+                        format!("key `{key_name}` is the same flag as key `{prev_name}`"),
+                    )
+                    .with_note(prev_span, "declared here")
+                    .with_help("`-` and `_` are the same in flags; rename one of the keys"),
+                );
+            }
             return;
         }
         if !valid_key_name(&key_name) || RESERVED_FLAGS.contains(&key_name.as_str()) {
             self.diags.push(Diagnostic::error("bad-name", span, format!("`{key_name}` cannot be a key name"))
                 .with_help(format!("key names are flags: lower-case letters, digits, `_` and `-`, starting with a letter, at most 64, and not one of {}", RESERVED_FLAGS.join(", "))));
-            return;
-        }
-        // Images read `--a-b` and `--a_b` as one key, and both are the constant `A_B`.
-        let same = |n: &str| n.replace('_', "-") == key_name.replace('_', "-");
-        if let Some(prev) = self.keys.values().find(|k| same(&k.name)) {
-            let (prev_name, prev_span) = (prev.name.clone(), prev.span);
-            self.diags.push(
-                Diagnostic::error(
-                    "duplicate-name",
-                    span,
-                    format!("key `{key_name}` is the same flag as key `{prev_name}`"),
-                )
-                .with_note(prev_span, "declared here")
-                .with_help("`-` and `_` are the same in flags; rename one of the keys"),
-            );
             return;
         }
         let k = k.into_inner();
@@ -192,12 +190,8 @@ impl Loader {
             None => None,
             Some(s) => {
                 let mut cs = s.get_ref().chars();
-                let taken = |c: char| {
-                    self.keys
-                        .values()
-                        .find(|k| k.short == Some(c))
-                        .map(|k| (k.name.clone(), k.span))
-                };
+                let mut taken =
+                    |c: char| self.claim(Namespace::Short, c.to_string(), &key_name, span);
                 match (cs.next(), cs.next()) {
                     (Some(c), None) if RESERVED_SHORTS.contains(&c) => {
                         self.diags.push(

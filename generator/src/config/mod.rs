@@ -124,6 +124,7 @@ pub fn load_str(
         raw_keys: Vec::new(),
         rust_exprs: Vec::new(),
         catalogue,
+        claimed: Default::default(),
     };
     let cat = loader.parse(catalogue);
     let user = loader.parse(file);
@@ -224,9 +225,46 @@ struct Loader {
     rust_exprs: Vec<(Span, String)>,
     /// The built-in catalogue's file.
     catalogue: FileId,
+    /// Names claimed so far, by namespace and normalised name: the name as declared and where.
+    claimed: std::collections::HashMap<(Namespace, String), (String, Span)>,
+}
+
+/// The namespaces in which names must be unique, each up to its own normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Namespace {
+    /// Constructors and named devices: one namespace.
+    Device,
+    /// Keys, as flags (`-` and `_` are one).
+    Flag,
+    /// Short flags.
+    Short,
+    /// Crates, as Rust names (`-` and `_` are one).
+    Crate,
 }
 
 impl Loader {
+    /// Claims `name` (normalised as `id`) in a namespace at `span`, or returns who has it.
+    fn claim(
+        &mut self,
+        ns: Namespace,
+        id: String,
+        name: &str,
+        span: Span,
+    ) -> Option<(String, Span)> {
+        match self.claimed.entry((ns, id)) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((name.to_string(), span));
+                None
+            }
+        }
+    }
+
+    /// Who has claimed `id` in a namespace, if anyone.
+    fn claimant(&self, ns: Namespace, id: &str) -> Option<&(String, Span)> {
+        self.claimed.get(&(ns, id.to_string()))
+    }
+
     /// Whether `file` is the built-in catalogue.
     fn is_catalogue(&self, file: FileId) -> bool {
         file == self.catalogue

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{raw, Loader};
+use super::{raw, Loader, Namespace};
 use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
 use raw::S;
 
@@ -45,24 +45,10 @@ pub(super) fn valid_key_name(name: &str) -> bool {
 }
 
 impl Loader {
-    /// Whether `name` is already declared in any namespace of constructors and devices.
-    pub(super) fn name_taken(&self, name: &str) -> Option<Span> {
-        self.constructors
-            .get(name)
-            .map(|c| c.span)
-            .or_else(|| self.devices.get(name).map(|d| d.span))
-            .or_else(|| {
-                self.raw_constructors
-                    .iter()
-                    .find(|(_, n, _)| n.get_ref() == name)
-                    .map(|(f, n, _)| Span::new(*f, n.span()))
-            })
-    }
-
     /// Whether `name` can name a new constructor or device (`what`): well formed and not yet
     /// taken in their shared namespace; reports why not.
     pub(super) fn fresh_name(&mut self, what: &str, name: &str, span: Span) -> bool {
-        if let Some(prev) = self.name_taken(name) {
+        if let Some((_, prev)) = self.claim(Namespace::Device, name.to_string(), name, span) {
             self.duplicate(what, name, span, prev);
             return false;
         }

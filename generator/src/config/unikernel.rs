@@ -1,7 +1,7 @@
 //! Checking `[unikernel]`: the image name, the crate and entry point, `start`'s signature,
 //! its arguments, dependencies, keys and log reporter.
 
-use super::{expr, raw, Expr, Loader, Main, DEFAULT_REPORTER, JOB};
+use super::{expr, raw, Expr, Loader, Main, Namespace, DEFAULT_REPORTER, JOB};
 use crate::diag::{did_you_mean, Diagnostic, FileId, Span};
 use crate::key;
 
@@ -35,13 +35,11 @@ impl Loader {
                 .push(Diagnostic::error("bad-name", crate_span, e).with_help(
                     "`crate` names the unikernel's library as its Cargo.toml names its package",
                 ));
-        } else if let Some(c) = self
-            .crates
-            .values()
-            .find(|c| c.name.replace('-', "_") == crate_name.replace('-', "_"))
+        } else if let Some((_, declared)) =
+            self.claimant(Namespace::Crate, &crate_name.replace('-', "_"))
         {
             self.diags.push(
-                Diagnostic::error("duplicate-name", c.span, format!("crate `{crate_name}` is the unikernel's own crate, declared by [unikernel]"))
+                Diagnostic::error("duplicate-name", *declared, format!("crate `{crate_name}` is the unikernel's own crate, declared by [unikernel]"))
                     .with_note(crate_span, "the unikernel's crate is named here")
                     .with_help("remove it from [crates]: [unikernel] `crate` and `path` say where the unikernel's crate is"),
             );
