@@ -1,5 +1,6 @@
 //! The `block` signature: a disk of fixed-size sectors, as Mirage's `Mirage_block.S`.
 
+use alloc::vec;
 use core::fmt;
 
 mod ramdisk;
@@ -98,4 +99,51 @@ pub trait Block: Clone {
     /// `write(sector, data)` writes `data`, a whole number of sectors, to the device starting
     /// at `sector`.
     async fn write(&self, sector: u64, data: &[u8]) -> Result<(), BlockError>;
+}
+
+/// `read_bytes(block, offset, buf)` fills `buf` with the bytes of `block` from byte `offset`,
+/// whatever the sector size: whole sectors go straight into `buf`, a partial sector at either
+/// end through one sector of scratch space.
+pub async fn read_bytes<B: Block>(
+    block: &B,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), BlockError> {
+    let size = u64::from(block.info().sector_size);
+    let out_of_range = BlockError::OutOfRange {
+        sector: offset / size.max(1),
+    };
+    if size == 0 {
+        return Err(BlockError::Unaligned { len: buf.len() });
+    }
+    offset.checked_add(buf.len() as u64).ok_or(out_of_range)?;
+    let mut sector = offset / size;
+    let mut skip = (offset % size) as usize;
+    let mut rest = buf;
+    let mut scratch = vec![];
+    while !rest.is_empty() {
+        let whole = if skip == 0 {
+            rest.len() - rest.len() % size as usize
+        } else {
+            0
+        };
+        if whole > 0 {
+            let (head, tail) = rest.split_at_mut(whole);
+            block.read(sector, head).await?;
+            sector += (whole as u64) / size;
+            rest = tail;
+            continue;
+        }
+        if scratch.is_empty() {
+            scratch = vec![0u8; size as usize];
+        }
+        block.read(sector, &mut scratch).await?;
+        let n = (size as usize - skip).min(rest.len());
+        let (head, tail) = rest.split_at_mut(n);
+        head.copy_from_slice(&scratch[skip..skip + n]);
+        sector += 1;
+        skip = 0;
+        rest = tail;
+    }
+    Ok(())
 }

@@ -23,6 +23,11 @@ pub enum Kind {
     Dictionary,
 }
 
+/// The largest value [`KvRo::get`] returns whole, on every store: 256 MiB. Larger values are
+/// read in pieces with [`KvRo::get_partial`] (and hashed by [`KvRo::digest`], which streams),
+/// so that a hostile size is an error, not an allocation that aborts the image.
+pub const MAX_VALUE: u64 = 256 << 20;
+
 /// `KvError` is why a key-value lookup failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvError {
@@ -38,6 +43,14 @@ pub enum KvError {
     Forbidden,
     /// The backing data is corrupt (a damaged archive, a file that changed size under us).
     Corrupt,
+    /// The value is larger than a whole read may be (or than the memory left for it); read
+    /// it in pieces with [`KvRo::get_partial`].
+    TooLarge {
+        /// The value's size in bytes.
+        size: u64,
+    },
+    /// The key names something a store does not serve: a FIFO, a socket or a device node.
+    NotRegular,
     /// The store's block device failed.
     Block(BlockError),
     /// The target reported an I/O error; `errno` is its own code.
@@ -58,6 +71,13 @@ impl fmt::Display for KvError {
             ),
             Self::Forbidden => f.write_str("the key resolves outside the store"),
             Self::Corrupt => f.write_str("the store's data is corrupt"),
+            Self::TooLarge { size } => write!(
+                f,
+                "the value ({size} bytes) is too large to read whole; read it in pieces"
+            ),
+            Self::NotRegular => f.write_str(
+                "the key names a FIFO, a socket or a device, which a store does not serve",
+            ),
             Self::Block(e) => write!(f, "the store's block device failed: {e}"),
             Self::Io { errno } => write!(f, "I/O error (errno {errno})"),
         }
@@ -95,11 +115,13 @@ pub trait KvRo: Clone {
     /// `exists(key)` is what `key` is bound to, or `None` if nothing is.
     async fn exists(&self, key: &str) -> Result<Option<Kind>, KvError>;
 
-    /// `get(key)` is the whole value bound to `key`.
+    /// `get(key)` is the whole value bound to `key`; a value larger than [`MAX_VALUE`], or than
+    /// the memory left, is [`KvError::TooLarge`].
     async fn get(&self, key: &str) -> Result<Vec<u8>, KvError>;
 
     /// `get_partial(key, offset, length)` is at most `length` bytes of the value bound to
     /// `key`, starting at byte `offset`; it is shorter (possibly empty) past the value's end.
+    /// More than [`MAX_VALUE`] bytes at once is [`KvError::TooLarge`].
     async fn get_partial(&self, key: &str, offset: u64, length: usize) -> Result<Vec<u8>, KvError>;
 
     /// `list(key)` is the entries of the dictionary `key` as `(name, kind)` pairs sorted by

@@ -42,6 +42,7 @@ pub mod http;
 pub mod ipv4;
 pub mod kv;
 pub mod kv_ro;
+pub mod limit;
 #[cfg(feature = "logs")]
 pub mod logs;
 pub mod mclock;
@@ -63,6 +64,7 @@ pub use ethernet::{EtherType, Ethernet, EthernetError};
 pub use http::{HttpServer, Request, Response};
 pub use ipv4::{Ipv4, Ipv4Error};
 pub use kv_ro::{Kind, KvError, KvRo};
+pub use limit::LimitError;
 pub use mclock::Mclock;
 pub use network::{Mac, NetError, Network};
 pub use pclock::{Pclock, Timestamp};

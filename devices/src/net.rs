@@ -18,6 +18,7 @@
 //! requests, [`Ipv4`] reads the datagrams addressed to the interface and writes raw ones.
 
 mod driver;
+mod pool;
 mod sockets;
 
 use alloc::rc::Rc;
@@ -32,6 +33,7 @@ use crate::ipv4::{Ipv4Error, Proto};
 use crate::network::{Mac, Network};
 
 use self::driver::Core;
+pub use self::pool::TcpLimits;
 pub use self::sockets::{Datagrams, Flow, Listener, Tcp, Udp};
 
 /// `Ethernet<N>` is Ethernet framing over network device `N`, and the owner of the direct
@@ -248,6 +250,9 @@ mod tests {
     use core::task::{Poll, Waker};
 
     use crate::{Flow as _, Listener as _, Tcp as _, Udp as _, UdpSocket as _};
+    use alloc::string::ToString;
+    use alloc::vec;
+    use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol};
 
     /// One direction of a link: frames in flight and the receiver's waker.
     #[derive(Default)]
@@ -330,11 +335,226 @@ mod tests {
     }
 
     fn host(net: Wire, address: &str) -> (Arp<Wire>, Tcp<Wire>, Udp<Wire>) {
+        host_with(net, address, TcpLimits::default())
+    }
+
+    fn host_with(net: Wire, address: &str, limits: TcpLimits) -> (Arp<Wire>, Tcp<Wire>, Udp<Wire>) {
         let eth = Ethernet::new(net);
         let arp = Arp::new(eth.clone());
         let prefix = address.parse().ok();
         let ip = Ipv4::new_static(eth, arp.clone(), prefix, None);
-        (arp, Tcp::new(ip.clone()), Udp::new(ip))
+        (arp, Tcp::with_limits(ip.clone(), limits), Udp::new(ip))
+    }
+
+    /// `tcp_sockets(tcp)` is how many TCP sockets the stack holds.
+    fn tcp_sockets(tcp: &Tcp<Wire>) -> usize {
+        tcp.core().inner.borrow().pool.open()
+    }
+
+    /// `syn(src, dst)` is an Ethernet frame carrying a TCP SYN from `src` to `dst`, as an
+    /// attacker forges them (to the MAC of host 2 of `link()`).
+    fn syn(src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+        use smoltcp::wire::{
+            EthernetRepr, IpAddress, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+            TcpSeqNumber,
+        };
+        let tcp = TcpRepr {
+            src_port: src.port(),
+            dst_port: dst.port(),
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(7),
+            ack_number: None,
+            window_len: 1024,
+            window_scale: None,
+            max_seg_size: Some(1460),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: *src.ip(),
+            dst_addr: *dst.ip(),
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut frame = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
+        let caps = smoltcp::phy::ChecksumCapabilities::default();
+        let mut e = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.emit(&mut e);
+        let mut p = Ipv4Packet::new_unchecked(e.payload_mut());
+        ip.emit(&mut p, &caps);
+        let mut t = TcpPacket::new_unchecked(p.payload_mut());
+        tcp.emit(
+            &mut t,
+            &IpAddress::Ipv4(*src.ip()),
+            &IpAddress::Ipv4(*dst.ip()),
+            &caps,
+        );
+        frame
+    }
+
+    /// `echo(listener)` echoes every connection `listener` accepts, one at a time.
+    async fn echo(listener: Listener<Wire>) {
+        loop {
+            let flow = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            loop {
+                match flow.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => flow.write(&buf[..n]).await.unwrap(),
+                }
+            }
+        }
+    }
+
+    /// `ping_pong(tcp, dst)` connects to `dst`, sends a word and reads it back.
+    async fn ping_pong(tcp: &Tcp<Wire>, dst: SocketAddrV4) -> Result<(), crate::TcpError> {
+        let flow = tcp.connect(dst).await?;
+        flow.write(b"ping").await?;
+        let mut buf = [0u8; 4];
+        let n = flow.read(&mut buf).await?;
+        assert_eq!(&buf[..n], b"ping");
+        Ok(())
+    }
+
+    fn sleep(ns: u64) -> mirage_runtime::Sleep {
+        mirage_runtime::sleep_until(mirage_runtime::executor::now_ns() + ns)
+    }
+
+    #[test]
+    fn a_syn_flood_leaves_the_listener_listening_and_its_memory_bounded() {
+        let limits = TcpLimits {
+            max_connections: 40,
+            buffer: 2048,
+            handshake_timeout_s: 5,
+        };
+        mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (a, b) = link();
+            let flood = Rc::clone(&a.tx);
+            let (_, client, _) = host(a, "10.0.0.1/24");
+            let (_, server, _) = host_with(b, "10.0.0.2/24", limits);
+            let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+            mirage_runtime::spawn(echo(server.listen(80).await.unwrap()));
+            ping_pong(&client, dst).await.unwrap();
+
+            // 5,000 SYNs from addresses that never answer, in bursts.
+            for i in 0..5000u32 {
+                let src = Ipv4Addr::new(10, 0, 0, 100 + (i % 100) as u8);
+                let port = 1024 + (i / 100) as u16;
+                {
+                    let mut lane = flood.borrow_mut();
+                    lane.frames
+                        .push_back(syn(SocketAddrV4::new(src, port), dst));
+                    if let Some(w) = lane.waker.take() {
+                        w.wake();
+                    }
+                }
+                if i % 50 == 49 {
+                    mirage_runtime::yield_now().await;
+                    assert!(tcp_sockets(&server) <= 40, "{}", tcp_sockets(&server));
+                }
+            }
+            // Mid-flood, a real client still gets through...
+            ping_pong(&client, dst).await.unwrap();
+            assert!(tcp_sockets(&server) <= 40);
+            // ...and once the half-open connections time out, their sockets are freed: the
+            // two kept listening are all that is left.
+            sleep(7_000_000_000).await;
+            assert_eq!(tcp_sockets(&server), pool::SPARE_LISTENERS);
+            ping_pong(&client, dst).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn connections_beyond_the_budget_are_refused_at_once_and_served_again_after() {
+        let limits = TcpLimits {
+            max_connections: 6,
+            ..TcpLimits::default()
+        };
+        mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (a, b) = link();
+            let (_, client, _) = host(a, "10.0.0.1/24");
+            let (_, server, _) = host_with(b, "10.0.0.2/24", limits);
+            let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+            let listener = server.listen(80).await.unwrap();
+            let held = mirage_runtime::spawn(async move {
+                let mut flows = Vec::new();
+                loop {
+                    flows.push(listener.accept().await.unwrap());
+                }
+            });
+            let mut open = Vec::new();
+            let started = mirage_runtime::executor::now_ns();
+            let refused = loop {
+                match client.connect(dst).await {
+                    Ok(flow) => open.push(flow),
+                    Err(e) => break e,
+                }
+                assert!(open.len() <= 6);
+            };
+            assert_eq!(refused, crate::TcpError::Refused);
+            assert!(mirage_runtime::executor::now_ns() - started < 1_000_000_000);
+            assert!(tcp_sockets(&server) <= 6);
+            drop(held);
+            drop(open);
+        });
+    }
+
+    #[test]
+    fn connecting_to_a_silent_peer_times_out() {
+        let limits = TcpLimits {
+            handshake_timeout_s: 3,
+            ..TcpLimits::default()
+        };
+        let (got, waited) = mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (a, _b) = link();
+            let (_, client, _) = host_with(a, "10.0.0.1/24", limits);
+            let started = mirage_runtime::executor::now_ns();
+            let got = client
+                .connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 80))
+                .await
+                .map(drop);
+            (got, mirage_runtime::executor::now_ns() - started)
+        });
+        assert_eq!(got, Err(crate::TcpError::TimedOut));
+        assert!((3_000_000_000..4_000_000_000).contains(&waited), "{waited}");
+    }
+
+    #[test]
+    fn limits_come_from_the_keys_or_the_heap() {
+        assert_eq!(
+            TcpLimits::from_keys(0, 4096, 7),
+            Ok(TcpLimits {
+                max_connections: 0,
+                buffer: 4096,
+                handshake_timeout_s: 7
+            })
+        );
+        let e = TcpLimits::from_keys(-1, 4096, 7).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--tcp-connections=-1 is out of range (0 to 1048576)"
+        );
+        assert!(TcpLimits::from_keys(0, 10, 7).is_err());
+        assert!(TcpLimits::from_keys(0, 4096, 0).is_err());
+        let heap = |size| mirage_runtime::Heap { size, used: 0 };
+        let sized = TcpLimits::default().resolve(Some(heap(Some(64 << 20))));
+        // Half of 64 MiB in connections of two 8 KiB buffers and their overhead.
+        assert_eq!(sized.max_connections, (32 << 20) / (22 * 1024));
+        let unix = TcpLimits::default().resolve(Some(heap(None)));
+        assert_eq!(unix.max_connections, 16_384);
+        let given = TcpLimits {
+            max_connections: 9,
+            ..TcpLimits::default()
+        };
+        assert_eq!(given.resolve(Some(heap(Some(1 << 20)))).max_connections, 9);
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub struct PlanNode {
     pub crate_name: String,
     /// Dependencies (node ids).
     pub deps: Vec<String>,
+    /// The disk image the build makes for it from a folder (absent for most devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
     /// A folder embedded into the image for it.
     pub embed: Option<Embed>,
     /// Whether `connect` returns a `Result`.
@@ -154,6 +157,39 @@ pub struct Embed {
     pub dir: String,
     /// The Rust module of the specialised crate holding the files.
     pub module: String,
+}
+
+/// A disk image the build makes from a folder of the unikernel, for a store over a block
+/// device: the unix image finds it beside itself, a Solo5 tender attaches it by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// The folder, relative to the unikernel's directory.
+    pub dir: String,
+    /// The image's file name: the folder's, with `.tar` or `.fat`.
+    pub file: String,
+    /// Its format.
+    pub format: DiskFormat,
+}
+
+/// The formats of disk images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// A ustar archive (`kv::Tar`).
+    Tar,
+    /// A FAT filesystem (`kv::Fat`).
+    Fat,
+}
+
+impl DiskFormat {
+    /// `extension()` is the file extension of images in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            DiskFormat::Tar => "tar",
+            DiskFormat::Fat => "fat",
+        }
+    }
 }
 
 /// A device of the Solo5 manifest, attached by the tender by name (`--net:NAME=TAP`).
@@ -500,28 +536,46 @@ pub fn lower(
         }
         bindings.deps = deps.iter().map(|&d| take(resolved(d))).collect();
         bindings.keys = c.keys.iter().map(|k| (k.clone(), key_code(k))).collect();
-        let embed = imp.embed.as_ref().and_then(|param| {
+        // The folder a string parameter names, refused unless inside the unikernel's directory.
+        let mut folder = |param: &String, what: &str| {
             let dir = match values.iter().find(|(p, _)| p == param) {
                 Some((_, Literal::String(s))) => s.clone(),
-                _ => unreachable!("embed names a string parameter (checked when loading)"),
+                _ => unreachable!("{what} names a string parameter (checked when loading)"),
             };
             if !confined(&dir) {
                 diags.push(
                     Diagnostic::error("bad-path", node.origin, format!("`{}` is not a folder inside the unikernel's directory", dir.escape_debug()))
-                        .with_help("embedded folders are given relative to unikernel.toml, without `..` or a leading `/`"),
+                        .with_help(format!("{what} folders are given relative to unikernel.toml, without `..` or a leading `/`")),
                 );
                 return None;
             }
             if let Err(why) = folder_inside(&config.dir, &dir) {
                 diags.push(
-                    Diagnostic::error("missing-folder", node.origin, format!("`{ctor}` embeds the folder `{}`, but {why}", dir.escape_debug()))
-                        .with_help(format!("create the folder `{}` beside unikernel.toml (its files are compiled into the image), or name another", dir.escape_debug())),
+                    Diagnostic::error("missing-folder", node.origin, format!("`{ctor}` needs the {what} folder `{}`, but {why}", dir.escape_debug()))
+                        .with_help(format!("create the folder `{}` beside unikernel.toml (the build reads its files), or name another", dir.escape_debug())),
                 );
                 return None;
             }
-            Some(Embed { dir, module: format!("embed_{id}") })
-        });
+            Some(dir)
+        };
+        let embed = imp
+            .embed
+            .as_ref()
+            .and_then(|param| folder(param, "embedded"))
+            .map(|dir| Embed {
+                dir,
+                module: format!("embed_{id}"),
+            });
         bindings.embed = embed.as_ref().map(|e| e.module.clone());
+        let disk = imp.disk.as_ref().and_then(|(format, param)| {
+            let dir = folder(param, "disk")?;
+            let file = format!("{dir}.{}", format.extension());
+            Some(Disk {
+                format: *format,
+                dir,
+                file,
+            })
+        });
         let manifest = imp.manifest.as_ref().and_then(|(kind, name)| match name.render(&bindings) {
             Ok(name) if valid_device_name(&name) => Some(ManifestDevice { name, kind: *kind }),
             Ok(name) => {
@@ -593,6 +647,7 @@ pub fn lower(
             fallible: imp.fallible,
             embed,
             manifest,
+            disk,
             origin: config.origin(node.origin),
             via,
         });

@@ -294,7 +294,7 @@ fn configure_check_passes_fresh_plans_and_fails_stale_ones() {
     let o = mirage_nix(&["configure", "-t", "unix", d]);
     let err = text(&o.stderr);
     assert!(
-        err.contains("error[missing-folder]: `crunch` embeds the folder `u`, but")
+        err.contains("error[missing-folder]: `crunch` needs the embedded folder `u`, but")
             && err.contains("unikernel.toml:11:9"),
         "{err}"
     );

@@ -484,6 +484,56 @@ fn mirage_nix_build_and_explain() {
     assert!(!text.contains("mirage-unix-deps"), "{text}");
 }
 
+/// `--kv_ro=fat` committed: `nix build .#kv_ro-unix` gives the image and, beside it, the FAT
+/// disk the build made of `t`; the image reads every file from it, from any directory; and
+/// `mirage-nix build` says where the disk is.
+#[test]
+#[ignore = "needs Nix (scripts/test runs it)"]
+fn an_image_over_a_fat_store_comes_with_its_disk() {
+    let s = scratch();
+    let out = s.mirage_nix(&["configure", "-t", "unix", "--kv_ro=fat", "examples/kv_ro"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.add();
+    let out = s.mirage_nix(&["build", "examples/kv_ro"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let disk = image.with_file_name("t.fat");
+    assert!(disk.is_file(), "{disk:?} beside {image:?}");
+    assert!(
+        stderr.contains(&format!("it reads {}", disk.display())),
+        "{stderr}"
+    );
+    let run = run(Command::new(&image).current_dir(std::env::temp_dir()));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("INF [kv_ro] secret (7 bytes, sha256 aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f):"), "{text}");
+    assert!(
+        text.contains("INF [kv_ro] subdir/hello.txt (40 bytes"),
+        "{text}"
+    );
+    // The disk is the one `mirage-nix disks` makes: the same bytes on every machine.
+    let local = s.dir.join("disks");
+    let out = s.mirage_nix(&[
+        "disks",
+        "examples/kv_ro/plans/unix.json",
+        "-o",
+        local.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(local.join("t.fat")).unwrap(),
+        std::fs::read(&disk).unwrap()
+    );
+}
+
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
 fn a_downstream_flake_builds_its_own_unikernel_from_the_template() {

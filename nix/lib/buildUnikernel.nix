@@ -5,10 +5,11 @@
 # `mirage-nix render` inside the build (no import-from-derivation), builds it in the
 # workspace slice the plan needs on top of the target's layers (`depsArtifacts`; the
 # crates of `keepTimesDirs`, compiled there, are reused as they are), and installs
-# the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise.
+# the image: `bin/<name>` for unix (so `nix run` works), `<image.file>` otherwise, with the
+# disk images its stores read beside it (diskCommand).
 # Inputs: the plan's JSON alone, the sources of the crates it uses, the pruned lock, the
 # dependency layer, the generator and the toolchain; nothing else.
-{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand }:
+{ internal, mkCargoDerivation, mkWorkspace, planCrateDirs, planRustflags, renderCommand, diskCommand }:
 { src, plan, mirage-nix, depsArtifacts, rustflags ? planRustflags plan, keepTimesDirs ? [ ] }:
 let
   inherit (internal) shellEscape;
@@ -31,7 +32,7 @@ mkCargoDerivation
       [ -n "$exe" ] || { echo "mirage-nix: cargo built no executable for ${plan.name}" >&2; exit 1; }
       mkdir -p "$out/$(dirname ${shellEscape dest})"
       cp "$exe" "$out/"${shellEscape dest}
-    '';
+    '' + diskCommand { inherit plan dest; };
   } // {
   inherit plan depsArtifacts;
   image = "${dest}";

@@ -6,7 +6,7 @@
 #   readPlan findPlans parseCargoLock cargoLockClosure writeCargoLock pathCrates
 #   cleanCrateSource mkWorkspace vendorCargoDeps mkCargoDerivation buildDepsOnly
 #   buildWorkspacePackage planCrateDirs planRustflags mkStandInManifest layerCommand renderCommand
-#   buildUnikernel mkBootCheck mkUnikernelPackages mkUnikernel checkPlansFresh mkFormatter checkNixFormat
+#   diskCommand buildUnikernel mkBootCheck mkUnikernelPackages mkUnikernel checkPlansFresh mkFormatter checkNixFormat
 { toolchain }:
 let
   callLib = path:
@@ -32,6 +32,7 @@ let
     mkStandInManifest = callLib ./mkStandInManifest.nix;
     layerCommand = callLib ./layerCommand.nix;
     renderCommand = callLib ./renderCommand.nix;
+    diskCommand = callLib ./diskCommand.nix;
     buildUnikernel = callLib ./buildUnikernel.nix;
     mkBootCheck = callLib ./mkBootCheck.nix;
     mkUnikernelPackages = callLib ./mkUnikernelPackages.nix;

@@ -2,12 +2,14 @@
 //! Markdown table (run on demand as root, not in CI):
 //!
 //! ```text
-//! cargo run --release -p mirage-nix-bench --bin http [-- --seconds S --connections C --runs N]
+//! cargo run --release -p mirage-nix-bench --bin http [-- --seconds S --connections C,C,... --runs N]
 //! ```
 //!
-//! Each row is `wrk` (one thread, C = 64 keep-alive connections, S = 10 seconds, the median of
-//! N = 5 rounds in which the rows take turns) against one server answering every request with
-//! "hello mirage world!\n":
+//! Each row is `wrk` (one thread, C keep-alive connections: 64, 1,000 and 10,000 by default,
+//! S = 10 seconds, the median of N = 5 rounds in which the rows take turns) against one server
+//! answering every request with "hello mirage world!\n"; a row also gives the errors wrk saw
+//! over all rounds (connect, read, write, timeout, non-2xx) and the server's resident memory
+//! after each round (a soak: it must not grow):
 //!
 //! - nginx with one worker process (`return 200`), on loopback;
 //! - conduit_server over the socket stack (its committed unix plan), on loopback;
@@ -112,9 +114,9 @@ impl Server {
         Server(child)
     }
 
-    /// `peak_kib()` is the peak resident memory of the process (or, for nginx, of its
-    /// worker, the process that serves), in KiB.
-    fn peak_kib(&self, worker: bool) -> Option<u64> {
+    /// `rss_kib()` is the resident memory of the process (or, for nginx, of its worker, the
+    /// process that serves), in KiB.
+    fn rss_kib(&self, worker: bool) -> Option<u64> {
         let mut pid = self.0.id();
         if worker {
             let children =
@@ -122,7 +124,7 @@ impl Server {
             pid = children.split_whitespace().next()?.parse().ok()?;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
 }
@@ -182,7 +184,7 @@ fn nginx(work: &Path, tag: &str, addr: &str, ns: Option<&Netns>) -> Server {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&e.to_string()));
     let conf = format!(
         "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 1024; }}\n\
+         worker_rlimit_nofile 65536;\nevents {{ worker_connections 16384; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
          fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
          server {{\n    listen {addr};\n    location / {{\n      default_type \"text/plain; charset=utf-8\";\n\
@@ -216,11 +218,12 @@ fn wait_http(url: &str, ns: Option<&Netns>) {
     fail(&format!("{url} does not answer"));
 }
 
-/// One wrk measurement: requests per second and the 99th percentile latency in ms.
+/// One wrk measurement: requests per second, the 99th percentile latency in ms, errors.
 #[derive(Clone, Copy)]
 struct Sample {
     rps: f64,
     p99_ms: f64,
+    errors: u64,
 }
 
 /// `parse_duration_ms(text)` is wrk's `1.23ms` / `456.00us` / `1.01s` in milliseconds.
@@ -238,19 +241,13 @@ fn parse_duration_ms(text: &str) -> Option<f64> {
 }
 
 /// `wrk(url, options, ns)` runs wrk once and reads its report.
-fn wrk(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
-    let seconds = format!("{}s", options.seconds);
-    let connections = options.connections.to_string();
-    let args = [
-        "wrk",
-        "-t1",
-        "-c",
-        connections.as_str(),
-        "-d",
-        seconds.as_str(),
-        "--latency",
-        url,
-    ];
+fn wrk(url: &str, options: &Options, connections: u64, ns: Option<&Netns>) -> Sample {
+    // 10,000 connections need as many descriptors.
+    let script = format!(
+        "ulimit -n 65536; exec wrk -t1 -c{connections} -d{}s --timeout 10s --latency {url}",
+        options.seconds
+    );
+    let args = ["sh", "-c", script.as_str()];
     let out = match ns {
         Some(ns) => run(&mut ns.exec(&args)),
         None => run(Command::new(args[0]).args(&args[1..])),
@@ -264,11 +261,13 @@ fn wrk(url: &str, options: &Options, ns: Option<&Netns>) -> Sample {
         .lines()
         .find_map(|l| l.trim().strip_prefix("99%"))
         .and_then(|v| parse_duration_ms(v.trim()));
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        eprintln!("bench http: wrk reported errors for {url}:\n{text}");
-    }
+    let errors = mirage_test_support::process::wrk_errors(&text);
     match (rps, p99) {
-        (Some(rps), Some(p99_ms)) => Sample { rps, p99_ms },
+        (Some(rps), Some(p99_ms)) => Sample {
+            rps,
+            p99_ms,
+            errors,
+        },
         _ => fail(&format!("cannot read wrk's report:\n{text}")),
     }
 }
@@ -295,24 +294,32 @@ struct Row<'a> {
 
 struct Options {
     seconds: u64,
-    connections: u64,
+    connections: Vec<u64>,
     runs: usize,
 }
 
 fn options() -> Options {
     let mut o = Options {
         seconds: 10,
-        connections: 64,
+        connections: vec![64, 1000, 10_000],
         runs: 5,
     };
+    let usage = "usage: http [--seconds S] [--connections C,C,...] [--runs N]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse::<u64>().ok());
+        let text = pair.get(1).map_or("", String::as_str);
+        let value = text.parse::<u64>().ok();
         match (pair[0].as_str(), value) {
             ("--seconds", Some(v)) if v > 0 => o.seconds = v,
-            ("--connections", Some(v)) if v > 0 => o.connections = v,
+            ("--connections", _) => {
+                o.connections = text
+                    .split(',')
+                    .map(|c| c.parse().ok().filter(|&c| c > 0))
+                    .collect::<Option<Vec<u64>>>()
+                    .unwrap_or_else(|| fail(usage));
+            }
             ("--runs", Some(v)) if v > 0 => o.runs = usize::try_from(v).unwrap_or(1),
-            _ => fail("usage: http [--seconds S] [--connections C] [--runs N]"),
+            _ => fail(usage),
         }
     }
     o
@@ -322,11 +329,18 @@ fn size_kib(path: &Path) -> String {
     std::fs::metadata(path).map_or_else(|_| String::from("?"), |m| (m.len() / 1024).to_string())
 }
 
-fn row(server: &str, path: &str, s: Sample, size: &str, peak: Option<u64>) {
-    let peak = peak.map_or_else(|| String::from("?"), |p| p.to_string());
+fn row(server: &str, path: &str, connections: u64, samples: &[Sample], memory: &[Option<u64>]) {
+    let errors: u64 = samples.iter().map(|s| s.errors).sum();
+    let s = median(samples.to_vec());
+    let memory: Vec<String> = memory
+        .iter()
+        .map(|m| m.map_or_else(|| String::from("?"), |m| m.to_string()))
+        .collect();
     println!(
-        "| {server} | {path} | {:.0} | {:.2} | {size} | {peak} |",
-        s.rps, s.p99_ms
+        "| {server} | {path} | {connections} | {:.0} | {:.2} | {errors} | {} |",
+        s.rps,
+        s.p99_ms,
+        memory.join(" ")
     );
 }
 
@@ -347,7 +361,7 @@ fn main() {
     let socket = image(&work, &[]);
     let direct = image(&work, &["--net=direct"]);
     eprintln!(
-        "wrk -t1 -c{} -d{}s, median of {} runs each",
+        "wrk -t1 -c{:?} -d{}s, median of {} runs each",
         options.connections, options.seconds, options.runs
     );
     let ns = Netns::create();
@@ -400,17 +414,33 @@ fn main() {
     for row in &rows {
         wait_http(&row.url, row.ns);
     }
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); rows.len()];
-    for run in 0..options.runs {
-        eprintln!("run {} of {}", run + 1, options.runs);
-        for (i, row) in rows.iter().enumerate() {
-            samples[i].push(wrk(&row.url, &options, row.ns));
+    println!(
+        "| server | path | connections | requests/s | p99 latency (ms) | errors | memory after each round (KiB) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---|");
+    for &connections in &options.connections {
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); rows.len()];
+        let mut memory: Vec<Vec<Option<u64>>> = vec![Vec::new(); rows.len()];
+        for run in 0..options.runs {
+            eprintln!(
+                "{connections} connections: run {} of {}",
+                run + 1,
+                options.runs
+            );
+            for (i, row) in rows.iter().enumerate() {
+                samples[i].push(wrk(&row.url, &options, connections, row.ns));
+                std::thread::sleep(Duration::from_millis(500));
+                memory[i].push(row.server.rss_kib(row.nginx));
+            }
+        }
+        for (i, r) in rows.iter().enumerate() {
+            row(r.name, r.path, connections, &samples[i], &memory[i]);
         }
     }
-    println!("| server | path | requests/s | p99 latency (ms) | image (KiB) | peak RSS (KiB) |");
-    println!("|---|---|---:|---:|---:|---:|");
-    for (r, samples) in rows.iter().zip(samples) {
-        let peak = r.server.peak_kib(r.nginx);
-        row(r.name, r.path, median(samples), &r.size, peak);
+    for r in &rows {
+        eprintln!("{} ({}): image {} KiB", r.name, r.path, r.size);
     }
+    eprintln!(
+        "Solo5 rows (spt, hvt over a tap): not measured by this harness yet; see the README."
+    );
 }

@@ -1,26 +1,27 @@
 //! `Tar`: a read-only [`KvRo`] over a ustar archive stored on a [`Block`] device (Mirage's
 //! `tar-mirage`).
 //!
-//! [`Tar::connect`] reads every header once and builds an index; reads then go straight to
-//! the data's sectors. The archive is untrusted input: a header with a bad checksum or a bad
-//! number, data running past the device, a member path that is absolute or contains `..`, or
-//! a file and a directory under one name are all refused with a [`TarError`] naming the
-//! header's byte offset. Besides plain ustar (and old V7) headers, GNU long names (`L`) and
-//! pax `path` records (`x`) are understood; links, devices and FIFOs are skipped.
+//! [`Tar::connect`] reads every header once and builds an [`Index`] of the members; reads then
+//! go straight to the data's sectors. The archive is untrusted input: a header with a bad
+//! checksum or a bad number, data running past the device, a member path that is absolute or
+//! contains `..`, a file and a directory under one name, or an archive past the [`Limits`]
+//! (entries, depth, name length) are all refused with a [`TarError`] naming the header's byte
+//! offset. Memory is linear in the number of members and the bytes of their names (see
+//! [`Index`]), and a value is read whole only up to [`Limits::value_bytes`].
+//!
+//! Besides plain ustar (and old V7) headers, GNU long names and link names (`L`, `K`) and pax
+//! `path` and `linkpath` records (`x`) are understood. A later member replaces an earlier one
+//! of the same name, as extraction would. A hard link (`1`) to an earlier regular file serves
+//! that file's bytes; other links, devices and FIFOs are skipped, so no link can loop.
 
-use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::Cell;
 use core::fmt;
 
-use sha2::{Digest, Sha256};
-
-use crate::block::{Block, BlockError};
-use crate::kv_ro::{normalize, Kind, KvError, KvRo};
-use crate::pclock::Timestamp;
+use super::index::{self, Contents, File, Index, IndexError, Limits, Node};
+use crate::block::{read_bytes, Block, BlockError};
+use crate::kv_ro::KvError;
 
 /// The size of a tar header and the unit of tar data.
 const RECORD: u64 = 512;
@@ -51,15 +52,13 @@ pub enum TarError {
         /// The header's offset.
         offset: u64,
     },
-    /// The member's path is absolute, contains `..`, or is otherwise not a store key.
-    UnsafePath {
+    /// The member cannot be a key of the store: its path is unsafe, conflicts with another
+    /// member's, or goes past the store's [`Limits`].
+    Member {
         /// The header's offset.
         offset: u64,
-    },
-    /// The member's path is a file in one place and a directory in another.
-    Conflict {
-        /// The header's offset.
-        offset: u64,
+        /// What is wrong with it.
+        error: IndexError,
     },
     /// A GNU long-name or pax extended header is malformed or too large.
     BadExtendedHeader {
@@ -87,14 +86,7 @@ impl fmt::Display for TarError {
                     "tar member at byte {offset}: data runs past the end of the device"
                 )
             }
-            Self::UnsafePath { offset } => write!(
-                f,
-                "tar member at byte {offset}: path is absolute, has `..` or is not a valid key"
-            ),
-            Self::Conflict { offset } => write!(
-                f,
-                "tar member at byte {offset}: path is both a file and a directory"
-            ),
+            Self::Member { offset, error } => write!(f, "tar member at byte {offset}: {error}"),
             Self::BadExtendedHeader { offset } => {
                 write!(
                     f,
@@ -113,50 +105,46 @@ impl From<BlockError> for TarError {
     }
 }
 
-/// One indexed file.
-#[derive(Debug)]
-struct File {
-    /// Byte offset of the data on the device.
-    data: u64,
-    size: u64,
-    mtime: i64,
-    /// The SHA-256 of the data, once [`KvRo::digest`] has computed it.
-    digest: Cell<Option<[u8; 32]>>,
-}
-
-/// One indexed member.
-#[derive(Debug)]
-enum Node {
-    File(File),
-    Dir { mtime: i64 },
-}
-
 /// `Tar<B>` serves the members of a ustar archive on the block device `B`. Clones share the
 /// index.
 #[derive(Clone, Debug)]
 pub struct Tar<B: Block> {
     block: B,
-    index: Rc<BTreeMap<String, Node>>,
+    /// Files are located by the byte offset of their data on the device.
+    index: Rc<Index<u64>>,
 }
 
 /// A parsed header, before the member is indexed.
 struct Header {
     name: String,
+    link: String,
     size: u64,
     mtime: i64,
     typeflag: u8,
 }
 
+/// Names given by the extended headers before a member, for that member only.
+#[derive(Default)]
+struct Pending {
+    path: Option<String>,
+    link: Option<String>,
+}
+
 impl<B: Block> Tar<B> {
     /// `connect(block)` indexes the archive on `block`, refusing malformed or hostile ones.
     pub async fn connect(block: B) -> Result<Tar<B>, TarError> {
+        Self::connect_with(block, Limits::DEFAULT).await
+    }
+
+    /// `connect_with(block, limits)` is [`connect`](Self::connect) with other [`Limits`].
+    pub async fn connect_with(block: B, limits: Limits) -> Result<Tar<B>, TarError> {
         let device_size = block.info().size_bytes();
-        let mut index = BTreeMap::new();
-        index.insert(String::new(), Node::Dir { mtime: 0 });
+        let mut index = Index::new(limits);
         let mut offset = 0;
-        let mut long_name: Option<String> = None;
+        let mut pending = Pending::default();
+        let mut ahead = ReadAhead::default();
         while offset + RECORD <= device_size {
-            let raw = read_bytes(&block, offset, RECORD as usize).await?;
+            let raw = ahead.record(&block, offset, device_size).await?;
             if raw.iter().all(|&b| b == 0) {
                 break; // The end-of-archive marker.
             }
@@ -167,25 +155,47 @@ impl<B: Block> Tar<B> {
                 .checked_add(padded)
                 .filter(|&end| end <= device_size)
                 .ok_or(TarError::BeyondDevice { offset })?;
+            let member = |error| TarError::Member { offset, error };
             match h.typeflag {
-                b'L' | b'x' => {
+                b'L' | b'K' | b'x' => {
                     if h.size > MAX_META {
                         return Err(TarError::BadExtendedHeader { offset });
                     }
-                    let meta = read_bytes(&block, data, h.size as usize).await?;
-                    let name = if h.typeflag == b'L' {
-                        Some(c_string(&meta).to_string())
-                    } else {
-                        pax_path(&meta).ok_or(TarError::BadExtendedHeader { offset })?
+                    let mut meta = alloc::vec![0u8; h.size as usize];
+                    read_bytes(&block, data, &mut meta).await?;
+                    let bad = TarError::BadExtendedHeader { offset };
+                    match h.typeflag {
+                        b'L' => pending.path = Some(c_string(&meta).to_string()),
+                        b'K' => pending.link = Some(c_string(&meta).to_string()),
+                        _ => {
+                            let (path, link) = pax_paths(&meta).ok_or(bad)?;
+                            pending.path = path.or(pending.path);
+                            pending.link = link.or(pending.link);
+                        }
+                    }
+                }
+                b'0' | b'\0' | b'7' | b'5' | b'1' => {
+                    let name = pending.path.take().unwrap_or(h.name);
+                    let link = pending.link.take().unwrap_or(h.link);
+                    let node = match h.typeflag {
+                        b'5' => Node::Dir {
+                            mtime: h.mtime,
+                            children: Default::default(),
+                        },
+                        // A hard link serves an earlier file; any other is skipped.
+                        b'1' => match index.file_at(&link) {
+                            Some(f) => Node::File(File::new(f.at, f.size, h.mtime)),
+                            None => {
+                                offset = next;
+                                continue;
+                            }
+                        },
+                        _ => Node::File(File::new(data, h.size, h.mtime)),
                     };
-                    long_name = name.or(long_name);
+                    index.insert_path(&name, node).map_err(member)?;
                 }
-                b'0' | b'\0' | b'7' | b'5' => {
-                    let name = long_name.take().unwrap_or(h.name);
-                    let dir = h.typeflag == b'5';
-                    insert(&mut index, &name, dir, h.mtime, data, h.size, offset)?;
-                }
-                _ => long_name = None, // Links, devices, FIFOs, global pax headers.
+                // Symbolic links, devices, FIFOs, global pax headers.
+                _ => pending = Pending::default(),
             }
             offset = next;
         }
@@ -194,36 +204,49 @@ impl<B: Block> Tar<B> {
             index: Rc::new(index),
         })
     }
+}
 
-    fn node(&self, key: &str) -> Result<&Node, KvError> {
-        self.index.get(normalize(key)?).ok_or(KvError::NotFound)
-    }
+impl<B: Block> Contents for Tar<B> {
+    type At = u64;
 
-    fn file(&self, key: &str) -> Result<&File, KvError> {
-        match self.node(key)? {
-            Node::File(f) => Ok(f),
-            Node::Dir { .. } => Err(KvError::IsDictionary),
-        }
+    async fn read(&self, file: &File<u64>, offset: u64, buf: &mut [u8]) -> Result<(), KvError> {
+        Ok(read_bytes(&self.block, file.at + offset, buf).await?)
     }
 }
 
-/// `read_bytes(block, offset, len)` is `len` bytes of `block` from byte `offset`, reading the
-/// sectors that cover them.
-async fn read_bytes<B: Block>(block: &B, offset: u64, len: usize) -> Result<Vec<u8>, BlockError> {
-    let sector_size = u64::from(block.info().sector_size.max(1));
-    let first = offset / sector_size;
-    let end = offset
-        .checked_add(len as u64)
-        .ok_or(BlockError::OutOfRange { sector: first })?;
-    let last = end.div_ceil(sector_size);
-    let span = usize::try_from((last - first) * sector_size)
-        .map_err(|_| BlockError::OutOfRange { sector: first })?;
-    let mut buf = vec![0u8; span];
-    block.read(first, &mut buf).await?;
-    let skip = (offset - first * sector_size) as usize;
-    buf.drain(..skip);
-    buf.truncate(len);
-    Ok(buf)
+/// `ReadAhead` reads the archive's headers 64 KiB at a time, so that an archive of many small
+/// members takes one device read per 64 KiB rather than one per header.
+#[derive(Default)]
+struct ReadAhead {
+    /// The byte offset of `bytes` on the device.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The bytes [`ReadAhead`] reads at once.
+const AHEAD: u64 = 64 * 1024;
+
+impl ReadAhead {
+    /// `record(block, offset, device_size)` is the 512-byte record at `offset`.
+    async fn record<B: Block>(
+        &mut self,
+        block: &B,
+        offset: u64,
+        device_size: u64,
+    ) -> Result<[u8; RECORD as usize], BlockError> {
+        let cached =
+            offset >= self.start && offset + RECORD <= self.start + self.bytes.len() as u64;
+        if !cached {
+            let len = AHEAD.min(device_size - offset) as usize;
+            self.bytes.resize(len, 0);
+            read_bytes(block, offset, &mut self.bytes).await?;
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        let mut raw = [0u8; RECORD as usize];
+        raw.copy_from_slice(&self.bytes[at..at + RECORD as usize]);
+        Ok(raw)
+    }
 }
 
 /// `parse_header(raw, offset)` checks and decodes the 512-byte header `raw`.
@@ -268,6 +291,7 @@ fn parse_header(raw: &[u8], offset: u64) -> Result<Header, TarError> {
     name.push_str(c_string(&raw[0..100]));
     Ok(Header {
         name,
+        link: c_string(&raw[157..257]).to_string(),
         size,
         mtime,
         typeflag: raw[156],
@@ -308,174 +332,41 @@ fn c_string(field: &[u8]) -> &str {
     core::str::from_utf8(&field[..end]).unwrap_or("")
 }
 
-/// `pax_path(records)` is the `path` record of a pax extended header, `Some(None)` if it has
-/// none, or `None` if the records are malformed.
-fn pax_path(mut records: &[u8]) -> Option<Option<String>> {
-    let mut path = None;
+/// `pax_paths(records)` is the `path` and `linkpath` records of a pax extended header, or
+/// `None` if the records are malformed (a length that is not a number, points past the
+/// header or does not end a record).
+fn pax_paths(mut records: &[u8]) -> Option<(Option<String>, Option<String>)> {
+    let (mut path, mut link) = (None, None);
     while !records.is_empty() {
-        let sp = records.iter().position(|&b| b == b' ')?;
+        let sp = records.iter().take(20).position(|&b| b == b' ')?;
         let len: usize = core::str::from_utf8(&records[..sp]).ok()?.parse().ok()?;
         if len <= sp + 1 || len > records.len() || records[len - 1] != b'\n' {
             return None;
         }
         let record = core::str::from_utf8(&records[sp + 1..len - 1]).ok()?;
         let (key, value) = record.split_once('=')?;
-        if key == "path" {
-            path = Some(value.to_string());
+        match key {
+            "path" => path = Some(value.to_string()),
+            "linkpath" => link = Some(value.to_string()),
+            _ => {}
         }
         records = &records[len..];
     }
-    Some(path)
+    Some((path, link))
 }
 
-/// `member_key(name)` is the store key of archive member `name`: `.` segments, a trailing `/`
-/// and doubled slashes are dropped; absolute paths and `..` are refused.
-fn member_key(name: &str) -> Option<String> {
-    if name.is_empty() || name.starts_with('/') {
-        return None;
-    }
-    let mut key = String::new();
-    for seg in name.split('/').filter(|s| !s.is_empty() && *s != ".") {
-        if !key.is_empty() {
-            key.push('/');
-        }
-        key.push_str(seg);
-    }
-    match normalize(&key) {
-        Ok(k) if k == key => Some(key),
-        _ => None,
-    }
-}
-
-/// `insert(index, name, dir, ...)` adds a member and its implied parent directories.
-fn insert(
-    index: &mut BTreeMap<String, Node>,
-    name: &str,
-    dir: bool,
-    mtime: i64,
-    data: u64,
-    size: u64,
-    offset: u64,
-) -> Result<(), TarError> {
-    let key = member_key(name).ok_or(TarError::UnsafePath { offset })?;
-    let conflict = TarError::Conflict { offset };
-    for (i, _) in key.match_indices('/') {
-        let parent = &key[..i];
-        match index.get(parent) {
-            Some(Node::File(_)) => return Err(conflict),
-            Some(Node::Dir { .. }) => {}
-            None => {
-                index.insert(parent.to_string(), Node::Dir { mtime: 0 });
-            }
-        }
-    }
-    let has_children = || {
-        let prefix = alloc::format!("{key}/");
-        index
-            .range(prefix.clone()..)
-            .next()
-            .is_some_and(|(k, _)| k.starts_with(&prefix))
-    };
-    let node = match (dir, index.get(&key)) {
-        (true, Some(Node::File(_))) | (false, Some(Node::Dir { .. })) => return Err(conflict),
-        (false, None) if has_children() => return Err(conflict),
-        (true, _) => Node::Dir { mtime },
-        (false, _) => Node::File(File {
-            data,
-            size,
-            mtime,
-            digest: Cell::new(None),
-        }),
-    };
-    index.insert(key, node);
-    Ok(())
-}
-
-impl<B: Block> KvRo for Tar<B> {
-    async fn exists(&self, key: &str) -> Result<Option<Kind>, KvError> {
-        match self.node(key) {
-            Ok(Node::File(_)) => Ok(Some(Kind::Value)),
-            Ok(Node::Dir { .. }) => Ok(Some(Kind::Dictionary)),
-            Err(KvError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn get(&self, key: &str) -> Result<Vec<u8>, KvError> {
-        let f = self.file(key)?;
-        let len = usize::try_from(f.size).map_err(|_| KvError::Corrupt)?;
-        Ok(read_bytes(&self.block, f.data, len).await?)
-    }
-
-    async fn get_partial(&self, key: &str, offset: u64, length: usize) -> Result<Vec<u8>, KvError> {
-        let f = self.file(key)?;
-        let start = offset.min(f.size);
-        let len = (f.size - start).min(length as u64) as usize;
-        Ok(read_bytes(&self.block, f.data + start, len).await?)
-    }
-
-    async fn list(&self, key: &str) -> Result<Vec<(String, Kind)>, KvError> {
-        let key = normalize(key)?;
-        match self.node(key)? {
-            Node::File(_) => return Err(KvError::NotDictionary),
-            Node::Dir { .. } => {}
-        }
-        let prefix = if key.is_empty() {
-            String::new()
-        } else {
-            alloc::format!("{key}/")
-        };
-        Ok(self
-            .index
-            .range(prefix.clone()..)
-            .skip_while(|(k, _)| k.is_empty())
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, node)| {
-                let name = &k[prefix.len()..];
-                let kind = match node {
-                    Node::File(_) => Kind::Value,
-                    Node::Dir { .. } => Kind::Dictionary,
-                };
-                (!name.contains('/')).then(|| (name.to_string(), kind))
-            })
-            .collect())
-    }
-
-    async fn size(&self, key: &str) -> Result<u64, KvError> {
-        self.file(key).map(|f| f.size)
-    }
-
-    async fn last_modified(&self, key: &str) -> Result<Timestamp, KvError> {
-        let secs = match self.node(key)? {
-            Node::File(File { mtime, .. }) | Node::Dir { mtime } => *mtime,
-        };
-        Ok(Timestamp { secs, nanos: 0 })
-    }
-
-    async fn digest(&self, key: &str) -> Result<[u8; 32], KvError> {
-        let f = self.file(key)?;
-        if let Some(d) = f.digest.get() {
-            return Ok(d);
-        }
-        const CHUNK: u64 = 64 * 1024;
-        let mut hasher = Sha256::new();
-        let mut done = 0;
-        while done < f.size {
-            let n = (f.size - done).min(CHUNK) as usize;
-            hasher.update(read_bytes(&self.block, f.data + done, n).await?);
-            done += n as u64;
-        }
-        let digest: [u8; 32] = hasher.finalize().into();
-        f.digest.set(Some(digest));
-        Ok(digest)
-    }
-}
+index::kv_ro_over_index!(Tar);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::block::Ramdisk;
+    use crate::kv_ro::{Kind, KvRo};
+    use crate::pclock::Timestamp;
     use crate::testing::block_on;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use sha2::{Digest, Sha256};
 
     /// `header(name, size, typeflag)` is a valid ustar header.
     fn header(name: &str, size: u64, typeflag: u8) -> [u8; 512] {
@@ -676,7 +567,10 @@ mod tests {
             let image = archive(&[("ok", b"1"), (name, b"evil")]);
             assert_eq!(
                 connect(&image).unwrap_err(),
-                TarError::UnsafePath { offset: 1024 },
+                TarError::Member {
+                    offset: 1024,
+                    error: IndexError::UnsafeName
+                },
                 "{name}"
             );
         }
@@ -690,7 +584,10 @@ mod tests {
         member(&mut out, header("innocent", 1, b'0'), b"x");
         assert_eq!(
             connect(&out).unwrap_err(),
-            TarError::UnsafePath { offset: 512 * 2 }
+            TarError::Member {
+                offset: 512 * 2,
+                error: IndexError::UnsafeName
+            }
         );
     }
 
@@ -699,12 +596,18 @@ mod tests {
         let image = archive(&[("a", b"1"), ("a/b", b"2")]);
         assert_eq!(
             connect(&image).unwrap_err(),
-            TarError::Conflict { offset: 1024 }
+            TarError::Member {
+                offset: 1024,
+                error: IndexError::Conflict
+            }
         );
         let image = archive(&[("a/b", b"2"), ("a", b"1")]);
         assert_eq!(
             connect(&image).unwrap_err(),
-            TarError::Conflict { offset: 1024 }
+            TarError::Member {
+                offset: 1024,
+                error: IndexError::Conflict
+            }
         );
     }
 
@@ -726,6 +629,98 @@ mod tests {
             connect(&out).unwrap_err(),
             TarError::BadExtendedHeader { offset: 0 }
         );
+    }
+
+    #[test]
+    fn hard_links_serve_earlier_files_and_never_loop() {
+        let mut out = archive(&[("a", b"data")]);
+        out.truncate(out.len() - 1024);
+        for (name, target) in [("b", "a"), ("c", "c"), ("d", "missing"), ("e", "b")] {
+            let mut h = header(name, 0, b'1');
+            h[157..157 + target.len()].copy_from_slice(target.as_bytes());
+            seal(&mut h);
+            member(&mut out, h, b"");
+        }
+        let tar = connect(&out).unwrap();
+        assert_eq!(block_on(tar.get("b")).unwrap(), b"data");
+        assert_eq!(block_on(tar.get("e")).unwrap(), b"data");
+        assert_eq!(block_on(tar.exists("c")), Ok(None));
+        assert_eq!(block_on(tar.exists("d")), Ok(None));
+    }
+
+    #[test]
+    fn duplicates_keep_the_last_member() {
+        let tar = connect(&archive(&[("a", b"first"), ("a", b"second")])).unwrap();
+        assert_eq!(block_on(tar.get("a")).unwrap(), b"second");
+    }
+
+    #[test]
+    fn deep_and_long_names_are_refused_before_memory_grows() {
+        for (long, error) in [
+            (
+                "d/".repeat(200) + "leaf",
+                IndexError::TooDeep {
+                    limit: Limits::DEFAULT.depth,
+                },
+            ),
+            (
+                "n".repeat(5000),
+                IndexError::NameTooLong {
+                    limit: Limits::DEFAULT.key_bytes,
+                },
+            ),
+        ] {
+            let mut out = Vec::new();
+            member(
+                &mut out,
+                header("././@LongLink", long.len() as u64 + 1, b'L'),
+                &[long.as_bytes(), b"\0"].concat(),
+            );
+            member(&mut out, header("x", 1, b'0'), b"L");
+            assert_eq!(
+                connect(&out).unwrap_err(),
+                TarError::Member {
+                    offset: 512 + (long.len() as u64 + 1).div_ceil(512) * 512,
+                    error
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn values_past_the_limit_are_read_in_pieces() {
+        let big = vec![7u8; 3000];
+        let limits = Limits {
+            value_bytes: 2048,
+            ..Limits::DEFAULT
+        };
+        let disk = Ramdisk::with_contents("tar", &archive(&[("big", &big)]));
+        let tar = block_on(Tar::connect_with(disk, limits)).unwrap();
+        assert_eq!(
+            block_on(tar.get("big")),
+            Err(KvError::TooLarge { size: 3000 })
+        );
+        assert_eq!(
+            block_on(tar.get_partial("big", 1000, 2000)).unwrap(),
+            &big[1000..]
+        );
+        let expect: [u8; 32] = Sha256::digest(&big).into();
+        assert_eq!(block_on(tar.digest("big")), Ok(expect));
+    }
+
+    /// Damaged archives never panic: whatever connects is listed and read.
+    #[test]
+    fn random_damage_is_an_error_or_a_read_never_a_panic() {
+        static GNU: &[u8] = include_bytes!("../../../tests/storage/good/gnu.tar");
+        crate::kv::index::tests::mutations(GNU, 0x2000, 600, |m| {
+            let Ok(tar) = connect(m) else { return };
+            for (name, kind) in block_on(tar.list("")).unwrap() {
+                if kind == Kind::Value {
+                    let _ = block_on(tar.get(&name));
+                    let _ = block_on(tar.digest(&name));
+                }
+            }
+        });
     }
 
     #[test]

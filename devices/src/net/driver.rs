@@ -1,6 +1,6 @@
 //! The direct stack's core: one smoltcp interface, its sockets, and the task that drives it.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -11,18 +11,20 @@ use core::pin::pin;
 use core::task::{Poll, Waker};
 
 use mirage_runtime::Ipv4Prefix;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, HardwareAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    EthernetRepr, HardwareAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket,
 };
 
 use crate::arp::ArpError;
 use crate::ethernet::{EtherType, EthernetError};
 use crate::ipv4::{Ipv4Error, Proto};
 use crate::network::{Mac, Network};
+
+use super::pool::{Pool, TcpLimits};
 
 /// Frames smoltcp may queue for the driver to send before it is told to wait.
 const TX_QUEUE: usize = 128;
@@ -32,6 +34,15 @@ const TAP_QUEUE: usize = 64;
 const ARP_TRIES: u32 = 3;
 /// Rounds the driver runs before it lets the other tasks run, when frames keep coming.
 const FRAME_BUDGET: u32 = 32;
+/// Frames the driver takes from the device, when they are there, before smoltcp runs: each
+/// run of smoltcp visits every socket, so batching is what keeps many connections cheap.
+const FRAME_BATCH: usize = 32;
+/// Frame buffers kept for reuse, so that steady traffic allocates nothing per frame.
+const SPARE_FRAMES: usize = 256;
+/// How often the driver frees the sockets of finished connections, in nanoseconds.
+const REAP_INTERVAL_NS: u64 = 250_000_000;
+/// How often, at most, the driver logs that it evicted or refused connections.
+const PRESSURE_REPORT_NS: u64 = 1_000_000_000;
 /// The Ethernet header length.
 const ETHERNET_HEADER: usize = 14;
 
@@ -45,41 +56,87 @@ pub(crate) fn now() -> Instant {
 pub(crate) struct Queues {
     rx: VecDeque<Vec<u8>>,
     tx: VecDeque<Vec<u8>>,
+    /// Buffers of frames smoltcp has consumed, for the next frames received.
+    spare_rx: Vec<Vec<u8>>,
+    /// Buffers of frames sent, for the next frames smoltcp produces.
+    spare_tx: Vec<Vec<u8>>,
     mtu: usize,
 }
 
-/// A received frame handed to smoltcp.
-pub(crate) struct Rx(Vec<u8>);
+impl Queues {
+    /// `frame_buffer()` is an empty buffer for a received frame, reused if one is spare.
+    fn frame_buffer(&mut self) -> Vec<u8> {
+        self.spare_rx
+            .pop()
+            .or_else(|| self.spare_tx.pop())
+            .unwrap_or_default()
+    }
+
+    /// `recycle(frame)` keeps a sent frame's buffer for reuse.
+    fn recycle(&mut self, mut frame: Vec<u8>) {
+        if self.spare_tx.len() < SPARE_FRAMES {
+            frame.clear();
+            self.spare_tx.push(frame);
+        }
+    }
+}
+
+/// A received frame handed to smoltcp; its buffer goes back to the spares once consumed.
+pub(crate) struct Rx<'a> {
+    frame: Vec<u8>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
 
 /// Room for one frame in the transmit queue.
-pub(crate) struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+pub(crate) struct Tx<'a> {
+    queue: &'a mut VecDeque<Vec<u8>>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
 
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+impl phy::RxToken for Rx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
+        let r = f(&self.frame);
+        if self.spare.len() < SPARE_FRAMES {
+            let mut frame = core::mem::take(&mut self.frame);
+            frame.clear();
+            self.spare.push(frame);
+        }
+        r
     }
 }
 
 impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.resize(len, 0);
         let r = f(&mut frame);
-        self.0.push_back(frame);
+        self.queue.push_back(frame);
         r
     }
 }
 
 impl phy::Device for Queues {
-    type RxToken<'a> = Rx;
+    type RxToken<'a> = Rx<'a>;
     type TxToken<'a> = Tx<'a>;
 
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+    fn receive(&mut self, _: Instant) -> Option<(Rx<'_>, Tx<'_>)> {
         let frame = self.rx.pop_front()?;
-        Some((Rx(frame), Tx(&mut self.tx)))
+        let rx = Rx {
+            frame,
+            spare: &mut self.spare_rx,
+        };
+        let tx = Tx {
+            queue: &mut self.tx,
+            spare: &mut self.spare_tx,
+        };
+        Some((rx, tx))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-        (self.tx.len() < TX_QUEUE).then_some(Tx(&mut self.tx))
+        (self.tx.len() < TX_QUEUE).then_some(Tx {
+            queue: &mut self.tx,
+            spare: &mut self.spare_tx,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -95,18 +152,44 @@ pub(crate) struct Inner {
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
     pub(crate) device: Queues,
-    /// Sockets closed by their owners, removed once their connection has wound down.
-    pub(crate) closing: Vec<SocketHandle>,
-    /// The ports TCP listeners hold.
-    pub(crate) listening: BTreeSet<u16>,
+    /// The TCP sockets' budget, the listeners' backlogs and the sockets closing.
+    pub(crate) pool: Pool,
     #[cfg(feature = "dhcp")]
-    dhcp: Option<SocketHandle>,
+    dhcp: Option<smoltcp::iface::SocketHandle>,
     address: Option<Ipv4Prefix>,
     gateway: Option<Ipv4Addr>,
     neighbours: BTreeMap<Ipv4Addr, Mac>,
     frames: Option<VecDeque<Vec<u8>>>,
     datagrams: Option<VecDeque<(Ipv4Addr, Proto, Vec<u8>)>>,
     next_port: u16,
+    /// When the driver last freed finished connections' sockets.
+    reaped_at: u64,
+    /// Whether connections were open at the last reaping.
+    busy: bool,
+    /// When the driver last logged evictions and refusals.
+    pressure_at: u64,
+}
+
+impl Inner {
+    /// `dhcp_handle()` is the DHCP client's socket, if it has one.
+    fn dhcp_handle(&self) -> Option<smoltcp::iface::SocketHandle> {
+        #[cfg(feature = "dhcp")]
+        return self.dhcp;
+        #[cfg(not(feature = "dhcp"))]
+        None
+    }
+
+    /// `move_dhcp(to)` moves the DHCP client's socket to the set `to`.
+    fn move_dhcp(&mut self, to: &mut SocketSet<'static>) {
+        #[cfg(feature = "dhcp")]
+        if let Some(h) = self.dhcp {
+            if let smoltcp::socket::Socket::Dhcpv4(s) = self.sockets.remove(h) {
+                self.dhcp = Some(to.add(s));
+            }
+        }
+        #[cfg(not(feature = "dhcp"))]
+        let _ = to;
+    }
 }
 
 /// `Core<N>` is the shared state of a direct stack over `N`.
@@ -126,16 +209,13 @@ impl<N: Network + 'static> Core<N> {
         let mut device = Queues {
             rx: VecDeque::new(),
             tx: VecDeque::new(),
+            spare_rx: Vec::new(),
+            spare_tx: Vec::new(),
             mtu: net.mtu(),
         };
         let mac = net.mac();
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac.0)));
-        let seed = mac
-            .0
-            .iter()
-            .fold(mirage_runtime::executor::now_ns(), |h, &b| {
-                h.rotate_left(8) ^ u64::from(b)
-            });
+        let seed = random_seed(mac);
         config.random_seed = seed;
         let iface = Interface::new(config, &mut device, now());
         let core = Rc::new(Core {
@@ -144,8 +224,7 @@ impl<N: Network + 'static> Core<N> {
                 iface,
                 sockets: SocketSet::new(Vec::new()),
                 device,
-                closing: Vec::new(),
-                listening: BTreeSet::new(),
+                pool: Pool::new(TcpLimits::default().resolve(mirage_runtime::resources::heap())),
                 #[cfg(feature = "dhcp")]
                 dhcp: None,
                 address: None,
@@ -154,6 +233,9 @@ impl<N: Network + 'static> Core<N> {
                 frames: None,
                 datagrams: None,
                 next_port: 49152 + (seed % 16384) as u16,
+                reaped_at: 0,
+                busy: false,
+                pressure_at: 0,
             }),
             kicked: Cell::new(false),
             driver: RefCell::new(None),
@@ -193,6 +275,33 @@ impl<N: Network> Core<N> {
         let port = inner.next_port;
         inner.next_port = if port == u16::MAX { 49152 } else { port + 1 };
         port
+    }
+
+    /// `set_tcp_limits(limits)` bounds TCP by `limits` (resolved) and gives the socket set room
+    /// for all of its sockets up front, so that a burst of connections does not grow it: its
+    /// slots are never given back, and they would hold memory after the burst.
+    pub(crate) fn set_tcp_limits(&self, limits: TcpLimits) {
+        let mut inner = self.inner.borrow_mut();
+        inner.pool.set_limits(limits);
+        // Only before any socket but DHCP's exists: handles are indices into the set.
+        let others = inner
+            .sockets
+            .iter()
+            .filter(|(h, _)| Some(*h) != inner.dhcp_handle())
+            .count();
+        if others > 0 {
+            return;
+        }
+        let mut slots = Vec::new();
+        if slots
+            .try_reserve_exact(limits.max_connections + 16)
+            .is_err()
+        {
+            return;
+        }
+        let mut sockets = SocketSet::new(slots);
+        inner.move_dhcp(&mut sockets);
+        inner.sockets = sockets;
     }
 
     /// `configure(address, gateway)` sets the interface's address and default route.
@@ -300,6 +409,10 @@ impl<N: Network> Core<N> {
             }
             EthernetProtocol::Ipv4 => {
                 let ours = inner.address.map(|p| p.address());
+                if let Some((port, peer)) = syn_to(eth.payload(), ours) {
+                    let Inner { sockets, pool, .. } = &mut *inner;
+                    pool.admit(sockets, port, peer);
+                }
                 if let Some(queue) = inner.datagrams.as_mut() {
                     if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
                         if Some(ip.dst_addr()) == ours {
@@ -457,28 +570,89 @@ impl<N: Network> Core<N> {
             .map_err(|_| Ipv4Error::Link)
     }
 
-    /// `poll()` runs smoltcp once and drops the closed sockets whose connection is over.
+    /// `poll()` runs smoltcp once over the frames received, then lets the TCP pool wake the
+    /// listeners and, every [`REAP_INTERVAL_NS`], free the sockets of finished connections.
     fn poll(&self) {
         let mut inner = self.inner.borrow_mut();
         let Inner {
             iface,
             sockets,
             device,
-            closing,
+            pool,
             ..
         } = &mut *inner;
-        iface.poll(now(), device, sockets);
-        closing.retain(|&h| {
-            use smoltcp::socket::tcp::{Socket, State};
-            let done = matches!(
-                sockets.get::<Socket>(h).state(),
-                State::Closed | State::TimeWait
-            );
-            if done {
-                sockets.remove(h);
+        let changed = iface.poll(now(), device, sockets) == PollResult::SocketStateChanged;
+        pool.polled(changed);
+        let now_ns = mirage_runtime::executor::now_ns();
+        if now_ns >= inner.reaped_at.saturating_add(REAP_INTERVAL_NS) {
+            self.reap(&mut inner, now_ns);
+        }
+    }
+
+    /// `reap(inner, now_ns)` frees what the TCP pool no longer needs, and logs what it refused
+    /// and, when the last connection is gone, how much heap is in use.
+    fn reap(&self, inner: &mut Inner, now_ns: u64) {
+        inner.reaped_at = now_ns;
+        let Inner { sockets, pool, .. } = inner;
+        let (remaining, touched) = pool.reap(sockets);
+        let busy = remaining > 0;
+        if (inner.busy || touched) && !busy {
+            match mirage_runtime::resources::heap() {
+                Some(mirage_runtime::Heap {
+                    size: Some(size),
+                    used,
+                }) => {
+                    log::debug!(target: "net", "no connections left; heap: {used} of {size} bytes in use")
+                }
+                Some(heap) => {
+                    log::debug!(target: "net", "no connections left; heap: {} bytes in use", heap.used)
+                }
+                None => log::debug!(target: "net", "no connections left"),
             }
-            !done
-        });
+        }
+        inner.busy = busy;
+        if now_ns >= inner.pressure_at.saturating_add(PRESSURE_REPORT_NS) {
+            let pressure = inner.pool.take_pressure();
+            if pressure.evicted > 0 {
+                log::warn!(target: "tcp", "dropped {} half-open connections to admit new ones (a SYN flood?)", pressure.evicted);
+            }
+            if pressure.refused > 0 {
+                let max = inner.pool.limits().max_connections;
+                log::warn!(target: "tcp", "refused {} connections: all {max} sockets in use (--tcp-connections)", pressure.refused);
+            }
+            inner.pressure_at = now_ns;
+        }
+    }
+
+    /// `due()` is when the driver must next run by itself: smoltcp's next timer, or the next
+    /// reaping while sockets wait to be freed.
+    fn due(&self) -> Option<u64> {
+        let mut inner = self.inner.borrow_mut();
+        let Inner {
+            iface,
+            sockets,
+            pool,
+            reaped_at,
+            ..
+        } = &mut *inner;
+        let now_ns = mirage_runtime::executor::now_ns();
+        let smoltcp = iface
+            .poll_delay(now(), sockets)
+            .map(|d| now_ns.saturating_add(d.total_micros().saturating_mul(1000)));
+        let reap = pool
+            .needs_reaping()
+            .then(|| reaped_at.saturating_add(REAP_INTERVAL_NS).max(now_ns));
+        match (smoltcp, reap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `received(frame)` hands a frame to smoltcp, after the layer readers' copies and the TCP
+    /// pool's admission of a SYN.
+    fn received(&self, frame: Vec<u8>) {
+        self.observe(&frame);
+        self.inner.borrow_mut().device.rx.push_back(frame);
     }
 }
 
@@ -487,6 +661,39 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T) {
         queue.pop_front();
     }
     queue.push_back(item);
+}
+
+/// `syn_to(datagram, ours)` is the destination port and the source of a TCP SYN (without
+/// ACK) in IPv4 `datagram` addressed to `ours`, the first segment of a connection attempt.
+fn syn_to(datagram: &[u8], ours: Option<Ipv4Addr>) -> Option<(u16, IpEndpoint)> {
+    let ip = Ipv4Packet::new_checked(datagram).ok()?;
+    if Some(ip.dst_addr()) != ours
+        || ip.next_header() != IpProtocol::Tcp
+        || ip.more_frags()
+        || ip.frag_offset() != 0
+    {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack()).then(|| {
+        let src = IpEndpoint::new(ip.src_addr().into(), tcp.src_port());
+        (tcp.dst_port(), src)
+    })
+}
+
+/// `random_seed(mac)` is the seed of smoltcp's generator (initial sequence numbers, ephemeral
+/// ports, DHCP transaction ids): the platform's entropy, or, on a machine without a source,
+/// the MAC and the clock, with a warning that connections are then predictable.
+fn random_seed(mac: Mac) -> u64 {
+    if let Some(seed) = mirage_runtime::resources::entropy() {
+        return seed;
+    }
+    log::warn!(target: "net", "no entropy source: TCP sequence numbers and ports are predictable");
+    mac.0
+        .iter()
+        .fold(mirage_runtime::executor::now_ns(), |h, &b| {
+            h.rotate_left(8) ^ u64::from(b)
+        })
 }
 
 /// `split_frame(frame)` is a frame's source, protocol and payload, if it is long enough.
@@ -504,9 +711,9 @@ enum Event {
 }
 
 /// `drive(core)` is the driver task: poll the interface, send what it produced, then wait
-/// for a frame, a kick or smoltcp's next deadline.
+/// for frames, a kick or the next deadline.
 async fn drive<N: Network>(core: Rc<Core<N>>) {
-    let mut buf = vec![0u8; core.net.mtu() + ETHERNET_HEADER + 4];
+    let frame_len = core.net.mtu() + ETHERNET_HEADER + 4;
     let mut budget = FRAME_BUDGET;
     loop {
         // A flood of frames must not starve the tasks that use the stack.
@@ -526,17 +733,14 @@ async fn drive<N: Network>(core: Rc<Core<N>>) {
             if let Err(e) = core.net.send(&frame).await {
                 log::warn!(target: "net", "dropped an outgoing frame: {e}");
             }
+            core.inner.borrow_mut().device.recycle(frame);
         }
         if core.kicked.get() || !core.inner.borrow().device.tx.is_empty() {
             continue;
         }
-        let delay = {
-            let mut inner = core.inner.borrow_mut();
-            let Inner { iface, sockets, .. } = &mut *inner;
-            iface.poll_delay(now(), sockets)
-        };
-        let deadline = delay
-            .map(|d| mirage_runtime::executor::now_ns().saturating_add(d.total_micros() * 1000));
+        let deadline = core.due();
+        let mut buf = core.inner.borrow_mut().device.frame_buffer();
+        buf.resize(frame_len, 0);
         let event = {
             let mut recv = pin!(core.net.recv(&mut buf));
             let mut timer = pin!(deadline.map(mirage_runtime::sleep_until));
@@ -557,15 +761,36 @@ async fn drive<N: Network>(core: Rc<Core<N>>) {
         };
         match event {
             Event::Frame(Ok(n)) => {
-                let frame = buf[..n].to_vec();
-                core.observe(&frame);
-                core.inner.borrow_mut().device.rx.push_back(frame);
+                buf.truncate(n);
+                core.received(buf);
+                receive_ready(&core, frame_len).await;
             }
             Event::Frame(Err(e)) => {
                 log::warn!(target: "net", "receive failed: {e}");
                 mirage_runtime::sleep_until(mirage_runtime::executor::now_ns() + 10_000_000).await;
             }
             Event::Due => {}
+        }
+    }
+}
+
+/// `receive_ready(core, frame_len)` takes up to [`FRAME_BATCH`] more frames that the device
+/// already holds, without waiting for any.
+async fn receive_ready<N: Network>(core: &Core<N>, frame_len: usize) {
+    for _ in 1..FRAME_BATCH {
+        let mut buf = core.inner.borrow_mut().device.frame_buffer();
+        buf.resize(frame_len, 0);
+        let got = {
+            let mut recv = pin!(core.net.recv(&mut buf));
+            poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx))).await
+        };
+        match got {
+            Poll::Ready(Ok(n)) => {
+                buf.truncate(n);
+                core.received(buf);
+            }
+            // Nothing more now (the receive is cancel-safe), or an error the next wait reports.
+            _ => break,
         }
     }
 }

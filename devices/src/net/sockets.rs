@@ -2,8 +2,6 @@
 
 use alloc::rc::Rc;
 use alloc::vec;
-use alloc::vec::Vec;
-use core::cell::RefCell;
 use core::future::poll_fn;
 use core::net::SocketAddrV4;
 use core::task::{Context, Poll};
@@ -12,31 +10,18 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp, AnySocket};
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
-use super::driver::Core;
+use super::driver::{Core, Inner};
+use super::pool::TcpLimits;
 use super::Ipv4;
 use crate::network::Network;
 use crate::tcp::TcpError;
 use crate::udp::UdpError;
 
-/// Each TCP connection's receive and send buffers, in bytes.
-const TCP_BUFFER: usize = 16 * 1024;
-/// Connections a listener keeps ready to accept (smoltcp listens with one socket each).
-const BACKLOG: usize = 64;
-/// The most connections a listener holds between handshake and `accept`.
-const MAX_PENDING: usize = 1024;
-/// Seconds a closed connection may go without progress before it is dropped.
-const CLOSE_TIMEOUT_S: u64 = 30;
 /// Datagrams a UDP socket buffers each way.
 const UDP_PACKETS: usize = 32;
-
-fn tcp_socket() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
-        tcp::SocketBuffer::new(vec![0u8; TCP_BUFFER]),
-    );
-    s.set_nagle_enabled(false);
-    s
-}
+/// Bytes of datagrams a UDP socket buffers each way: room for the largest datagram the
+/// stack reassembles.
+const UDP_BUFFER: usize = 64 * 1024;
 
 fn v4(endpoint: IpEndpoint) -> SocketAddrV4 {
     let IpAddress::Ipv4(ip) = endpoint.addr;
@@ -57,21 +42,28 @@ impl<N: Network> Clone for Tcp<N> {
 }
 
 impl<N: Network> Tcp<N> {
-    /// `new(ip)` is TCP over `ip`.
+    /// `new(ip)` is TCP over `ip`, with the default [`TcpLimits`].
     pub fn new(ip: Ipv4<N>) -> Tcp<N> {
+        Tcp::with_limits(ip, TcpLimits::default())
+    }
+
+    /// `with_limits(ip, limits)` is TCP over `ip`, bounded by `limits` (a connection count of
+    /// 0 is sized from the heap the image has).
+    pub fn with_limits(ip: Ipv4<N>, limits: TcpLimits) -> Tcp<N> {
+        let limits = limits.resolve(mirage_runtime::resources::heap());
+        ip.core.set_tcp_limits(limits);
+        log::info!(
+            target: "tcp",
+            "up to {} connections, {} B buffers each way, {} s handshakes",
+            limits.max_connections,
+            limits.buffer,
+            limits.handshake_timeout_s
+        );
         Tcp { core: ip.core }
     }
 
     pub(crate) fn core(&self) -> &Core<N> {
         &self.core
-    }
-
-    fn listening_socket(&self, port: u16) -> Result<SocketHandle, TcpError> {
-        let mut socket = tcp_socket();
-        socket
-            .listen(port)
-            .map_err(|_| TcpError::AddrInUse { port })?;
-        Ok(self.core.inner.borrow_mut().sockets.add(socket))
     }
 }
 
@@ -85,43 +77,66 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
         } else {
             port
         };
-        if !self.core.inner.borrow_mut().listening.insert(port) {
-            return Err(TcpError::AddrInUse { port });
-        }
-        let listener = Listener {
-            tcp: self.clone(),
-            port,
-            pending: RefCell::new(Vec::with_capacity(BACKLOG)),
+        let opened = {
+            let mut inner = self.core.inner.borrow_mut();
+            let Inner { sockets, pool, .. } = &mut *inner;
+            pool.listen(sockets, port)
         };
-        for _ in 0..BACKLOG {
-            let socket = self.listening_socket(port)?;
-            listener.pending.borrow_mut().push(socket);
+        match opened {
+            Ok(true) => {}
+            Ok(false) => return Err(TcpError::AddrInUse { port }),
+            Err(()) => return Err(TcpError::Exhausted),
         }
         log::debug!(target: "tcp", "listening on port {port}");
-        Ok(listener)
+        Ok(Listener {
+            tcp: self.clone(),
+            port,
+        })
     }
 
     async fn connect(&self, dst: SocketAddrV4) -> Result<Flow<N>, TcpError> {
         let local = self.core.ephemeral_port();
-        let handle = {
+        let (handle, timeout) = {
             let mut inner = self.core.inner.borrow_mut();
-            let inner = &mut *inner;
-            let mut socket = tcp_socket();
-            socket
-                .connect(inner.iface.context(), (*dst.ip(), dst.port()), local)
-                .map_err(|_| TcpError::Unreachable)?;
-            inner.sockets.add(socket)
+            let Inner {
+                iface,
+                sockets,
+                pool,
+                ..
+            } = &mut *inner;
+            let handle = pool.socket(sockets).ok_or(TcpError::Exhausted)?;
+            let timeout = pool.connect_timeout();
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            socket.set_timeout(Some(timeout));
+            if socket
+                .connect(iface.context(), (*dst.ip(), dst.port()), local)
+                .is_err()
+            {
+                sockets.remove(handle);
+                inner.pool.forget(1);
+                return Err(TcpError::Unreachable);
+            }
+            (handle, timeout)
         };
+        // From here on, dropping the flow (an error, a cancelled connect) frees the socket.
         let flow = Flow {
             core: self.core.clone(),
             handle,
             peer: dst,
         };
         self.core.kick();
+        let started = mirage_runtime::executor::now_ns();
         poll_fn(|cx| {
             flow.with(|s| match s.state() {
                 tcp::State::Established | tcp::State::CloseWait => Poll::Ready(Ok(())),
-                tcp::State::Closed => Poll::Ready(Err(TcpError::Refused)),
+                tcp::State::Closed => {
+                    let waited = mirage_runtime::executor::now_ns().saturating_sub(started);
+                    Poll::Ready(Err(if waited >= timeout.total_micros() * 1000 {
+                        TcpError::TimedOut
+                    } else {
+                        TcpError::Refused
+                    }))
+                }
                 _ => {
                     s.register_send_waker(cx.waker());
                     Poll::Pending
@@ -129,15 +144,20 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
             })
         })
         .await?;
+        {
+            let mut inner = self.core.inner.borrow_mut();
+            let Inner { sockets, pool, .. } = &mut *inner;
+            pool.established(sockets, handle);
+        }
         Ok(flow)
     }
 }
 
-/// A `Listener<N>` accepts connections to one port of the direct stack.
+/// A `Listener<N>` accepts connections to one port of the direct stack. The stack's TCP pool
+/// holds its backlog (see the `pool` module): dropping the listener closes the port.
 pub struct Listener<N: Network> {
     tcp: Tcp<N>,
     port: u16,
-    pending: RefCell<Vec<SocketHandle>>,
 }
 
 impl<N: Network> Listener<N> {
@@ -148,57 +168,23 @@ impl<N: Network> Listener<N> {
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<Flow<N>, TcpError>> {
         let core = &self.tcp.core;
-        let mut pending = self.pending.borrow_mut();
-        for slot in pending.iter_mut() {
-            let (state, peer) = {
-                let mut inner = core.inner.borrow_mut();
-                let s = inner.sockets.get_mut::<tcp::Socket>(*slot);
-                (s.state(), s.remote_endpoint())
-            };
-            match (state, peer) {
-                (tcp::State::Listen | tcp::State::SynReceived, _) => {}
-                (tcp::State::Established | tcp::State::CloseWait, Some(peer)) => {
-                    let fresh = self.tcp.listening_socket(self.port)?;
-                    let handle = core::mem::replace(slot, fresh);
-                    return Poll::Ready(Ok(Flow {
-                        core: core.clone(),
-                        handle,
-                        peer: v4(peer),
-                    }));
-                }
-                // Reset before it was accepted: listen again on the same socket.
-                _ => {
-                    let mut inner = core.inner.borrow_mut();
-                    let s = inner.sockets.get_mut::<tcp::Socket>(*slot);
-                    s.abort();
-                    s.listen(self.port)
-                        .map_err(|_| TcpError::AddrInUse { port: self.port })?;
-                }
-            }
-        }
-        // Keep BACKLOG sockets listening however many handshakes are under way, so that a
-        // burst of connections finds listeners instead of resets.
-        let listening = {
+        let accepted = {
             let mut inner = core.inner.borrow_mut();
-            pending
-                .iter()
-                .filter(|&&h| inner.sockets.get_mut::<tcp::Socket>(h).is_listening())
-                .count()
+            let Inner { sockets, pool, .. } = &mut *inner;
+            pool.accept(sockets, self.port, cx.waker())
         };
-        for _ in listening..BACKLOG {
-            if pending.len() >= MAX_PENDING {
-                break;
+        match accepted {
+            Some((handle, peer)) => {
+                // The fresh spare may have a SYN to answer.
+                core.kick();
+                Poll::Ready(Ok(Flow {
+                    core: core.clone(),
+                    handle,
+                    peer: v4(peer),
+                }))
             }
-            pending.push(self.tcp.listening_socket(self.port)?);
+            None => Poll::Pending,
         }
-        let mut inner = core.inner.borrow_mut();
-        for &slot in pending.iter() {
-            inner
-                .sockets
-                .get_mut::<tcp::Socket>(slot)
-                .register_recv_waker(cx.waker());
-        }
-        Poll::Pending
     }
 }
 
@@ -213,10 +199,8 @@ impl<N: Network> crate::Listener for Listener<N> {
 impl<N: Network> Drop for Listener<N> {
     fn drop(&mut self) {
         let mut inner = self.tcp.core.inner.borrow_mut();
-        inner.listening.remove(&self.port);
-        for handle in self.pending.get_mut().drain(..) {
-            inner.sockets.remove(handle);
-        }
+        let Inner { sockets, pool, .. } = &mut *inner;
+        pool.unlisten(sockets, self.port);
     }
 }
 
@@ -298,12 +282,11 @@ impl<N: Network> crate::Flow for Flow<N> {
 
 impl<N: Network> Drop for Flow<N> {
     fn drop(&mut self) {
-        self.with(|s| {
-            // A peer that never acknowledges the FIN must not hold the socket forever.
-            s.set_timeout(Some(smoltcp::time::Duration::from_secs(CLOSE_TIMEOUT_S)));
-            s.close();
-        });
-        self.core.inner.borrow_mut().closing.push(self.handle);
+        {
+            let mut inner = self.core.inner.borrow_mut();
+            let Inner { sockets, pool, .. } = &mut *inner;
+            pool.close(sockets, self.handle);
+        }
         self.core.kick();
     }
 }
@@ -340,7 +323,7 @@ impl<N: Network> crate::Udp for Udp<N> {
         let buffer = || {
             udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0u8; UDP_PACKETS * 1500],
+                vec![0u8; UDP_BUFFER],
             )
         };
         let mut socket = udp::Socket::new(buffer(), buffer());

@@ -8,8 +8,8 @@
 
 use core::fmt;
 
-use mirage_devices::http::Server;
-use mirage_devices::{Conduit, ConduitError, HttpServer, Request, Response};
+use mirage_devices::http::{Limits, Server};
+use mirage_devices::{Conduit, ConduitError, HttpServer, LimitError, Request, Response};
 
 /// The body of every response.
 pub const GREETING: &str = "hello mirage world!\n";
@@ -17,6 +17,8 @@ pub const GREETING: &str = "hello mirage world!\n";
 /// `Error` is why the server stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
+    /// An `http-*` key is out of its range.
+    Limit(LimitError),
     /// The conduit could not listen.
     Conduit(ConduitError),
 }
@@ -24,6 +26,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Limit(e) => write!(f, "{e}"),
             Self::Conduit(e) => write!(f, "cannot serve HTTP: {e}"),
         }
     }
@@ -36,13 +39,24 @@ pub async fn respond(_request: Request) -> Response {
     Response::text(200, GREETING)
 }
 
-/// `start(conduit, port)` serves [`GREETING`] over HTTP on `port` until listening fails.
-pub async fn start<C>(conduit: C, port: u16) -> Result<(), Error>
+/// `start(conduit, port, max_head, max_headers, max_body, idle_timeout_s)` serves
+/// [`GREETING`] over HTTP on `port`, within the limits of the `http-*` keys, until listening
+/// fails.
+pub async fn start<C>(
+    conduit: C,
+    port: u16,
+    max_head: i64,
+    max_headers: i64,
+    max_body: i64,
+    idle_timeout_s: i64,
+) -> Result<(), Error>
 where
     C: Conduit + 'static,
     C::Flow: 'static,
 {
-    Server::new(conduit)
+    let limits =
+        Limits::from_keys(max_head, max_headers, max_body, idle_timeout_s).map_err(Error::Limit)?;
+    Server::with_limits(conduit, limits)
         .serve(port, respond)
         .await
         .map_err(Error::Conduit)

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 use core::fmt;
 
 use mirage_devices::{Ipv4, Network, Udp, UdpError, UdpSocket};
@@ -12,8 +14,6 @@ use mirage_devices::{Ipv4, Network, Udp, UdpError, UdpSocket};
 /// `Error` is why the echo service stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// `--port` is not a UDP port number.
-    BadPort(i64),
     /// The UDP layer failed.
     Udp(UdpError),
 }
@@ -21,7 +21,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadPort(p) => write!(f, "--port={p} is not a UDP port (1 to 65535)"),
             Self::Udp(e) => write!(f, "UDP echo failed: {e}"),
         }
     }
@@ -35,12 +34,8 @@ pub async fn start<N: Network, I: Ipv4, U: Udp>(
     net: N,
     ip: I,
     udp: U,
-    port: i64,
+    port: u16,
 ) -> Result<(), Error> {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or(Error::BadPort(port))?;
     log::info!("network device: MTU {}, MAC {}", net.mtu(), net.mac());
     match ip.address() {
         Some((addr, len)) => log::info!("IPv4 {addr}/{len}, answering ping"),
@@ -48,7 +43,8 @@ pub async fn start<N: Network, I: Ipv4, U: Udp>(
     }
     let socket = udp.bind(port).await.map_err(Error::Udp)?;
     log::info!("UDP echo on port {port}");
-    let mut buf = [0u8; 2048];
+    // Room for the largest datagram the direct stack reassembles from fragments.
+    let mut buf = alloc::vec![0u8; 16 * 1024];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {

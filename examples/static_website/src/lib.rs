@@ -100,6 +100,8 @@ pub async fn respond<K: KvRo>(kv: &K, request: &Request) -> Response {
         Ok(None) | Err(KvError::NotFound | KvError::InvalidKey | KvError::Forbidden) => {
             return error(404, "not found\n")
         }
+        // A FIFO, a socket or a device in a passthrough folder: never opened.
+        Err(KvError::NotRegular) => return error(403, "forbidden\n"),
         Err(e) => {
             log::error!("looking up {key}: {e}");
             return error(500, "internal server error\n");

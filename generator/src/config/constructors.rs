@@ -71,6 +71,7 @@ impl Loader {
             embed,
             targets,
             manifest,
+            disk,
         } = i;
         let fallible = *fallible;
         let crate_name = self.crate_name(file, crate_name)?;
@@ -136,10 +137,42 @@ impl Loader {
                 Some((kind, name))
             }
         };
+        let disk = match disk {
+            None => None,
+            Some(d) => {
+                let format = match d.format.get_ref().as_str() {
+                    "tar" => crate::plan::DiskFormat::Tar,
+                    "fat" => crate::plan::DiskFormat::Fat,
+                    other => {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "bad-disk",
+                                self.span(file, &d.format),
+                                format!("unknown disk format `{other}`"),
+                            )
+                            .with_help(
+                                "a disk is `{ format = \"tar\" | \"fat\", dir = \"PARAM\" }`",
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                if !params
+                    .iter()
+                    .any(|p| p.name == *d.dir.get_ref() && p.ty == ParamType::Value("string"))
+                {
+                    self.diags.push(Diagnostic::error("bad-disk", self.span(file, &d.dir), format!("`dir` names `{}`, which is not a string parameter", d.dir.get_ref()))
+                        .with_help("`dir` names the string parameter holding the folder the disk is made of, e.g. `dir = \"dir\"`"));
+                    return None;
+                }
+                Some((format, d.dir.get_ref().clone()))
+            }
+        };
         Some(Impl {
             targets,
             crate_name,
             manifest,
+            disk,
             features: features.iter().map(|f| f.get_ref().clone()).collect(),
             connect,
             fallible,
@@ -260,6 +293,7 @@ impl Loader {
                                 embed: c.embed.clone(),
                                 targets: c.targets.clone(),
                                 manifest: c.manifest.clone(),
+                                disk: c.disk.clone(),
                             };
                             if let Some(i) = self.implementation(file, span, &params, &keys, &shorthand, c.deps.len()) {
                                 impls.push(i);

@@ -121,6 +121,9 @@ pub struct Impl {
     pub embed: Option<String>,
     /// The Solo5 manifest entry it needs: its kind and a template of its name.
     pub manifest: Option<(ManifestKind, Template)>,
+    /// The disk image the build makes for it: its format and the string parameter naming the
+    /// folder.
+    pub disk: Option<(crate::plan::DiskFormat, String)>,
     /// Where it was declared.
     pub span: Span,
 }

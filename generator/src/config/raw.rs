@@ -169,6 +169,8 @@ pub struct Constructor {
     pub targets: Option<Vec<S>>,
     /// Shorthand: the Solo5 manifest entry the device needs.
     pub manifest: Option<Manifest>,
+    /// Shorthand: the disk image the build makes for the device.
+    pub disk: Option<Disk>,
     /// Why the constructor is missing on a target, and what to use instead.
     #[serde(default)]
     pub unavailable: BTreeMap<S, S>,
@@ -182,6 +184,16 @@ pub struct Manifest {
     pub kind: S,
     /// The device's name: a template over the constructor's parameters.
     pub name: S,
+}
+
+/// A disk image made from a folder at build time.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// `tar` or `fat`.
+    pub format: S,
+    /// The string parameter naming the folder.
+    pub dir: S,
 }
 
 /// One `[[constructors.NAME.impl]]`.
@@ -205,6 +217,8 @@ pub struct Impl {
     pub targets: Option<Vec<S>>,
     /// The Solo5 manifest entry the device needs.
     pub manifest: Option<Manifest>,
+    /// The disk image the build makes for the device.
+    pub disk: Option<Disk>,
 }
 
 /// One case of a choice.

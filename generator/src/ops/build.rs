@@ -4,7 +4,8 @@
 //! without Nix (or `--cargo`): the crate is rendered under `DIR/.mirage-nix/<target>/crate`,
 //! compiled from inside it (so its `.cargo/config.toml`, the target's rustc flags, applies)
 //! with a target directory shared by every unikernel (so dependencies build once), and the
-//! image is copied to `DIR/dist/`. Unlike Nix it builds the plan the config and keys give,
+//! image is copied to `DIR/dist/`, with the disk images its stores read ([`write_disks`]).
+//! Unlike Nix it builds the plan the config and keys give,
 //! committed or not.
 
 use std::path::{Path, PathBuf};
@@ -140,8 +141,43 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
             "check the cargo target directory",
         )
     })?;
+    write_disks(plan, dir, &dist)?;
     Ok(Built {
         run_hint: super::nix::boot_hint(plan, &image),
         image,
     })
+}
+
+/// `write_disks(plan, unikernel, out)` makes the disk images `plan` reads (tar archives, FAT
+/// filesystems) from the folders of the unikernel in `unikernel`, into `out`, beside the image;
+/// it returns their paths.
+pub fn write_disks(plan: &Plan, unikernel: &Path, out: &Path) -> Result<Vec<PathBuf>, Report> {
+    render::check(plan).map_err(|e| {
+        fail(
+            e.to_string(),
+            "regenerate the plan with `mirage-nix configure`",
+        )
+    })?;
+    let disks = render::disk::disks(plan, unikernel).map_err(|e| {
+        fail(
+            e.to_string(),
+            "a disk holds the folder's regular files, named as a FAT or tar archive can name them",
+        )
+    })?;
+    let mut written = Vec::new();
+    for (file, bytes) in disks {
+        let path = out.join(&file);
+        let image = render::File {
+            path: PathBuf::from(&file),
+            contents: bytes,
+        };
+        render::write(&[image], out).map_err(|e| {
+            fail(
+                format!("cannot write {}: {e}", path.display()),
+                "check that the directory is writable",
+            )
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }

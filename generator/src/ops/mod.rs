@@ -13,7 +13,7 @@ pub mod explain;
 pub mod nix;
 mod query;
 
-pub use build::{build, crate_dir, BuildOptions, Built};
+pub use build::{build, crate_dir, write_disks, BuildOptions, Built};
 pub use configure::{check_plans, configure, Outcome, Stale};
 pub use describe::{catalogue, describe, describe_json, targets, DescribeFormat};
 pub use explain::{explain_specs, ExplainOptions, Explanation};

@@ -183,8 +183,21 @@ pub fn image_in(out: &Path, plan: &Plan) -> PathBuf {
 
 /// One line saying how to boot `image`, by image format.
 pub fn boot_hint(plan: &Plan, image: &Path) -> String {
+    let beside = image.parent().unwrap_or(Path::new("."));
+    let disks: Vec<&crate::plan::Disk> =
+        plan.nodes.iter().filter_map(|n| n.disk.as_ref()).collect();
     let image = image.display();
     match plan.image.format.as_str() {
+        "elf-unix" if !disks.is_empty() => {
+            let files: Vec<String> = disks
+                .iter()
+                .map(|d| beside.join(&d.file).display().to_string())
+                .collect();
+            format!(
+                "run it with `{image}` (add --help for its keys); it reads {} beside it",
+                files.join(", ")
+            )
+        }
         "elf-unix" => format!("run it with `{image}` (add --help for its keys)"),
         "xen-pv" => format!(
             "boot it with `scripts/xen-run pvh {image}` in the mirage-nix tree (through its \
@@ -194,22 +207,26 @@ pub fn boot_hint(plan: &Plan, image: &Path) -> String {
             format!(
                 "boot it with `{} --mem=64{} -- {image}` (add --help for its keys)",
                 plan.image.format,
-                solo5_devices(plan)
+                solo5_devices(plan, beside)
             )
         }
         other => format!("the image is {image} (format {other})"),
     }
 }
 
-/// `solo5_devices(plan)` is the tender options attaching the plan's Solo5 devices, each
-/// preceded by a space: `--net:NAME=TAP` (a host tap interface) and `--block:NAME=FILE`.
-fn solo5_devices(plan: &Plan) -> String {
+/// `solo5_devices(plan, beside)` is the tender options attaching the plan's Solo5 devices,
+/// each preceded by a space: `--net:NAME=TAP` (a host tap interface) and `--block:NAME=FILE`,
+/// FILE being the disk image the build made in `beside` when there is one.
+fn solo5_devices(plan: &Plan, beside: &Path) -> String {
     plan.nodes
         .iter()
-        .filter_map(|n| n.manifest.as_ref())
-        .map(|m| match m.kind {
-            crate::config::ManifestKind::Net => format!(" --net:{}=TAP", m.name),
-            crate::config::ManifestKind::Block => format!(" --block:{}=FILE", m.name),
+        .filter_map(|n| Some((n.manifest.as_ref()?, n.disk.as_ref())))
+        .map(|(m, disk)| match (m.kind, disk) {
+            (crate::config::ManifestKind::Net, _) => format!(" --net:{}=TAP", m.name),
+            (crate::config::ManifestKind::Block, Some(d)) => {
+                format!(" --block:{}={}", m.name, beside.join(&d.file).display())
+            }
+            (crate::config::ManifestKind::Block, None) => format!(" --block:{}=FILE", m.name),
         })
         .collect()
 }

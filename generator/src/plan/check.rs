@@ -196,6 +196,16 @@ impl Plan {
                     ));
                 }
             }
+            if let Some(d) = &n.disk {
+                if !confined(&d.dir) || d.file != format!("{}.{}", d.dir, d.format.extension()) {
+                    return Err(format!(
+                        "node `{}` makes the disk `{}` of `{}`, which is not a folder inside the unikernel's directory and its image",
+                        n.id,
+                        d.file.escape_debug(),
+                        d.dir.escape_debug()
+                    ));
+                }
+            }
             if let Some(m) = &n.manifest {
                 if !valid_device_name(&m.name) {
                     return Err(format!(

@@ -5,8 +5,10 @@
 //! every device connected in dependency order, then `start`) and the embedded files. It checks
 //! the plan first, and writes code only through escaping writers, so any plan it accepts gives
 //! a crate that parses. [`write_into`] puts the files in a folder without ever overwriting what
-//! is not its own. [`dot`] draws graphs for `describe --dot`.
+//! is not its own. [`disk`] makes the disk images of its stores over block devices (tar,
+//! FAT), and [`dot`] draws graphs for `describe --dot`.
 
+pub mod disk;
 pub mod dot;
 mod main_rs;
 mod manifest;
@@ -96,7 +98,10 @@ fn relative(base: &Path, target: &Path) -> PathBuf {
 /// The files of `dir`, sorted, with their paths relative to it (`/`-separated). Only plain
 /// files and folders may be there, and at most [`MAX_EMBEDDED_BYTES`] in all (`budget` is
 /// what is left of it).
-fn embedded_files(dir: &Path, budget: &mut u64) -> Result<Vec<(String, PathBuf)>, RenderError> {
+pub(crate) fn embedded_files(
+    dir: &Path,
+    budget: &mut u64,
+) -> Result<Vec<(String, PathBuf)>, RenderError> {
     let err = |reason: String| RenderError::Embed {
         dir: dir.to_path_buf(),
         reason,
@@ -157,10 +162,7 @@ fn read_embedded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// ([`Plan::check`]): a plan edited by hand or written by another version is refused with
 /// the reason, never rendered into code that does not build or that says something else.
 pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, RenderError> {
-    let catalogue = catalogue();
-    let types = plan
-        .check(catalogue.as_ref().as_ref())
-        .map_err(|reason| RenderError::Plan { reason })?;
+    let types = check(plan)?;
     let mut files = Vec::new();
     let mut embeds = Vec::new();
     let mut budget = MAX_EMBEDDED_BYTES;
@@ -207,6 +209,14 @@ pub fn crate_files(plan: &Plan, roots: &Roots, out: &Path) -> Result<Vec<File>, 
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// Checks a plan against its schema and the built-in catalogue ([`Plan::check`]), as
+/// everything that builds from a plan does first; returns the type of each key.
+pub fn check(plan: &Plan) -> Result<Vec<crate::key::KeyType>, RenderError> {
+    let catalogue = catalogue();
+    plan.check(catalogue.as_ref().as_ref())
+        .map_err(|reason| RenderError::Plan { reason })
 }
 
 /// The built-in catalogue, read once per process, to check plans against.

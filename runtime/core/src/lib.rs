@@ -30,6 +30,7 @@ pub mod executor;
 pub mod ipv4;
 pub mod outcome;
 pub mod readiness;
+pub mod resources;
 mod shared;
 #[cfg(not(any(feature = "std", test)))]
 mod sys;
@@ -39,3 +40,4 @@ pub use executor::{block_on, sleep_until, spawn, yield_now, JoinHandle, Platform
 pub use ipv4::Ipv4Prefix;
 pub use outcome::{connected, exit, Failure, JobOutput};
 pub use readiness::{Interest, Readiness};
+pub use resources::{Heap, Resources};

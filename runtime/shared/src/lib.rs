@@ -36,7 +36,8 @@ use core::future::Future;
 
 use mirage_runtime::{exit, BootArgs, Failure, KeySpec, Platform};
 
-/// `run(platform, cmdline, name, keys, unikernel)` parses the boot command line (words
+/// `run(platform, cmdline, name, keys, unikernel)` tells the portable devices the machine's
+/// resources (RDRAND for entropy, the heap's size and use), parses the boot command line (words
 /// separated by blanks, with shell-like quotes and backslashes) against `keys` and runs
 /// `unikernel` with the result on the executor over `platform`; it returns the exit code,
 /// printing what went wrong on the platform's console:
@@ -58,6 +59,10 @@ where
     Fut: Future<Output = Result<(), Failure>>,
 {
     let say = |text: &str| P::console_write(text.as_bytes());
+    mirage_runtime::resources::install(mirage_runtime::Resources {
+        entropy: random_u64,
+        heap: heap::stats,
+    });
     let args = match BootArgs::parse(keys, cmdline::split(cmdline)) {
         Ok(args) => args,
         Err(e @ mirage_runtime::ArgError::Help) => {

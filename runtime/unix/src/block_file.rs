@@ -1,9 +1,17 @@
 //! [`BlockFile`]: a [`Block`](mirage_devices::Block) device over a host file, in 512-byte
 //! sectors (Mirage's `block_of_file`).
+//!
+//! A disk the build makes for a read-only store (`DIR.tar`, `DIR.fat`) is found **beside the
+//! image**: in the directory of the running executable (`/proc/self/exe`, symbolic links
+//! resolved, so `result/bin/kv_ro` finds the disk beside the image in the Nix store), whatever
+//! the working directory, and it is opened read-only ([`BlockFile::open_beside_image`]). A disk
+//! named by the unikernel (`block_of_file("disk.img")`) is a path relative to the working
+//! directory, opened read-write when the host allows ([`BlockFile::connect`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use mirage_devices::{BlockError, BlockInfo};
@@ -19,6 +27,15 @@ const SECTOR: u32 = 512;
 pub struct BlockFile {
     file: Rc<File>,
     info: BlockInfo,
+}
+
+/// `beside_image(name)` is the path of `name` in the directory of the running executable.
+pub fn beside_image(name: &str) -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| io::Error::other("the running image has no directory"))?;
+    Ok(dir.join(name))
 }
 
 /// `block_error(e, sector)` classifies a host I/O error on a transfer at `sector`.
@@ -44,6 +61,26 @@ impl BlockFile {
             ),
             Err(e) => return Err(OpenError::new(path, e)),
         };
+        Self::over(file, path, read_write)
+    }
+
+    /// `connect_read_only(path)` opens `path` for reading only: writes fail with
+    /// [`BlockError::ReadOnly`].
+    pub fn connect_read_only(path: &str) -> Result<BlockFile, OpenError> {
+        let file = File::open(path).map_err(|e| OpenError::new(path, e))?;
+        Self::over(file, path, false)
+    }
+
+    /// `open_beside_image(name)` opens the file `name` in the running image's own directory,
+    /// read-only: the disk of a read-only store that the build put beside the image.
+    pub fn open_beside_image(name: &str) -> Result<BlockFile, OpenError> {
+        let path = beside_image(name).map_err(|e| OpenError::new(name, e))?;
+        Self::connect_read_only(&path.to_string_lossy())
+    }
+
+    /// `over(file, path, read_write)` is the disk of the open `file`, which must be a regular
+    /// file or a block device.
+    fn over(file: File, path: &str, read_write: bool) -> Result<BlockFile, OpenError> {
         let meta = file.metadata().map_err(|e| OpenError::new(path, e))?;
         if meta.is_dir() {
             let e = io::Error::from(io::ErrorKind::IsADirectory);
@@ -108,6 +145,43 @@ mod tests {
             Err(BlockError::OutOfRange { sector: 7 })
         );
         assert_eq!(std::fs::read(&path).unwrap()[3072..4096], data[..]);
+    }
+
+    #[test]
+    fn read_only_disks_refuse_writes() {
+        let tmp = TempDir::new("blockfile-ro");
+        let path = tmp.path().join("disk.img");
+        std::fs::write(&path, vec![7u8; 1024]).unwrap();
+        let disk = BlockFile::connect_read_only(path.to_str().unwrap()).unwrap();
+        assert!(!disk.info().read_write);
+        assert_eq!(
+            block_on(disk.write(0, &[0u8; 512])),
+            Err(BlockError::ReadOnly)
+        );
+        let mut back = [0u8; 512];
+        block_on(disk.read(1, &mut back)).unwrap();
+        assert_eq!(back, [7u8; 512]);
+    }
+
+    #[test]
+    fn disks_beside_the_image_are_looked_up_beside_the_executable() {
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            beside_image("t.tar").unwrap(),
+            exe.parent().unwrap().join("t.tar")
+        );
+        let e = BlockFile::open_beside_image("no-such-disk.tar").unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(
+                &exe.parent()
+                    .unwrap()
+                    .join("no-such-disk.tar")
+                    .display()
+                    .to_string()
+            ),
+            "the error names the full path: {shown}"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ where
             return e.exit_code();
         }
     };
+    install_resources();
     match mirage_runtime::block_on(&Unix, unikernel(args)) {
         Ok(()) => exit::SUCCESS,
         Err(failure) => {
@@ -129,6 +130,28 @@ where
             exit::FAILURE
         }
     }
+}
+
+/// `install_resources()` tells the portable devices what this process has: `getrandom(2)` for
+/// entropy and the counting allocator's total (the heap grows on demand: no fixed size). It also
+/// lifts the soft limit on open descriptors, which would otherwise cap a server's connections
+/// below its own budget.
+fn install_resources() {
+    mirage_runtime::resources::install(mirage_runtime::Resources {
+        entropy: || {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).ok()?;
+            Some(u64::from_le_bytes(bytes))
+        },
+        heap: || {
+            Some(mirage_runtime::Heap {
+                size: None,
+                used: sys::heap::used(),
+            })
+        },
+    });
+    // Best effort: where it cannot be raised, the default limit stays.
+    let _ = sys::raise_open_files_limit();
 }
 
 #[cfg(test)]

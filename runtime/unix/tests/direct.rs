@@ -5,97 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::{image, Process};
-
-/// A `Netns` is a network namespace with a tap device `tap0` at 10.0.0.1/24, deleted (with
-/// everything in it) when dropped.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// `create()` is a fresh namespace, or `None` (after saying why) where they are refused.
-    fn create() -> Option<Netns> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "mirage-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let added = Command::new("ip").args(["netns", "add", &name]).output();
-        match added {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED: network namespaces are refused here (`ip netns add`: {})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                return None;
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run `ip` ({e}); install iproute2");
-                return None;
-            }
-        }
-        let ns = Netns { name };
-        for cmd in [
-            "ip link set lo up",
-            "ip tuntap add mode tap tap0",
-            "ip addr add 10.0.0.1/24 dev tap0",
-            "ip link set tap0 up",
-        ] {
-            let out = ns
-                .exec(&cmd.split(' ').collect::<Vec<_>>())
-                .output()
-                .unwrap();
-            if !out.status.success() {
-                eprintln!(
-                    "SKIPPED: cannot make a tap device in a namespace (`{cmd}`: {})",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                return None;
-            }
-        }
-        Some(ns)
-    }
-
-    /// `exec(args)` is a command running inside the namespace.
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).args(args);
-        cmd
-    }
-
-    /// `until_ok(args, within)` runs `args` in the namespace until it succeeds; its output.
-    fn until_ok(&self, args: &[&str], within: Duration, server: &mut Process) -> Vec<u8> {
-        let start = Instant::now();
-        loop {
-            let out = self.exec(args).output().unwrap();
-            if out.status.success() {
-                return out.stdout;
-            }
-            assert!(server.is_running(), "the unikernel exited");
-            assert!(
-                start.elapsed() < within,
-                "{args:?} kept failing: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
+use common::{image, raw, Netns, Process};
 
 /// `boot(ns, image, args)` runs `image` inside `ns` on tap0.
 fn boot(ns: &Netns, image: &std::path::Path, args: &[&str]) -> Process {
@@ -146,6 +59,30 @@ fn conduit_server_on_the_direct_stack_answers_curl_and_ping() {
         codes.lines().filter(|c| *c == "200").count(),
         1000,
         "{codes}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A header too large: 431, delivered while curl is still sending, then the close.
+    let big = format!("X-Big: {}", "a".repeat(64 * 1024));
+    let out = ns
+        .exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &big,
+            "http://10.0.0.2:8080/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        b"431",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let log = server.stop();
@@ -247,4 +184,129 @@ fn a_bad_port_exits_64_before_the_tap_is_opened() {
     );
     assert!(err.contains("tap0"), "{err}");
     assert!(holder.is_running(), "{}", holder.stop());
+}
+
+/// `heap_in_use(log)` is every "heap: N ... bytes in use" the direct stack logged (at debug
+/// level, each time its last connection went), in order.
+fn heap_in_use(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once("heap: ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_syn_flood_leaves_conduit_server_answering_and_gives_its_memory_back() {
+    let image = image("conduit_server", &["--net=direct"]);
+    let Some(ns) = Netns::create() else { return };
+    let mut server = boot(
+        &ns,
+        &image,
+        &[
+            "--ipv4=10.0.0.2/24",
+            "--port=8080",
+            "--logs=debug",
+            "--tcp-handshake-timeout=3",
+            // Fewer sockets than SYNs, as a fixed heap gives: the flood must evict.
+            "--tcp-connections=1000",
+        ],
+    );
+    let curl = ["curl", "-sS", "--max-time", "2", "http://10.0.0.2:8080/"];
+    let body = ns.until_ok(&curl, Duration::from_secs(20), &mut server);
+    assert_eq!(body, b"hello mirage world!\n");
+    std::thread::sleep(Duration::from_millis(600));
+    let sent = raw::syn_flood(&ns.name, Ipv4Addr::new(10, 0, 0, 2), 8080, 5000);
+    assert_eq!(sent, 5000);
+    // At once, a normal client is answered within 2 s.
+    let started = Instant::now();
+    let out = ns.exec(&curl).output().unwrap();
+    assert_eq!(out.stdout, b"hello mirage world!\n", "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // After the handshake timeout, the half-open connections' memory is back.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(server.is_running());
+    let out = ns.exec(&curl).output().unwrap();
+    assert_eq!(out.stdout, b"hello mirage world!\n", "{out:?}");
+    std::thread::sleep(Duration::from_millis(600));
+    let log = server.stop();
+    assert!(
+        log.contains("half-open connections to admit new ones"),
+        "{log}"
+    );
+    let heap = heap_in_use(&log);
+    assert!(heap.len() >= 2, "{log}");
+    let (before, after) = (heap[0], heap[heap.len() - 1]);
+    assert!(
+        after * 10 <= before * 11,
+        "heap in use: {before} bytes before the flood, {after} after: {heap:?}"
+    );
+}
+
+#[test]
+fn two_images_started_alike_choose_different_initial_sequence_numbers() {
+    let image = image("conduit_server", &["--net=direct"]);
+    let Some(ns) = Netns::create() else { return };
+    let mut isns = Vec::new();
+    for _ in 0..2 {
+        let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=8080"]);
+        let curl = ["curl", "-sS", "--max-time", "2", "http://10.0.0.2:8080/"];
+        ns.until_ok(&curl, Duration::from_secs(20), &mut server);
+        let isn = raw::initial_sequence(
+            &ns.name,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            8080,
+        );
+        isns.push(isn.expect("a SYN-ACK"));
+        server.stop();
+    }
+    assert_ne!(
+        isns[0], isns[1],
+        "the same 4-tuple, the same sequence number"
+    );
+}
+
+#[test]
+fn network_reassembles_fragments_for_ping_and_udp() {
+    let image = image("network", &[]);
+    let Some(ns) = Netns::create() else { return };
+    let mut server = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=7"]);
+    ns.until_ok(
+        &["ping", "-c", "1", "-W", "2", "10.0.0.2"],
+        Duration::from_secs(20),
+        &mut server,
+    );
+    // 3,000 bytes of ICMP payload: three fragments each way.
+    let out = ns
+        .exec(&[
+            "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "3000", "10.0.0.2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3008 bytes from 10.0.0.2"), "{text}");
+    assert!(text.contains(" 0% packet loss"), "{text}");
+    // A 4,000-byte UDP datagram echoed whole.
+    let echo = "head -c 4000 /dev/urandom > \"$1\"; exec 3<>/dev/udp/10.0.0.2/7; \
+                cat \"$1\" >&3; timeout 3 head -c 4000 <&3 | cmp - \"$1\"";
+    let sample = std::env::temp_dir().join(format!("{}.udp", ns.name));
+    let sample = sample.to_string_lossy().into_owned();
+    let out = ns
+        .exec(&["bash", "-c", echo, "echo", &sample])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&sample);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.is_running());
 }

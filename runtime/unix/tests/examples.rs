@@ -31,7 +31,7 @@ fn output_in(image: &Path, dir: &Path) -> String {
 }
 
 #[test]
-fn kv_ro_reads_the_same_bytes_from_crunch_passthrough_and_tar() {
+fn kv_ro_reads_the_same_bytes_from_crunch_passthrough_tar_and_fat() {
     let dir = common::root().join("examples/kv_ro");
     let crunch = output_in(&example("kv_ro"), &dir);
     assert!(crunch.contains("INF [kv_ro] secret ("), "{crunch}");
@@ -41,20 +41,35 @@ fn kv_ro_reads_the_same_bytes_from_crunch_passthrough_and_tar() {
         passthrough, crunch,
         "passthrough reads what crunch embedded"
     );
-
-    // tar: the store is t.tar beside the image's working directory.
-    let scratch = common::work_dir().join("kv_ro-tar");
-    std::fs::create_dir_all(&scratch).unwrap();
-    common::run(
-        Command::new("tar")
-            .arg("-C")
-            .arg(dir.join("t"))
-            .arg("-cf")
-            .arg(scratch.join("t.tar"))
-            .args(["secret", "subdir"]),
-    );
-    let tar = output_in(&common::image("kv_ro", &["--kv_ro=tar"]), &scratch);
-    assert_eq!(tar, crunch, "tar reads what crunch embedded");
+    // tar and fat: the build's disk image (t.tar, t.fat) beside the image, found there
+    // whatever the working directory.
+    let elsewhere = std::env::temp_dir();
+    for store in ["tar", "fat"] {
+        let flag = format!("--kv_ro={store}");
+        let scratch = common::work_dir().join(format!("kv_ro-{store}"));
+        let image = common::image_beside_disks("kv_ro", &[&flag], &scratch);
+        assert!(scratch.join(format!("t.{store}")).is_file());
+        let out = output_in(&image, &elsewhere);
+        assert_eq!(out, crunch, "{store} reads what crunch embedded");
+        // The disk is opened read-only: a read-only file serves too.
+        let disk = scratch.join(format!("t.{store}"));
+        let mut perms = std::fs::metadata(&disk).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&disk, perms).unwrap();
+        assert_eq!(
+            output_in(&image, &elsewhere),
+            crunch,
+            "{store}, read-only disk"
+        );
+        std::fs::remove_file(&disk).unwrap();
+        let missing = Command::new(&image).current_dir(&scratch).output().unwrap();
+        assert_eq!(missing.status.code(), Some(1));
+        let err = text(&missing.stderr);
+        assert!(
+            err.contains(&disk.display().to_string()),
+            "a missing disk is named with its full path: {err}"
+        );
+    }
 }
 
 #[test]

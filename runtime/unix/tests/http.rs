@@ -102,14 +102,15 @@ fn malformed_requests_get_400_and_the_server_keeps_serving() {
     let mut s = TcpStream::connect(addr).unwrap();
     let (status, _) = exchange(
         &mut s,
-        b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
     );
     assert_eq!(status, 413);
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+    let request = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     assert_eq!(exchange(&mut s, request).0, 501);
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    let request =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
     assert_eq!(exchange(&mut s, request).0, 200);
     // Keep-alive and pipelining: two requests in one write, two responses in order.
     let mut s = TcpStream::connect(addr).unwrap();
@@ -175,5 +176,70 @@ fn a_slow_client_sending_a_byte_a_second_is_served_and_blocks_no_one() {
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
     assert!(got.contains("Connection: close"), "{got}");
     assert!(got.ends_with("hello mirage world!\n"), "{got}");
+    assert!(server.is_running());
+}
+
+/// Requests that must each get one 400 (or the status given) and a close, over real sockets:
+/// the unit tests' smuggling corpus, in brief.
+const SMUGGLING: &[(&[u8], u16)] = &[
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
+];
+
+#[test]
+fn the_smuggling_corpus_gets_one_response_and_a_close() {
+    let (mut server, port) = serve("conduit_server");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    for (request, status) in SMUGGLING {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // A well-formed request right behind: it must not be answered.
+        s.write_all(request).unwrap();
+        let _ = s.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{:?}: {text}",
+            String::from_utf8_lossy(request)
+        );
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+        assert!(text.contains("Connection: close"), "{text}");
+    }
+    assert!(server.is_running());
+}
+
+#[test]
+fn a_client_rejected_with_431_gets_the_response_and_the_close_without_stalling() {
+    let (mut server, port) = serve("conduit_server");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A 256 KiB header, sent whole before reading, as a naive client does: more than the
+    // server reads before it decides, and more than the kernel buffers alone would take.
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    s.write_all(head.as_bytes())
+        .expect("the server kept reading");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("a close, not a reset");
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    assert!(text.contains("Connection: close"), "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(server.is_running());
 }

@@ -42,16 +42,7 @@ pub(crate) fn civil_to_unix(
     minute: u8,
     second: u8,
 ) -> i64 {
-    // Days from 1970-01-01, counting years from March so that February is last.
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+    mirage_devices::Timestamp::from_utc(year, month, day, hour, minute, second).secs
 }
 
 #[cfg(test)]

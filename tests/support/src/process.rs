@@ -141,3 +141,21 @@ impl Drop for Process {
 pub fn run(cmd: &mut Command, deadline: Duration) -> Finished {
     Process::spawn(cmd).wait(deadline)
 }
+
+/// `wrk_errors(report)` is the errors a `wrk` report counts: connect, read, write and timeout
+/// errors, and responses other than 2xx or 3xx.
+pub fn wrk_errors(report: &str) -> u64 {
+    let mut errors = 0;
+    for line in report.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    errors
+}

@@ -98,12 +98,33 @@ fn cli() -> Command {
             .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help("Write into DIR even if it holds files no render of this unikernel wrote, overwriting those the crate needs"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
             .arg(Arg::new("unikernel-dir").long("unikernel-dir").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The unikernel's directory (default: the folder above the plan's plans/)")))
+        .subcommand(Command::new("disks")
+            .about("Make the disk images a plan's stores read (DIR.tar, DIR.fat), deterministically, from the unikernel's folders")
+            .long_about("Make the disk images a plan's stores over block devices read: for `tar_archive(\"DIR\")` the tar archive DIR.tar, for `fat_image(\"DIR\")` the FAT filesystem DIR.fat, of the files crunch would embed (sorted, fixed times, owners and volume id: the same folder gives the same bytes). A unix image finds them beside itself; a Solo5 tender attaches them with --block:DIR=FILE.")
+            .arg(Arg::new("plan").required(true).value_name("PLAN").value_parser(clap::value_parser!(PathBuf)).help("A plan file, e.g. examples/kv_ro/plans/unix.json"))
+            .arg(Arg::new("output").short('o').long("output").required(true).value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The folder to write the images to"))
+            .arg(Arg::new("unikernel-dir").long("unikernel-dir").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The unikernel's directory (default: the folder above the plan's plans/)")))
         .subcommand(Command::new("clean")
             .about("Remove a unikernel's local state and built images (.mirage-nix/, dist/); committed plans stay")
             .arg(args::dir_arg()))
         .subcommand(Command::new("targets").about("List the targets images can be built for"))
         .subcommand(Command::new("catalogue").about("List the built-in signatures, constructors (with the targets they exist on) and keys"))
         .subcommand(Command::new("schema").about("Print the JSON Schema of plans"))
+}
+
+/// `plan_and_unikernel(m)` is the plan named by `m`'s `plan` argument and the unikernel's
+/// directory: `--unikernel-dir`, else the folder above the plan's `plans/`.
+fn plan_and_unikernel(m: &clap::ArgMatches) -> Result<(mirage_nix::plan::Plan, PathBuf), Failure> {
+    let plan_path = m.get_one::<PathBuf>("plan").expect("required");
+    let plan = ops::read_plan(plan_path)?;
+    let unikernel = match m.get_one::<PathBuf>("unikernel-dir") {
+        Some(d) => d.clone(),
+        None => plan_path
+            .parent()
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    Ok((plan, unikernel))
 }
 
 fn run(argv: &[String]) -> Result<ExitCode, Failure> {
@@ -127,17 +148,21 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
     }
     let matches = cli().try_get_matches_from(argv)?;
     match matches.subcommand().expect("a subcommand is required") {
+        ("disks", m) => {
+            let (plan, unikernel) = plan_and_unikernel(m)?;
+            let out = m.get_one::<PathBuf>("output").expect("required");
+            let written = ops::write_disks(&plan, &unikernel, out)?;
+            for path in &written {
+                eprintln!("wrote {}", path.display());
+            }
+            if written.is_empty() {
+                eprintln!("{} for {} reads no disk image", plan.name, plan.target);
+            }
+        }
         ("render", m) => {
+            let (plan, unikernel) = plan_and_unikernel(m)?;
             let plan_path = m.get_one::<PathBuf>("plan").expect("required");
             let out = m.get_one::<PathBuf>("output").expect("required");
-            let plan = ops::read_plan(plan_path)?;
-            let unikernel = match m.get_one::<PathBuf>("unikernel-dir") {
-                Some(d) => d.clone(),
-                None => plan_path
-                    .parent()
-                    .and_then(Path::parent)
-                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-            };
             let roots = Roots {
                 mirage: ops::mirage_root(
                     m.get_one::<PathBuf>("mirage-root").map(PathBuf::as_path),

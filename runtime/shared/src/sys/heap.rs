@@ -21,3 +21,18 @@ pub unsafe fn init(start: u64, end: u64) {
     #[cfg(not(any(mirage_xen_image, mirage_solo5_image)))]
     let _ = (start, end);
 }
+
+/// `stats()` is the heap's size and the bytes allocated from it, in an image (`None` in host
+/// builds, whose allocator is std's).
+pub fn stats() -> Option<mirage_runtime::Heap> {
+    #[cfg(any(mirage_xen_image, mirage_solo5_image))]
+    {
+        let heap = HEAP.lock();
+        Some(mirage_runtime::Heap {
+            size: Some(heap.size()),
+            used: heap.used(),
+        })
+    }
+    #[cfg(not(any(mirage_xen_image, mirage_solo5_image)))]
+    None
+}

@@ -1,7 +1,9 @@
 //! The system calls the safe API needs and std does not offer: `poll(2)`, unbuffered `read(2)`
-//! on a borrowed descriptor, `O_NONBLOCK`, and the TUN/TAP `ioctl(2)`s.
+//! on a borrowed descriptor, `O_NONBLOCK`, the TUN/TAP `ioctl(2)`s, `RLIMIT_NOFILE`, and the
+//! counting global allocator.
 #![allow(unsafe_code)]
 
+pub(crate) mod heap;
 mod tap;
 
 pub(crate) use tap::{mtu, open_tap};
@@ -82,4 +84,26 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `raise_open_files_limit()` lifts the soft limit on open descriptors to the hard one, so that
+/// a server's connections are bounded by its own budget rather than by the default soft limit
+/// (often 1024); it returns the limit now in force.
+pub(crate) fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` to the pointer, which is valid for writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit reads one `rlimit` from the pointer, which is valid for reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
 }

@@ -2,11 +2,14 @@
 //! that clean up after themselves, and an HTTP client on raw sockets.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -114,6 +117,39 @@ pub fn image(example: &str, configure: &[&str]) -> PathBuf {
     kept
 }
 
+/// `image_beside_disks(example, configure, dir)` is the unix image of `example` (as
+/// [`image`] builds it) copied into `dir`, with the disk images its plan reads made beside it
+/// by `mirage-nix disks`, as the build lays them out.
+pub fn image_beside_disks(example: &str, configure: &[&str], dir: &Path) -> PathBuf {
+    let built = image(example, configure);
+    std::fs::create_dir_all(dir).unwrap();
+    let plan = work_dir().join(format!(
+        "{}.disks.json",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    let mut args = vec!["query", "plan", "-t", "unix"];
+    args.extend_from_slice(configure);
+    let unikernel = root().join("examples").join(example);
+    let unikernel_arg = unikernel.to_string_lossy().into_owned();
+    args.push(&unikernel_arg);
+    std::fs::write(&plan, mirage_nix(&args).stdout).unwrap();
+    let (plan_arg, dir_arg) = (
+        plan.to_string_lossy().into_owned(),
+        dir.to_string_lossy().into_owned(),
+    );
+    mirage_nix(&[
+        "disks",
+        &plan_arg,
+        "-o",
+        &dir_arg,
+        "--unikernel-dir",
+        &unikernel_arg,
+    ]);
+    let copy = dir.join(example);
+    std::fs::copy(&built, &copy).unwrap();
+    copy
+}
+
 /// A `Process` is a child killed and reaped when the guard is dropped, whatever happens.
 pub struct Process {
     child: Child,
@@ -128,6 +164,11 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
         Process { child }
+    }
+
+    /// `id()` is the process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// `is_running()` is true until the process exits.
@@ -220,4 +261,154 @@ pub fn curl(args: &[&str]) -> Vec<u8> {
         .args(["-sS", "--max-time", "20"])
         .args(args))
     .stdout
+}
+
+/// A `Netns` is a network namespace with a tap device `tap0` at 10.0.0.1/24, deleted (with
+/// everything in it) when dropped.
+pub struct Netns {
+    /// The namespace's name, as `ip netns` knows it.
+    pub name: String,
+}
+
+impl Netns {
+    /// `create()` is a fresh namespace, or `None` (after saying why) where they are refused.
+    pub fn create() -> Option<Netns> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "mirage-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let added = Command::new("ip").args(["netns", "add", &name]).output();
+        match added {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: network namespaces are refused here (`ip netns add`: {})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run `ip` ({e}); install iproute2");
+                return None;
+            }
+        }
+        let ns = Netns { name };
+        for cmd in [
+            "ip link set lo up",
+            "ip tuntap add mode tap tap0",
+            "ip addr add 10.0.0.1/24 dev tap0",
+            "ip link set tap0 up",
+        ] {
+            let out = ns
+                .exec(&cmd.split(' ').collect::<Vec<_>>())
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                eprintln!(
+                    "SKIPPED: cannot make a tap device in a namespace (`{cmd}`: {})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+        }
+        Some(ns)
+    }
+
+    /// `exec(args)` is a command running inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).args(args);
+        cmd
+    }
+
+    /// `until_ok(args, within)` runs `args` in the namespace until it succeeds; its output.
+    pub fn until_ok(&self, args: &[&str], within: Duration, server: &mut Process) -> Vec<u8> {
+        let start = Instant::now();
+        loop {
+            let out = self.exec(args).output().unwrap();
+            if out.status.success() {
+                return out.stdout;
+            }
+            assert!(server.is_running(), "the unikernel exited");
+            assert!(
+                start.elapsed() < within,
+                "{args:?} kept failing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// `rss_kib(pid)` is the resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `cpu_ticks(pid)` is the processor time process `pid` has used (user and system), in clock
+/// ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// What one `wrk` run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Requests per second.
+    pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Connect, read, write and timeout errors, and non-2xx responses.
+    pub errors: u64,
+}
+
+/// `wrk(cmd_prefix, url, connections, seconds)` runs `wrk` (one thread) against `url`, inside
+/// `ns` if given, and reads its report.
+pub fn wrk(ns: Option<&Netns>, url: &str, connections: u32, seconds: u32) -> Load {
+    let (c, d, t) = (
+        connections.to_string(),
+        format!("{seconds}s"),
+        format!("{}s", seconds + 5),
+    );
+    let args = ["wrk", "-t1", "-c", &c, "-d", &d, "--timeout", &t, url];
+    let out = match ns {
+        Some(ns) => run(&mut ns.exec(&args)),
+        None => run(Command::new(args[0]).args(&args[1..])),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's report:\n{text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{text}"));
+    let errors = mirage_test_support::process::wrk_errors(&text);
+    Load {
+        rps,
+        requests,
+        errors,
+    }
 }

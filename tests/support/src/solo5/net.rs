@@ -130,11 +130,18 @@ pub fn segment(f: &[u8], port: u16) -> Option<Segment> {
 /// the TCP connection, sends the request, acknowledges the response and closes. It returns
 /// whether ARP and the handshake succeeded, and the response's bytes.
 pub fn http_get(host: &UnixDatagram) -> (bool, bool, Vec<u8>) {
+    http_get_path(host, "/")
+}
+
+/// `http_get_path(host, path)` is [`http_get`] of `path` instead of `/`.
+pub fn http_get_path(host: &UnixDatagram, path: &str) -> (bool, bool, Vec<u8>) {
     host.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
 
-    // ARP, then a TCP handshake, GET / and the response until the server's FIN.
-    let request = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n";
+    // ARP, then a TCP handshake, GET PATH and the response until the server's FIN.
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n").into_bytes();
+    let request = request.as_slice();
     let iss = 1000u32;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut arp_reply = false;
