@@ -33,6 +33,30 @@ fn time(runs: usize, mut f: impl FnMut()) -> Duration {
     )
 }
 
+/// Copies a unikernel's config and the folders it may embed (all but its crate's and the
+/// build's) into `to`.
+fn copy_config(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        let kind = e.file_type().unwrap();
+        if kind.is_file() && name == "unikernel.toml" {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        } else if kind.is_dir()
+            && !["src", "target", "plans", ".mirage-nix"].contains(&name.to_str().unwrap_or(""))
+        {
+            copy_config(&e.path(), &to.join(&name));
+            for f in std::fs::read_dir(e.path()).unwrap() {
+                let f = f.unwrap();
+                if f.file_type().unwrap().is_file() {
+                    std::fs::copy(f.path(), to.join(&name).join(f.file_name())).unwrap();
+                }
+            }
+        }
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
 }
@@ -79,8 +103,7 @@ fn main() {
             });
             let process = if binary.is_file() {
                 let copy = scratch.join(&name);
-                std::fs::create_dir_all(&copy).unwrap();
-                std::fs::copy(dir.join("unikernel.toml"), copy.join("unikernel.toml")).unwrap();
+                copy_config(dir, &copy);
                 let d = time(runs.min(30), || {
                     let ok = Command::new(&binary)
                         .args(["configure", "-t", target])

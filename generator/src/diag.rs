@@ -56,6 +56,21 @@ struct SourceFile {
     name: String,
     text: String,
     line_starts: Vec<usize>,
+    /// `(byte offset, characters before it)` about every [`CHECKPOINT_BYTES`], so that a
+    /// column is found in constant time however long its line is.
+    checkpoints: Vec<(usize, usize)>,
+}
+
+/// How far apart [`SourceFile::checkpoints`] are.
+const CHECKPOINT_BYTES: usize = 4096;
+
+impl SourceFile {
+    /// How many characters come before the byte `offset` (a character boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        let i = self.checkpoints.partition_point(|&(at, _)| at <= offset) - 1;
+        let (at, before) = self.checkpoints[i];
+        before + self.text[at..offset].chars().count()
+    }
 }
 
 /// A resolved position: the file name and 1-based line and column.
@@ -82,10 +97,17 @@ impl SourceMap {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let mut checkpoints = vec![(0, 0)];
+        for (chars, (at, _)) in text.char_indices().enumerate() {
+            if at >= checkpoints.last().map_or(0, |c| c.0) + CHECKPOINT_BYTES {
+                checkpoints.push((at, chars));
+            }
+        }
         self.files.push(SourceFile {
             name: name.into(),
             text,
             line_starts,
+            checkpoints,
         });
         FileId(self.files.len() as u32 - 1)
     }
@@ -103,10 +125,13 @@ impl SourceMap {
     /// The `file:line:column` of the start of a span.
     pub fn location(&self, span: Span) -> Location {
         let file = &self.files[span.file.0 as usize];
-        let offset = (span.start as usize).min(file.text.len());
+        let mut offset = (span.start as usize).min(file.text.len());
+        while !file.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let line = file.line_starts.partition_point(|&s| s <= offset) - 1;
         let line_start = file.line_starts[line];
-        let column = file.text[line_start..offset].chars().count() + 1;
+        let column = file.chars_before(offset) - file.chars_before(line_start) + 1;
         Location {
             file: file.name.clone(),
             line: line + 1,
@@ -291,6 +316,22 @@ mod tests {
         let f = sm.add("u.toml", "a = 1\nbb = \"x\"\n");
         let loc = sm.location(Span::new(f, 11..14));
         assert_eq!(loc.to_string(), "u.toml:2:6");
+        // Columns count characters, on lines of any length, in constant time.
+        let long = format!("x = \"{}é{}\"\ny", "a".repeat(10_000), "b".repeat(10_000));
+        let g = sm.add("long.toml", long.clone());
+        let at = long.find('b').unwrap();
+        assert_eq!(sm.location(Span::new(g, at..at)).column, 10_007);
+        let end = long.len() - 1;
+        assert_eq!(
+            sm.location(Span::new(g, end..end)).to_string(),
+            "long.toml:2:1"
+        );
+        let e = long.find('é').unwrap() + 1;
+        assert_eq!(
+            sm.location(Span::new(g, e..e)).column,
+            10_006,
+            "not a char boundary"
+        );
     }
 
     #[test]

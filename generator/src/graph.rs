@@ -9,11 +9,24 @@
 //! **Sharing.** Nodes are hash-consed: two structurally equal applications are one node, as
 //! are all uses of a named device. The graph is therefore a DAG and one device is connected
 //! once however many users it has (Functoria's invariant, here enforced by construction in
-//! [`Builder::intern`], the only place nodes are created).
+//! `Builder::intern`, the only place nodes are created). Applications are memoised too: a
+//! constructor applied to the same arguments is elaborated once, so a body that uses the
+//! previous level twice (a diamond of constructors) costs one elaboration per level, not
+//! two to the power of the depth.
+//!
+//! **Depth.** Elaboration is a loop over an explicit stack of tasks, never a recursion, so a
+//! chain of 100,000 named devices or an expression nested 100,000 deep elaborates in time and
+//! memory linear in its size, whatever the thread's stack.
+//!
+//! **Every declaration is checked.** Named devices that `main` does not use are elaborated
+//! too, and constructors of the unikernel that nothing applies are elaborated once with
+//! stand-ins for their parameters, so an unknown name, a type error or a cycle is reported
+//! wherever it is declared.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 
-use crate::config::{Body, Config, Constructor, Expr, Literal, ParamType};
+use crate::config::{Body, Config, Constructor, Expr, ExprRef, Literal, ParamType, Part};
 use crate::diag::{did_you_mean, Diagnostic, Report, Span};
 use crate::key::KeyValue;
 
@@ -110,20 +123,12 @@ impl Graph {
 
 /// Builds and type-checks the graph of a configuration.
 pub fn build(config: &Config) -> Result<Graph, Report> {
-    let mut b = Builder {
-        config,
-        graph: Graph::default(),
-        index: HashMap::new(),
-        named: HashMap::new(),
-        named_stack: Vec::new(),
-        ctor_stack: Vec::new(),
-        diags: Vec::new(),
-    };
+    let mut b = Builder::new(config);
     let main = &config.main;
     let origin = main.span;
     let mut deps = Vec::new();
     if let Some(r) = &main.reporter {
-        if let Some(id) = b.device(r, &mut None, origin, "the log reporter") {
+        if let Some(id) = b.device(r, origin, What::Reporter) {
             b.expect_signature(
                 id,
                 "reporter",
@@ -135,7 +140,7 @@ pub fn build(config: &Config) -> Result<Graph, Report> {
         }
     }
     for d in &main.deps {
-        if let Some(id) = b.device(d, &mut None, origin, "a dependency of main") {
+        if let Some(id) = b.device(d, origin, What::MainDep) {
             deps.push(id);
         }
     }
@@ -163,14 +168,13 @@ pub fn build(config: &Config) -> Result<Graph, Report> {
     }
     let mut args = Vec::new();
     for (i, a) in main.args.iter().enumerate() {
-        let what = format!("argument {} of main", i + 1);
-        if let Some(id) = b.device(a, &mut None, origin, &what) {
+        if let Some(id) = b.device(a, origin, What::MainArg(i)) {
             if let Some((sig, _)) = main.signature.get(i) {
                 b.expect_signature(
                     id,
                     sig,
                     a.span(),
-                    &what,
+                    &What::MainArg(i).to_string(),
                     &format!("main's signature says argument {} is a `{sig}`", i + 1),
                 );
             }
@@ -178,6 +182,7 @@ pub fn build(config: &Config) -> Result<Graph, Report> {
         }
     }
     b.graph.main = MainNode { args, deps };
+    b.check_unused();
     if b.diags.is_empty() {
         Ok(b.graph)
     } else {
@@ -188,32 +193,147 @@ pub fn build(config: &Config) -> Result<Graph, Report> {
     }
 }
 
-/// A name bound in a constructor's body.
-#[derive(Clone, Debug)]
+/// What an elaborated name is bound to: a device node or a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Bound {
     Device(NodeId),
     Value(Literal),
 }
 
+/// What an expression that must be a device is, for messages.
+#[derive(Clone, Copy, Debug)]
+enum What<'c> {
+    Reporter,
+    MainDep,
+    MainArg(usize),
+    Local(&'c str),
+    Named(&'c str),
+    CtorDep(&'c str),
+    Case(usize, &'c str),
+}
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            What::Reporter => f.write_str("the log reporter"),
+            What::MainDep => f.write_str("a dependency of main"),
+            What::MainArg(i) => write!(f, "argument {} of main", i + 1),
+            What::Local(name) => write!(f, "local device `{name}`"),
+            What::Named(name) => write!(f, "device `{name}`"),
+            What::CtorDep(ctor) => write!(f, "a dependency of `{ctor}`"),
+            What::Case(i, ctor) => write!(f, "case {} of `{ctor}`", i + 1),
+        }
+    }
+}
+
 /// The names visible inside one constructor application.
 struct Scope<'c> {
     ctor: &'c Constructor,
-    params: BTreeMap<String, Bound>,
-    lets: BTreeMap<String, NodeId>,
-    let_stack: Vec<String>,
+    params: BTreeMap<&'c str, Bound>,
+    /// Local devices elaborated so far (`None` when one failed, already reported).
+    lets: BTreeMap<&'c str, Option<NodeId>>,
+    /// Local devices being elaborated, innermost last, for cycles.
+    let_stack: Vec<&'c str>,
+    /// The same names, to find a cycle in constant time.
+    let_active: HashSet<&'c str>,
 }
 
+/// Index of a [`Scope`] on the builder's scope stack; `None` is the top level.
+type ScopeId = Option<usize>;
+
+/// One step of elaboration. Every `Eval` pushes exactly one value on the value stack (`None`
+/// when it failed, with the reason already reported); the other steps consume the values of
+/// the steps they were scheduled after.
+enum Task<'c> {
+    /// Elaborates an expression in a scope.
+    Eval {
+        e: ExprRef<'c>,
+        scope: ScopeId,
+        origin: Span,
+    },
+    /// Keeps the value on top if it is a device, else reports that `what` must be one.
+    ExpectDevice { span: Span, what: What<'c> },
+    /// A local device of the scope was elaborated.
+    LetDone { scope: usize, name: &'c str },
+    /// A named device was elaborated.
+    NamedDone { name: &'c str },
+    /// The arguments of an application are on the value stack.
+    Applied {
+        ctor: &'c Constructor,
+        call: ExprRef<'c>,
+        origin: Span,
+    },
+    /// The body of an application (its dependencies or cases) is on the value stack.
+    BodyDone {
+        ctor: &'c Constructor,
+        values: Vec<(String, Literal)>,
+        devs: Vec<NodeId>,
+        origin: Span,
+        memo: (&'c str, Vec<Bound>),
+    },
+}
+
+#[derive(Clone)]
 struct Builder<'c> {
     config: &'c Config,
     graph: Graph,
     index: HashMap<NodeKind, NodeId>,
-    named: HashMap<String, NodeId>,
-    named_stack: Vec<(String, Span)>,
-    ctor_stack: Vec<String>,
+    /// Named devices elaborated (`None` when one failed, already reported).
+    named: HashMap<&'c str, Option<NodeId>>,
+    /// Named devices being elaborated, with where each was used, innermost last.
+    named_stack: Vec<(&'c str, Span)>,
+    named_active: HashMap<&'c str, usize>,
+    /// Constructors whose bodies are being elaborated, innermost last.
+    ctor_stack: Vec<&'c str>,
+    ctor_active: HashSet<&'c str>,
+    /// Applications elaborated, by constructor and arguments.
+    applied: HashMap<(&'c str, Vec<Bound>), Option<NodeId>>,
+    /// Constructors whose bodies were elaborated at least once.
+    elaborated: HashSet<&'c str>,
     diags: Vec<Diagnostic>,
 }
 
+/// The mutable state of one run of the elaboration loop.
+#[derive(Default)]
+struct Run<'c> {
+    tasks: Vec<Task<'c>>,
+    values: Vec<Option<Bound>>,
+    scopes: Vec<Scope<'c>>,
+}
+
+impl<'c> Run<'c> {
+    /// Schedules the elaboration of `e` in `scope`, which must give a device (`what` says
+    /// which, for the message when it does not).
+    fn device(&mut self, e: &'c Expr, scope: ScopeId, origin: Span, what: What<'c>) {
+        self.tasks.push(Task::ExpectDevice {
+            span: e.span(),
+            what,
+        });
+        self.tasks.push(Task::Eval {
+            e: e.root(),
+            scope,
+            origin,
+        });
+    }
+}
+
 impl<'c> Builder<'c> {
+    fn new(config: &'c Config) -> Builder<'c> {
+        Builder {
+            config,
+            graph: Graph::default(),
+            index: HashMap::new(),
+            named: HashMap::new(),
+            named_stack: Vec::new(),
+            named_active: HashMap::new(),
+            ctor_stack: Vec::new(),
+            ctor_active: HashSet::new(),
+            applied: HashMap::new(),
+            elaborated: HashSet::new(),
+            diags: Vec::new(),
+        }
+    }
+
     /// Returns the node for `kind`, creating it on first use: the one place sharing is kept.
     fn intern(&mut self, kind: NodeKind, signature: &str, origin: Span) -> NodeId {
         if let Some(&id) = self.index.get(&kind) {
@@ -240,131 +360,256 @@ impl<'c> Builder<'c> {
         }
     }
 
-    /// Elaborates an expression that must denote a device.
-    fn device(
-        &mut self,
-        e: &Expr,
-        scope: &mut Option<Scope<'c>>,
-        origin: Span,
-        what: &str,
-    ) -> Option<NodeId> {
-        match self.expr(e, scope, origin)? {
-            Bound::Device(id) => Some(id),
-            Bound::Value(v) => {
-                self.diags.push(
-                    Diagnostic::error("type-mismatch", e.span(), format!("{what} must be a device, but `{v}` is a {}", v.type_name()))
-                        .with_help("pass a device expression such as `default_console` or `generic_kv_ro(\"t\")`"),
-                );
-                None
+    /// Elaborates a top-level expression that must denote a device.
+    fn device(&mut self, e: &'c Expr, origin: Span, what: What<'c>) -> Option<NodeId> {
+        let mut run = Run::default();
+        run.device(e, None, origin, what);
+        self.run(run)
+    }
+
+    /// Runs the elaboration loop until its tasks are done, and returns the one value left.
+    fn run(&mut self, mut run: Run<'c>) -> Option<NodeId> {
+        while let Some(task) = run.tasks.pop() {
+            self.step(task, &mut run);
+        }
+        debug_assert!(run.values.len() == 1 && run.scopes.is_empty());
+        match run.values.pop().flatten() {
+            Some(Bound::Device(id)) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn user_visible(&self, scope: ScopeId, run: &Run<'c>) -> bool {
+        scope.is_none_or(|s| run.scopes[s].ctor.span.file == self.config.file)
+    }
+
+    fn step(&mut self, task: Task<'c>, run: &mut Run<'c>) {
+        match task {
+            Task::Eval { e, scope, origin } => self.eval(e, scope, origin, run),
+            Task::ExpectDevice { span, what } => {
+                if let Some(Some(Bound::Value(v))) = run.values.last() {
+                    self.diags.push(
+                        Diagnostic::error("type-mismatch", span, format!("{what} must be a device, but `{v}` is a {}", v.type_name()))
+                            .with_help("pass a device expression such as `default_console` or `generic_kv_ro(\"t\")`"),
+                    );
+                    *run.values.last_mut().expect("checked") = None;
+                }
+            }
+            Task::LetDone { scope, name } => {
+                let value = run.values.last().cloned().flatten();
+                let s = &mut run.scopes[scope];
+                s.let_stack.pop();
+                s.let_active.remove(name);
+                let id = match value {
+                    Some(Bound::Device(id)) => Some(id),
+                    _ => None,
+                };
+                s.lets.insert(name, id);
+            }
+            Task::NamedDone { name } => {
+                let value = run.values.last().cloned().flatten();
+                self.named_stack.pop();
+                self.named_active.remove(name);
+                let id = match value {
+                    Some(Bound::Device(id)) => Some(id),
+                    _ => None,
+                };
+                self.named.insert(name, id);
+            }
+            Task::Applied { ctor, call, origin } => self.applied(ctor, call, origin, run),
+            Task::BodyDone {
+                ctor,
+                values,
+                devs,
+                origin,
+                memo,
+            } => {
+                let n = match &ctor.body {
+                    Body::Impls { .. } => ctor.deps.len(),
+                    Body::Choose(cases) => cases.len(),
+                };
+                let results = run.values.split_off(run.values.len() - n);
+                let kind = match &ctor.body {
+                    Body::Impls { .. } => {
+                        let deps: Option<Vec<NodeId>> = results
+                            .into_iter()
+                            .map(|r| match r {
+                                Some(Bound::Device(id)) => Some(id),
+                                _ => None,
+                            })
+                            .collect();
+                        deps.map(|deps| NodeKind::Device {
+                            ctor: ctor.name.clone(),
+                            values,
+                            args: devs,
+                            deps,
+                        })
+                    }
+                    Body::Choose(cases) => {
+                        let mut out = Vec::new();
+                        for (i, (case, r)) in cases.iter().zip(results).enumerate() {
+                            let Some(Bound::Device(id)) = r else { continue };
+                            let found = &self.graph.nodes[id].signature;
+                            if *found != ctor.signature {
+                                let label = self.graph.label(id);
+                                self.diags.push(
+                                    Diagnostic::error("type-mismatch", case.use_.span(), format!("{} builds `{label}`, a `{found}`, but `{}` builds a `{}`", What::Case(i, &ctor.name), ctor.name, ctor.signature))
+                                        .with_help("every case of a choice must build a device of the choice's signature"),
+                                );
+                            } else {
+                                out.push((case.when.clone(), id));
+                            }
+                        }
+                        (out.len() == cases.len()).then(|| NodeKind::Choice {
+                            ctor: ctor.name.clone(),
+                            values,
+                            args: devs,
+                            cases: out,
+                        })
+                    }
+                };
+                self.ctor_stack.pop();
+                self.ctor_active.remove(ctor.name.as_str());
+                run.scopes.pop();
+                let id = kind.map(|k| self.intern(k, &ctor.signature, origin));
+                self.applied.insert(memo, id);
+                run.values.push(id.map(Bound::Device));
             }
         }
     }
 
-    fn user_visible(&self, scope: &Option<Scope<'c>>) -> bool {
-        scope
-            .as_ref()
-            .is_none_or(|s| s.ctor.span.file == self.config.file)
-    }
-
-    fn expr(&mut self, e: &Expr, scope: &mut Option<Scope<'c>>, origin: Span) -> Option<Bound> {
+    fn eval(&mut self, e: ExprRef<'c>, scope: ScopeId, origin: Span, run: &mut Run<'c>) {
         let origin = if e.span().file == self.config.file {
             e.span()
         } else {
             origin
         };
-        match e {
-            Expr::Literal { value, .. } => Some(Bound::Value(value.clone())),
-            Expr::Call {
-                name,
-                name_span,
-                args: None,
-                ..
-            } => {
-                if let Some(s) = scope.as_mut() {
-                    if let Some(b) = s.params.get(name) {
-                        return Some(b.clone());
-                    }
-                    if let Some(&id) = s.lets.get(name) {
-                        return Some(Bound::Device(id));
-                    }
-                    if let Some(let_expr) = s.ctor.lets.get(name) {
-                        if s.let_stack.contains(name) {
-                            let chain = s.let_stack.join(" -> ");
-                            self.diags.push(
-                                Diagnostic::error("cycle", *name_span, format!("local device `{name}` of `{}` depends on itself ({chain} -> {name})", s.ctor.name))
-                                    .with_help("a device cannot be built from itself; break the cycle"),
-                            );
-                            return None;
-                        }
-                        s.let_stack.push(name.clone());
-                        let r =
-                            self.device(let_expr, scope, origin, &format!("local device `{name}`"));
-                        let s = scope.as_mut().expect("scope is still there");
-                        s.let_stack.pop();
-                        let id = r?;
-                        s.lets.insert(name.clone(), id);
-                        return Some(Bound::Device(id));
-                    }
-                }
-                if self.user_visible(scope) {
-                    if let Some(id) = self.named_device(name, *name_span) {
-                        return id.map(Bound::Device);
-                    }
-                }
-                if let Some(ctor) = self.config.constructors.get(name) {
-                    return self
-                        .apply(ctor, &[], e.span(), scope, origin)
-                        .map(Bound::Device);
-                }
-                self.unknown(name, *name_span, scope);
-                None
+        let (name, name_span, bare) = match e.part() {
+            Part::Literal { value, .. } => {
+                run.values.push(Some(Bound::Value(value.clone())));
+                return;
             }
-            Expr::Call {
+            Part::Call {
                 name,
                 name_span,
-                args: Some(args),
-                span,
-            } => {
-                if let Some(ctor) = self.config.constructors.get(name) {
-                    return self
-                        .apply(ctor, args, *span, scope, origin)
-                        .map(Bound::Device);
-                }
-                let is_device = scope
-                    .as_ref()
-                    .is_some_and(|s| s.params.contains_key(name) || s.ctor.lets.contains_key(name))
-                    || self.config.devices.contains_key(name);
-                if is_device {
+                args,
+                ..
+            } => (name.as_str(), *name_span, args.is_none()),
+        };
+        if !bare {
+            if let Some(ctor) = self.config.constructors.get(name) {
+                return self.apply(ctor, e, origin, scope, run);
+            }
+            let is_device = scope.is_some_and(|s| {
+                let s = &run.scopes[s];
+                s.params.contains_key(name) || s.ctor.lets.contains_key(name)
+            }) || self.config.devices.contains_key(name);
+            if is_device {
+                self.diags.push(
+                    Diagnostic::error(
+                        "not-a-constructor",
+                        name_span,
+                        format!(
+                            "`{name}` is a device, not a constructor, so it takes no arguments"
+                        ),
+                    )
+                    .with_help(format!("write `{name}` without parentheses")),
+                );
+            } else {
+                self.unknown(name, name_span, scope, run);
+            }
+            run.values.push(None);
+            return;
+        }
+        if let Some(s) = scope {
+            let sc = &mut run.scopes[s];
+            if let Some(b) = sc.params.get(name) {
+                run.values.push(Some(b.clone()));
+                return;
+            }
+            if let Some(id) = sc.lets.get(name) {
+                run.values.push(id.map(Bound::Device));
+                return;
+            }
+            if let Some((let_name, let_expr)) = sc.ctor.lets.get_key_value(name) {
+                if sc.let_active.contains(name) {
+                    let chain = sc.let_stack.join(" -> ");
+                    let ctor = &sc.ctor.name;
                     self.diags.push(
-                        Diagnostic::error(
-                            "not-a-constructor",
-                            *name_span,
-                            format!(
-                                "`{name}` is a device, not a constructor, so it takes no arguments"
-                            ),
-                        )
-                        .with_help(format!("write `{name}` without parentheses")),
+                        Diagnostic::error("cycle", name_span, format!("local device `{name}` of `{ctor}` depends on itself ({chain} -> {name})"))
+                            .with_help("a device cannot be built from itself; break the cycle"),
                     );
-                } else {
-                    self.unknown(name, *name_span, scope);
+                    run.values.push(None);
+                    return;
                 }
-                None
+                sc.let_stack.push(let_name);
+                sc.let_active.insert(let_name);
+                run.tasks.push(Task::LetDone {
+                    scope: s,
+                    name: let_name,
+                });
+                run.device(let_expr, scope, origin, What::Local(let_name));
+                return;
             }
         }
+        if self.user_visible(scope, run) {
+            if let Some((dev_name, dev)) = self.config.devices.get_key_value(name) {
+                if let Some(id) = self.named.get(name) {
+                    run.values.push(id.map(Bound::Device));
+                    return;
+                }
+                if let Some(&pos) = self.named_active.get(name) {
+                    self.named_cycle(pos, name, name_span);
+                    run.values.push(None);
+                    return;
+                }
+                self.begin_named(dev_name, &dev.expr, name_span, run);
+                return;
+            }
+        }
+        if let Some(ctor) = self.config.constructors.get(name) {
+            return self.apply(ctor, e, origin, scope, run);
+        }
+        self.unknown(name, name_span, scope, run);
+        run.values.push(None);
     }
 
-    fn unknown(&mut self, name: &str, span: Span, scope: &Option<Scope<'c>>) {
+    /// Schedules the elaboration of the named device `name`, used at `use_span`.
+    fn begin_named(&mut self, name: &'c str, expr: &'c Expr, use_span: Span, run: &mut Run<'c>) {
+        self.named_active.insert(name, self.named_stack.len());
+        self.named_stack.push((name, use_span));
+        run.tasks.push(Task::NamedDone { name });
+        run.device(expr, None, expr.span(), What::Named(name));
+    }
+
+    fn named_cycle(&mut self, pos: usize, name: &str, use_span: Span) {
+        let mut chain: Vec<&str> = self.named_stack[pos..].iter().map(|(n, _)| *n).collect();
+        chain.push(name);
+        let mut d = Diagnostic::error(
+            "cycle",
+            use_span,
+            format!("device `{name}` depends on itself: {}", chain.join(" -> ")),
+        )
+        .with_help("a device cannot be built from itself; break the cycle in [devices]");
+        for (n, s) in &self.named_stack[pos..] {
+            d = d.with_note(*s, format!("`{n}` is used here"));
+        }
+        self.diags.push(d);
+    }
+
+    fn unknown(&mut self, name: &str, span: Span, scope: ScopeId, run: &Run<'c>) {
         let mut known: Vec<&str> = self
             .config
             .constructors
             .keys()
             .map(String::as_str)
             .collect();
-        if self.user_visible(scope) {
+        if self.user_visible(scope, run) {
             known.extend(self.config.devices.keys().map(String::as_str));
         }
         if let Some(s) = scope {
-            known.extend(s.params.keys().map(String::as_str));
+            let s = &run.scopes[s];
+            known.extend(s.params.keys().copied());
             known.extend(s.ctor.lets.keys().map(String::as_str));
         }
         self.diags.push(
@@ -373,53 +618,17 @@ impl<'c> Builder<'c> {
         );
     }
 
-    /// The node of a named device: `None` if there is no such name, `Some(None)` on error.
-    fn named_device(&mut self, name: &str, use_span: Span) -> Option<Option<NodeId>> {
-        let dev = self.config.devices.get(name)?;
-        if let Some(&id) = self.named.get(name) {
-            return Some(Some(id));
-        }
-        if let Some(pos) = self.named_stack.iter().position(|(n, _)| n == name) {
-            let mut chain: Vec<&str> = self.named_stack[pos..]
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect();
-            chain.push(name);
-            let mut d = Diagnostic::error(
-                "cycle",
-                use_span,
-                format!("device `{name}` depends on itself: {}", chain.join(" -> ")),
-            )
-            .with_help("a device cannot be built from itself; break the cycle in [devices]");
-            for (n, s) in &self.named_stack[pos..] {
-                d = d.with_note(*s, format!("`{n}` is used here"));
-            }
-            self.diags.push(d);
-            return Some(None);
-        }
-        self.named_stack.push((name.to_string(), use_span));
-        let r = self.device(
-            &dev.expr,
-            &mut None,
-            dev.expr.span(),
-            &format!("device `{name}`"),
-        );
-        self.named_stack.pop();
-        if let Some(id) = r {
-            self.named.insert(name.to_string(), id);
-        }
-        Some(r)
-    }
-
+    /// Schedules an application of `ctor` to the arguments of `call` (none for a bare name).
     fn apply(
         &mut self,
         ctor: &'c Constructor,
-        args: &[Expr],
-        span: Span,
-        scope: &mut Option<Scope<'c>>,
+        call: ExprRef<'c>,
         origin: Span,
-    ) -> Option<NodeId> {
-        if self.ctor_stack.iter().any(|c| c == &ctor.name) {
+        scope: ScopeId,
+        run: &mut Run<'c>,
+    ) {
+        let span = call.span();
+        if self.ctor_active.contains(ctor.name.as_str()) {
             self.diags.push(
                 Diagnostic::error(
                     "cycle",
@@ -434,8 +643,10 @@ impl<'c> Builder<'c> {
                 .with_note(ctor.span, "declared here")
                 .with_help("a constructor's body cannot apply the constructor again"),
             );
-            return None;
+            run.values.push(None);
+            return;
         }
+        let args = call.args();
         if args.len() != ctor.params.len() {
             self.diags.push(
                 Diagnostic::error(
@@ -452,24 +663,46 @@ impl<'c> Builder<'c> {
                 )
                 .with_help(format!("its type is `{}`", ctor.describe())),
             );
-            return None;
+            run.values.push(None);
+            return;
         }
+        run.tasks.push(Task::Applied { ctor, call, origin });
+        for a in args.rev() {
+            run.tasks.push(Task::Eval {
+                e: a,
+                scope,
+                origin,
+            });
+        }
+    }
+
+    /// Type-checks the arguments of an application and schedules its body, unless the same
+    /// application was elaborated before.
+    fn applied(
+        &mut self,
+        ctor: &'c Constructor,
+        call: ExprRef<'c>,
+        origin: Span,
+        run: &mut Run<'c>,
+    ) {
+        let bound = run.values.split_off(run.values.len() - ctor.params.len());
         let mut params = BTreeMap::new();
         let mut values = Vec::new();
         let mut devs = Vec::new();
+        let mut key = Vec::with_capacity(bound.len());
         let mut ok = true;
-        for (i, (p, a)) in ctor.params.iter().zip(args).enumerate() {
-            let Some(b) = self.expr(a, scope, origin) else {
+        for (i, ((p, a), b)) in ctor.params.iter().zip(call.args()).zip(bound).enumerate() {
+            let Some(b) = b else {
                 ok = false;
                 continue;
             };
-            let what = format!("argument {} (`{}`) of `{}`", i + 1, p.name, ctor.name);
             match (&p.ty, &b) {
                 (ParamType::Value(t), Bound::Value(v)) if *t == v.type_name() => {
                     values.push((p.name.clone(), v.clone()))
                 }
                 (ParamType::Device(sig), Bound::Device(id)) => {
                     let before = self.diags.len();
+                    let what = format!("argument {} (`{}`) of `{}`", i + 1, p.name, ctor.name);
                     self.expect_signature(
                         *id,
                         sig,
@@ -494,7 +727,10 @@ impl<'c> Builder<'c> {
                             "type-mismatch",
                             a.span(),
                             format!(
-                                "{what} must be a {}, but {found}",
+                                "argument {} (`{}`) of `{}` must be a {}, but {found}",
+                                i + 1,
+                                p.name,
+                                ctor.name,
                                 match expected {
                                     ParamType::Value(t) => format!("{t} value"),
                                     ParamType::Device(s) => format!("`{s}` device"),
@@ -506,65 +742,132 @@ impl<'c> Builder<'c> {
                     ok = false;
                 }
             }
-            params.insert(p.name.clone(), b);
+            key.push(b.clone());
+            params.insert(p.name.as_str(), b);
         }
         if !ok {
-            return None;
+            run.values.push(None);
+            return;
         }
-        self.ctor_stack.push(ctor.name.clone());
-        let mut inner = Some(Scope {
+        let memo = (ctor.name.as_str(), key);
+        if let Some(id) = self.applied.get(&memo) {
+            run.values.push(id.map(Bound::Device));
+            return;
+        }
+        self.begin_body(ctor, params, values, devs, origin, memo, run);
+    }
+
+    /// Schedules the body of an application whose parameters are bound.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_body(
+        &mut self,
+        ctor: &'c Constructor,
+        params: BTreeMap<&'c str, Bound>,
+        values: Vec<(String, Literal)>,
+        devs: Vec<NodeId>,
+        origin: Span,
+        memo: (&'c str, Vec<Bound>),
+        run: &mut Run<'c>,
+    ) {
+        self.elaborated.insert(&ctor.name);
+        self.ctor_stack.push(&ctor.name);
+        self.ctor_active.insert(&ctor.name);
+        run.scopes.push(Scope {
             ctor,
             params,
             lets: BTreeMap::new(),
             let_stack: Vec::new(),
+            let_active: HashSet::new(),
         });
-        let kind = match &ctor.body {
-            Body::Impls { .. } => {
-                let deps: Option<Vec<NodeId>> = ctor
-                    .deps
-                    .iter()
-                    .map(|d| {
-                        self.device(
-                            d,
-                            &mut inner,
-                            origin,
-                            &format!("a dependency of `{}`", ctor.name),
-                        )
-                    })
-                    .collect();
-                deps.map(|deps| NodeKind::Device {
-                    ctor: ctor.name.clone(),
-                    values,
-                    args: devs,
-                    deps,
-                })
-            }
-            Body::Choose(cases) => {
-                let mut out = Vec::new();
-                for (i, case) in cases.iter().enumerate() {
-                    let what = format!("case {} of `{}`", i + 1, ctor.name);
-                    if let Some(id) = self.device(&case.use_, &mut inner, origin, &what) {
-                        let found = &self.graph.nodes[id].signature;
-                        if *found != ctor.signature {
-                            let label = self.graph.label(id);
-                            self.diags.push(
-                                Diagnostic::error("type-mismatch", case.use_.span(), format!("{what} builds `{label}`, a `{found}`, but `{}` builds a `{}`", ctor.name, ctor.signature))
-                                    .with_help("every case of a choice must build a device of the choice's signature"),
-                            );
-                        } else {
-                            out.push((case.when.clone(), id));
-                        }
-                    }
-                }
-                (out.len() == cases.len()).then(|| NodeKind::Choice {
-                    ctor: ctor.name.clone(),
-                    values,
-                    args: devs,
-                    cases: out,
-                })
-            }
+        let inner = Some(run.scopes.len() - 1);
+        run.tasks.push(Task::BodyDone {
+            ctor,
+            values,
+            devs,
+            origin,
+            memo,
+        });
+        let body: Vec<(&'c Expr, What<'c>)> = match &ctor.body {
+            Body::Impls { .. } => ctor
+                .deps
+                .iter()
+                .map(|d| (d, What::CtorDep(&ctor.name)))
+                .collect(),
+            Body::Choose(cases) => cases
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (&c.use_, What::Case(i, &ctor.name)))
+                .collect(),
         };
-        self.ctor_stack.pop();
-        kind.map(|k| self.intern(k, &ctor.signature, origin))
+        for (e, what) in body.into_iter().rev() {
+            run.device(e, inner, origin, what);
+        }
+    }
+
+    /// Checks what `main` does not use: every named device of the unikernel, and each of its
+    /// constructors that was never elaborated, applied to stand-ins for its parameters (on a
+    /// copy of the builder, so that the stand-ins never reach the graph).
+    fn check_unused(&mut self) {
+        let config = self.config;
+        for (name, dev) in &config.devices {
+            if !self.named.contains_key(name.as_str()) {
+                let mut run = Run::default();
+                self.begin_named(name, &dev.expr, dev.span, &mut run);
+                self.run(run);
+            }
+        }
+        let unused: Vec<&'c Constructor> = config
+            .constructors
+            .values()
+            .filter(|c| c.span.file == config.file && !self.elaborated.contains(c.name.as_str()))
+            .collect();
+        if unused.is_empty() {
+            return;
+        }
+        let mut check = self.clone();
+        check.diags.clear();
+        for ctor in unused {
+            if check.elaborated.contains(ctor.name.as_str()) {
+                continue;
+            }
+            let mut params = BTreeMap::new();
+            let mut values = Vec::new();
+            let mut devs = Vec::new();
+            for p in &ctor.params {
+                let b = match &p.ty {
+                    ParamType::Device(sig) => {
+                        // A stand-in: a node of the parameter's signature, labelled by its name.
+                        let id = check.graph.nodes.len();
+                        check.graph.nodes.push(Node {
+                            kind: NodeKind::Device {
+                                ctor: p.name.clone(),
+                                values: Vec::new(),
+                                args: Vec::new(),
+                                deps: Vec::new(),
+                            },
+                            signature: sig.clone(),
+                            origin: ctor.span,
+                        });
+                        devs.push(id);
+                        Bound::Device(id)
+                    }
+                    ParamType::Value(t) => {
+                        let v = match *t {
+                            "int" => Literal::Int(0),
+                            "bool" => Literal::Bool(false),
+                            _ => Literal::String(String::new()),
+                        };
+                        values.push((p.name.clone(), v.clone()));
+                        Bound::Value(v)
+                    }
+                };
+                params.insert(p.name.as_str(), b);
+            }
+            let memo = (ctor.name.as_str(), params.values().cloned().collect());
+            let mut run = Run::default();
+            check.begin_body(ctor, params, values, devs, ctor.span, memo, &mut run);
+            check.run(run);
+        }
+        self.diags.append(&mut check.diags);
     }
 }

@@ -47,8 +47,16 @@ impl fmt::Display for Stage {
 pub enum KeyType {
     /// `true` or `false`; a bare `--flag` means true.
     Bool,
-    /// A signed 64-bit integer.
-    Int,
+    /// A signed 64-bit integer between `min` and `max` (inclusive), `i64::MIN` and `i64::MAX`
+    /// when the declaration gives no `range`.
+    Int {
+        /// The smallest value accepted.
+        min: i64,
+        /// The largest value accepted.
+        max: i64,
+    },
+    /// A TCP or UDP port number: an integer from 1 to 65535 (`u16` in Rust).
+    Port,
     /// Any UTF-8 text.
     String,
     /// One of a fixed list of words.
@@ -64,7 +72,8 @@ impl KeyType {
     pub fn name(&self) -> &'static str {
         match self {
             KeyType::Bool => "bool",
-            KeyType::Int => "int",
+            KeyType::Int { .. } => "int",
+            KeyType::Port => "port",
             KeyType::String => "string",
             KeyType::Enum(_) => "enum",
             KeyType::Ipv4Address => "ipv4-address",
@@ -72,11 +81,45 @@ impl KeyType {
         }
     }
 
-    /// The type of a name as written in configs and plans (enums take their words).
-    pub fn from_name(name: &str, values: &[String]) -> Option<KeyType> {
+    /// Every type name, as written in configs and plans.
+    pub const NAMES: [&'static str; 7] = [
+        "bool",
+        "int",
+        "port",
+        "string",
+        "enum",
+        "ipv4-address",
+        "ipv4-prefix",
+    ];
+
+    /// An integer type with no bounds but its 64 bits.
+    pub const INT: KeyType = KeyType::Int {
+        min: i64::MIN,
+        max: i64::MAX,
+    };
+
+    /// The range of an integer type narrower than 64 bits, as declared (`range = [MIN, MAX]`).
+    pub fn range(&self) -> Option<(i64, i64)> {
+        match self {
+            KeyType::Int { min, max } if (*min, *max) != (i64::MIN, i64::MAX) => Some((*min, *max)),
+            _ => None,
+        }
+    }
+
+    /// The type of a name as written in configs and plans (enums take their words, integers
+    /// their range).
+    pub fn from_name(name: &str, values: &[String], range: Option<(i64, i64)>) -> Option<KeyType> {
+        if range.is_some() && name != "int" {
+            return None;
+        }
         Some(match name {
             "bool" => KeyType::Bool,
-            "int" => KeyType::Int,
+            "int" => match range {
+                None => KeyType::INT,
+                Some((min, max)) if min <= max => KeyType::Int { min, max },
+                Some(_) => return None,
+            },
+            "port" => KeyType::Port,
             "string" => KeyType::String,
             "enum" if !values.is_empty() => KeyType::Enum(values.to_vec()),
             "ipv4-address" => KeyType::Ipv4Address,
@@ -89,7 +132,11 @@ impl KeyType {
     pub fn expected(&self) -> String {
         match self {
             KeyType::Bool => "true or false".into(),
-            KeyType::Int => "an integer".into(),
+            KeyType::Int { .. } => match self.range() {
+                None => "an integer".into(),
+                Some((min, max)) => format!("an integer from {min} to {max}"),
+            },
+            KeyType::Port => "a port number from 1 to 65535".into(),
             KeyType::String => "a string".into(),
             KeyType::Enum(vs) => format!("one of {}", vs.join(", ")),
             KeyType::Ipv4Address => "an IPv4 address like 10.0.0.1".into(),
@@ -101,7 +148,11 @@ impl KeyType {
     pub fn placeholder(&self) -> String {
         match self {
             KeyType::Bool => "BOOL".into(),
-            KeyType::Int => "INT".into(),
+            KeyType::Int { .. } => match self.range() {
+                None => "INT".into(),
+                Some((min, max)) => format!("{min}..{max}"),
+            },
+            KeyType::Port => "PORT".into(),
             KeyType::String => "STRING".into(),
             KeyType::Enum(vs) => vs.join("|"),
             KeyType::Ipv4Address => "IPV4".into(),
@@ -120,7 +171,18 @@ impl KeyType {
                 "false" => Ok(KeyValue::Bool(false)),
                 _ => Err(bad()),
             },
-            KeyType::Int => text.parse().map(KeyValue::Int).map_err(|_| bad()),
+            KeyType::Int { min, max } => text
+                .parse()
+                .ok()
+                .filter(|i| (*min..=*max).contains(i))
+                .map(KeyValue::Int)
+                .ok_or_else(bad),
+            KeyType::Port => text
+                .parse()
+                .ok()
+                .filter(|i| (1..=65535).contains(i))
+                .map(KeyValue::Int)
+                .ok_or_else(bad),
             KeyType::String => Ok(KeyValue::String(text.to_string())),
             KeyType::Enum(vs) => {
                 if vs.iter().any(|v| v == text) {
@@ -155,8 +217,12 @@ impl KeyType {
     pub fn from_toml(&self, value: &toml::Value) -> Result<KeyValue, String> {
         match (self, value) {
             (KeyType::Bool, toml::Value::Boolean(b)) => Ok(KeyValue::Bool(*b)),
-            (KeyType::Int, toml::Value::Integer(i)) => Ok(KeyValue::Int(*i)),
-            (_, toml::Value::String(s)) if !matches!(self, KeyType::Bool | KeyType::Int) => {
+            (KeyType::Int { .. } | KeyType::Port, toml::Value::Integer(i)) => {
+                self.parse(&i.to_string())
+            }
+            (_, toml::Value::String(s))
+                if !matches!(self, KeyType::Bool | KeyType::Int { .. } | KeyType::Port) =>
+            {
                 self.parse(s)
             }
             _ => Err(format!(
@@ -311,6 +377,21 @@ mod tests {
     }
 
     #[test]
+    fn ports_and_ranges_bound_integers() {
+        for bad in ["0", "-1", "65536", "99999999", "8080x", ""] {
+            assert!(KeyType::Port.parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(KeyType::Port.parse("65535"), Ok(KeyValue::Int(65535)));
+        let workers = KeyType::from_name("int", &[], Some((1, 64))).unwrap();
+        assert_eq!(workers.range(), Some((1, 64)));
+        assert!(workers.parse("0").unwrap_err().contains("from 1 to 64"));
+        assert_eq!(workers.parse("64"), Ok(KeyValue::Int(64)));
+        assert_eq!(KeyType::INT.range(), None);
+        assert!(KeyType::from_name("int", &[], Some((2, 1))).is_none());
+        assert!(KeyType::from_name("port", &[], Some((1, 2))).is_none());
+    }
+
+    #[test]
     fn enums_suggest_the_closest_word() {
         let t = KeyType::Enum(vec!["crunch".into(), "passthrough".into()]);
         let err = t.parse("crunh").unwrap_err();
@@ -320,11 +401,14 @@ mod tests {
     #[test]
     fn toml_values_are_type_checked() {
         assert_eq!(
-            KeyType::Int.from_toml(&toml::Value::Integer(3)),
+            KeyType::INT.from_toml(&toml::Value::Integer(3)),
             Ok(KeyValue::Int(3))
         );
-        assert!(KeyType::Int
+        assert!(KeyType::INT
             .from_toml(&toml::Value::String("3".into()))
+            .is_err());
+        assert!(KeyType::Port
+            .from_toml(&toml::Value::Integer(65536))
             .is_err());
         assert!(KeyType::Bool
             .from_toml(&toml::Value::String("true".into()))

@@ -15,6 +15,9 @@
 //!    the contract with Nix and every build.
 //! 5. [`render`]: turn a plan alone into the specialised crate, and graphs into Graphviz.
 //!
+//! [`synth`] makes configurations of a chosen shape and size for tests and benchmarks, and
+//! [`oracle`] holds the invariants the fuzzers check.
+//!
 //! [`ops`] holds the commands' logic (configure, describe, query, render, build, clean);
 //! the `mirage-nix` binary only parses arguments and calls it. Errors about a configuration
 //! are [`diag::Diagnostic`]s located at `file:line:column`, with a fix.
@@ -25,10 +28,14 @@ pub mod config;
 pub mod diag;
 pub mod eval;
 pub mod graph;
+pub mod input;
 pub mod key;
 pub mod ops;
+pub mod oracle;
 pub mod plan;
 pub mod render;
+pub mod rust;
+pub mod synth;
 pub mod template;
 
 use std::collections::BTreeSet;
@@ -169,7 +176,8 @@ impl Unikernel {
 fn example(ty: &key::KeyType) -> String {
     match ty {
         key::KeyType::Bool => "true".into(),
-        key::KeyType::Int => "42".into(),
+        key::KeyType::Int { min, max } => 42i64.clamp(*min, *max).to_string(),
+        key::KeyType::Port => "8080".into(),
         key::KeyType::String => "text".into(),
         key::KeyType::Enum(vs) => vs.join("|"),
         key::KeyType::Ipv4Address => "10.0.0.1".into(),

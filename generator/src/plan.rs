@@ -18,36 +18,42 @@ use crate::diag::{Diagnostic, Report};
 use crate::eval::{Context, Evaluation};
 use crate::graph::{Graph, NodeId, NodeKind};
 use crate::key::{KeyType, KeyValue, Stage};
-use crate::template::{self, Bindings};
+use crate::template::Bindings;
+
+mod check;
+pub use check::check_name;
 
 /// The plan format version this generator writes and reads.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// A deterministic, versioned description of one image.
+///
+/// Here and in every type of a plan, fields are in the alphabetical order of their JSON names:
+/// that order is the plan's byte order ([`Plan::to_json`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// The plan format version ([`PLAN_VERSION`]).
-    pub version: u32,
-    /// The unikernel's name.
-    pub name: String,
     /// The SHA-256 (hex) of the `unikernel.toml` the plan was made from, so that a build
     /// can tell a stale plan without running the generator.
     pub config_sha256: String,
-    /// The target the image is for.
-    pub target: String,
-    /// The image file.
-    pub image: Image,
-    /// The unikernel's crate and entry point.
-    pub unikernel: Unikernel,
-    /// Every key the image depends on, sorted by name.
-    pub keys: Vec<PlanKey>,
-    /// The devices, in connection order.
-    pub nodes: Vec<PlanNode>,
-    /// The call of the unikernel's entry point.
-    pub main: PlanMain,
     /// The crates the specialised crate depends on, sorted by name.
     pub crates: Vec<PlanCrate>,
+    /// The image file.
+    pub image: Image,
+    /// Every key the image depends on, sorted by name.
+    pub keys: Vec<PlanKey>,
+    /// The call of the unikernel's entry point.
+    pub main: PlanMain,
+    /// The unikernel's name.
+    pub name: String,
+    /// The devices, in connection order.
+    pub nodes: Vec<PlanNode>,
+    /// The target the image is for.
+    pub target: String,
+    /// The unikernel's crate and entry point.
+    pub unikernel: Unikernel,
+    /// The plan format version ([`PLAN_VERSION`]).
+    pub version: u32,
 }
 
 /// The image a plan builds.
@@ -58,14 +64,14 @@ pub struct Image {
     pub file: String,
     /// Its format (`elf-unix`, `xen-pv`, `solo5-hvt`, `solo5-spt`).
     pub format: String,
-    /// Whether it links the Rust standard library.
-    pub std: bool,
     /// The runtime crate providing its entry point.
     pub runtime: String,
     /// Extra rustc flags for every crate of the image; `{runtime}` stands for the runtime
     /// crate's folder on the building machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rustflags: Vec<String>,
+    /// Whether it links the Rust standard library.
+    pub std: bool,
 }
 
 /// The unikernel's own crate.
@@ -85,57 +91,61 @@ pub struct Unikernel {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanKey {
+    /// What it does.
+    pub doc: String,
+    /// Whether the value was given to `configure` rather than defaulted.
+    pub explicit: bool,
     /// The key's name.
     pub name: String,
-    /// Its type: bool, int, string, enum, ipv4-address or ipv4-prefix.
+    /// The smallest and largest values of an int key declared with a `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(i64, i64)>,
+    /// When its value is fixed.
+    pub stage: Stage,
+    /// Its type: bool, int, port, string, enum, ipv4-address or ipv4-prefix.
     #[serde(rename = "type")]
     pub ty: String,
+    /// The configured value (configure keys), or the boot-time default (runtime keys); `null` when unset.
+    pub value: serde_json::Value,
     /// The words of an enum key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
-    /// When its value is fixed.
-    pub stage: Stage,
-    /// What it does.
-    pub doc: String,
-    /// The configured value (configure keys), or the boot-time default (runtime keys); `null` when unset.
-    pub value: serde_json::Value,
-    /// Whether the value was given to `configure` rather than defaulted.
-    pub explicit: bool,
 }
 
 /// One device to connect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanNode {
-    /// The node id, also the Rust variable holding the device.
-    pub id: String,
+    /// Device parameters (node ids).
+    pub args: Vec<String>,
+    /// The Rust expression connecting it.
+    pub connect: String,
     /// The constructor.
     pub constructor: String,
+    /// The crate its code comes from.
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    /// Dependencies (node ids).
+    pub deps: Vec<String>,
+    /// The disk image the build makes for it from a folder (absent for most devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
+    /// A folder embedded into the image for it.
+    pub embed: Option<Embed>,
+    /// Whether `connect` returns a `Result`.
+    pub fallible: bool,
+    /// The node id, also the Rust variable holding the device.
+    pub id: String,
+    /// The entry it needs in the image's Solo5 manifest.
+    pub manifest: Option<ManifestDevice>,
+    /// Where in `unikernel.toml` it was asked for.
+    pub origin: String,
     /// The signature it provides.
     pub signature: String,
     /// Value parameters.
     pub values: BTreeMap<String, serde_json::Value>,
-    /// Device parameters (node ids).
-    pub args: Vec<String>,
-    /// Dependencies (node ids).
-    pub deps: Vec<String>,
-    /// The crate its code comes from.
-    #[serde(rename = "crate")]
-    pub crate_name: String,
-    /// The Rust expression connecting it.
-    pub connect: String,
-    /// Whether `connect` returns a `Result`.
-    pub fallible: bool,
-    /// A folder embedded into the image for it.
-    pub embed: Option<Embed>,
-    /// The entry it needs in the image's Solo5 manifest.
-    pub manifest: Option<ManifestDevice>,
-    /// The disk image the build makes for it from a folder (absent for most devices).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<Disk>,
-    /// Where in `unikernel.toml` it was asked for.
-    pub origin: String,
-    /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`).
+    /// The choices that selected it (`generic_kv_ro: kv_ro=crunch`), outermost first: the
+    /// innermost [`MAX_VIA`], after a `... N outer choices` entry when there were more.
     pub via: Vec<String>,
 }
 
@@ -154,12 +164,12 @@ pub struct Embed {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
-    /// Its format.
-    pub format: DiskFormat,
     /// The folder, relative to the unikernel's directory.
     pub dir: String,
     /// The image's file name: the folder's, with `.tar` or `.fat`.
     pub file: String,
+    /// Its format.
+    pub format: DiskFormat,
 }
 
 /// The formats of disk images.
@@ -193,6 +203,10 @@ pub struct ManifestDevice {
     pub kind: ManifestKind,
 }
 
+/// The most choices a node's `via` names, so that plans stay linear in the graph's size
+/// however deeply choices nest.
+pub const MAX_VIA: usize = 8;
+
 /// The most devices a Solo5 manifest holds besides its reserved first entry.
 pub const MANIFEST_MAX_DEVICES: usize = 63;
 
@@ -200,10 +214,10 @@ pub const MANIFEST_MAX_DEVICES: usize = 63;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanMain {
-    /// The Rust call of `start`.
-    pub call: String,
     /// Devices passed to it (node ids).
     pub args: Vec<String>,
+    /// The Rust call of `start`.
+    pub call: String,
     /// Devices started before it (node ids).
     pub deps: Vec<String>,
     /// Keys passed to it after the devices.
@@ -214,27 +228,34 @@ pub struct PlanMain {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanCrate {
+    /// The features enabled, sorted.
+    pub features: Vec<String>,
     /// The package name.
     pub name: String,
     /// Where it comes from.
     pub source: CrateSource,
-    /// The features enabled, sorted.
-    pub features: Vec<String>,
 }
 
 impl PlanKey {
     /// The key's type, checked.
     pub fn key_type(&self) -> Result<KeyType, String> {
-        KeyType::from_name(&self.ty, &self.values)
-            .ok_or_else(|| format!("key `{}` has unknown type `{}`", self.name, self.ty))
+        KeyType::from_name(&self.ty, &self.values, self.range).ok_or_else(|| {
+            format!(
+                "key `{}` has no type `{}` with these values and range",
+                self.name, self.ty
+            )
+        })
     }
 }
 
 impl Plan {
     /// The plan as pretty JSON with sorted keys and a final newline: byte-identical for equal plans.
+    ///
+    /// The plan's types declare their fields in the alphabetical order of their JSON names
+    /// (and hold maps as `BTreeMap`s), so they serialise with sorted keys directly, without
+    /// building a JSON tree first (a test checks both give the same bytes).
     pub fn to_json(&self) -> String {
-        let value = serde_json::to_value(self).expect("plans serialise");
-        let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialise");
+        let mut text = serde_json::to_string_pretty(self).expect("plans serialise");
         text.push('\n');
         text
     }
@@ -243,12 +264,21 @@ impl Plan {
     pub fn from_json(text: &str) -> Result<Plan, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        match value.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(PLAN_VERSION) => {}
-            Some(v) => {
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(PLAN_VERSION)) => {}
+            Some(v) if v.is_u64() => {
                 return Err(format!(
                     "plan format version {v}, but this mirage-nix reads version {PLAN_VERSION}"
                 ))
+            }
+            Some(v) => {
+                let shown: String = v.to_string().chars().take(40).collect();
+                return Err(format!(
+                    "the plan format `version` must be a whole number, found `{shown}`"
+                ));
+            }
+            None if !value.is_object() => {
+                return Err("a plan is a JSON object, with a `version` field first".to_string())
             }
             None => {
                 return Err(
@@ -301,13 +331,14 @@ pub fn key_expr(name: &str, ty: &KeyType, stage: Stage) -> String {
         Stage::Runtime => {
             let accessor = match ty {
                 KeyType::Bool => "bool",
-                KeyType::Int => "int",
+                KeyType::Int { .. } => "int",
+                KeyType::Port => "port",
                 KeyType::String => "string",
                 KeyType::Enum(_) => "enum_",
                 KeyType::Ipv4Address => "ipv4_addr",
                 KeyType::Ipv4Prefix => "ipv4_prefix",
             };
-            format!("args.{accessor}({name:?})")
+            format!("args.{accessor}({})", crate::rust::string_literal(name))
         }
         Stage::Configure => {
             let constant = format!("keys::{}", const_name(name));
@@ -362,17 +393,35 @@ fn confined(dir: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// Checks that `rel` (confined) names a real folder below `base`: every part of it a folder,
+/// none a symbolic link, so that what render embeds is what the unikernel's directory holds.
+fn folder_inside(base: &Path, rel: &str) -> Result<(), String> {
+    let mut at = base.to_path_buf();
+    for part in Path::new(rel).components() {
+        at.push(part.as_os_str());
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_symlink() => {
+                return Err(format!("`{}` is a symbolic link", at.display()))
+            }
+            Ok(_) => return Err(format!("`{}` is not a folder", at.display())),
+            Err(_) => return Err(format!("`{}` does not exist", at.display())),
+        }
+    }
+    Ok(())
+}
+
 /// The rules the names of a plan's devices follow, by image format: what can name a Solo5
 /// device, or a xen device (whose block devices' names are the files their `xl` disk lines
 /// attach).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DeviceNames {
+pub(crate) enum DeviceNames {
     Solo5,
     Xen,
 }
 
 impl DeviceNames {
-    fn of(format: &str) -> DeviceNames {
+    pub(crate) fn of(format: &str) -> DeviceNames {
         if format == "xen-pv" {
             DeviceNames::Xen
         } else {
@@ -389,7 +438,7 @@ impl DeviceNames {
     }
 
     /// Whose devices they are, for messages.
-    fn platform(self) -> &'static str {
+    pub(crate) fn platform(self) -> &'static str {
         match self {
             DeviceNames::Solo5 => "Solo5",
             DeviceNames::Xen => "xen",
@@ -405,7 +454,7 @@ impl DeviceNames {
     }
 
     /// Whether `name` can name a device.
-    fn valid(self, name: &str) -> bool {
+    pub(crate) fn valid(self, name: &str) -> bool {
         match self {
             DeviceNames::Solo5 => {
                 (1..=67).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric())
@@ -578,8 +627,15 @@ pub fn lower(
             };
             if !confined(&dir) {
                 diags.push(
-                    Diagnostic::error("bad-path", node.origin, format!("`{dir}` is not a folder inside the unikernel's directory"))
+                    Diagnostic::error("bad-path", node.origin, format!("`{}` is not a folder inside the unikernel's directory", dir.escape_debug()))
                         .with_help(format!("{what} folders are given relative to unikernel.toml, without `..` or a leading `/`")),
+                );
+                return None;
+            }
+            if let Err(why) = folder_inside(&config.dir, &dir) {
+                diags.push(
+                    Diagnostic::error("missing-folder", node.origin, format!("`{ctor}` needs the {what} folder `{}`, but {why}", dir.escape_debug()))
+                        .with_help(format!("create the folder `{}` beside unikernel.toml (the build reads its files), or name another", dir.escape_debug())),
                 );
                 return None;
             }
@@ -603,35 +659,38 @@ pub fn lower(
                 file,
             })
         });
-        let manifest = imp.manifest.as_ref().and_then(|(kind, name)| {
-            match template::render(name, &bindings) {
-                Ok(name) if names.valid(&name) => Some(ManifestDevice { name, kind: *kind }),
-                Ok(name) => {
-                    diags.push(
-                        Diagnostic::error(
-                            "bad-device-name",
-                            node.origin,
-                            format!("`{name}` cannot name a {} device", names.platform()),
-                        )
-                        .with_help(format!(
-                            "{}: rename the device in unikernel.toml",
-                            names.rule()
-                        )),
-                    );
-                    None
-                }
-                Err(e) => {
-                    diags.push(Diagnostic::error(
-                        "bad-template",
-                        imp.span,
-                        format!("the manifest name of `{ctor}` does not render: {e}"),
-                    ));
-                    None
-                }
-            }
-        });
-        let connect = match template::render(&imp.connect, &bindings) {
+        let manifest =
+            imp.manifest
+                .as_ref()
+                .and_then(|(kind, name)| match name.render(&bindings) {
+                    Ok(name) if names.valid(&name) => Some(ManifestDevice { name, kind: *kind }),
+                    Ok(name) => {
+                        diags.push(
+                            Diagnostic::error(
+                                "bad-device-name",
+                                node.origin,
+                                format!("`{name}` cannot name a {} device", names.platform()),
+                            )
+                            .with_help(format!(
+                                "{}: rename the device in unikernel.toml",
+                                names.rule()
+                            )),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        diags.push(Diagnostic::error(
+                            "bad-template",
+                            imp.span,
+                            format!("the manifest name of `{ctor}` does not render: {e}"),
+                        ));
+                        None
+                    }
+                });
+        let connect = match imp.connect.render(&bindings) {
             Ok(code) => code,
+            // The folder to embed was refused above: that is the error to report.
+            Err(_) if imp.embed.is_some() && embed.is_none() => String::new(),
             Err(e) => {
                 diags.push(Diagnostic::error(
                     "bad-template",
@@ -645,9 +704,13 @@ pub fn lower(
             .entry(imp.crate_name.clone())
             .or_default()
             .extend(imp.features.iter().cloned());
-        let via = eval.via[&n]
-            .iter()
-            .map(|&(choice, case)| {
+        let path = eval.via[&n];
+        let outer = eval.paths.len(path).saturating_sub(MAX_VIA);
+        let innermost = eval.paths.innermost(path, MAX_VIA);
+        let via = (outer > 0)
+            .then(|| format!("... {outer} outer choices"))
+            .into_iter()
+            .chain(innermost.iter().map(|&(choice, case)| {
                 let NodeKind::Choice { cases, ctor, .. } = &graph.nodes[choice].kind else {
                     unreachable!("paths hold choices")
                 };
@@ -664,7 +727,7 @@ pub fn lower(
                         when.join(", ")
                     }
                 )
-            })
+            }))
             .collect();
         nodes.push(PlanNode {
             id,
@@ -733,6 +796,7 @@ pub fn lower(
                     KeyType::Enum(vs) => vs.clone(),
                     _ => Vec::new(),
                 },
+                range: key.ty.range(),
                 stage: key.stage,
                 doc: key.doc.clone(),
                 value: value_json(ctx.value(config, k)),
@@ -795,9 +859,42 @@ mod tests {
         assert!(Plan::from_json("nope")
             .unwrap_err()
             .contains("not valid JSON"));
+        assert!(Plan::from_json("{\"version\": 2}")
+            .unwrap_err()
+            .contains("not a valid version 2 plan"));
         assert!(Plan::from_json("{\"version\": 1}")
             .unwrap_err()
-            .contains("not a valid version 1 plan"));
+            .contains("version 1, but this mirage-nix reads version 2"));
+        assert!(Plan::from_json("{\"version\": \"2\"}")
+            .unwrap_err()
+            .contains("must be a whole number, found `\"2\"`"));
+        assert!(Plan::from_json("{\"version\": 2.0}")
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(Plan::from_json("[1]").unwrap_err().contains("JSON object"));
+    }
+
+    #[test]
+    fn plans_serialise_with_sorted_keys() {
+        for ex in [
+            "hello",
+            "kv_ro",
+            "conduit_server",
+            "static_website",
+            "network",
+            "block",
+        ] {
+            for target in ["unix", "hvt"] {
+                let path = format!(
+                    "{}/../examples/{ex}/plans/{target}.json",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                let plan = Plan::from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+                let value = serde_json::to_value(&plan).unwrap();
+                let sorted = serde_json::to_string_pretty(&value).unwrap() + "\n";
+                assert_eq!(plan.to_json(), sorted, "{ex} {target}");
+            }
+        }
     }
 
     #[test]
@@ -837,6 +934,10 @@ mod tests {
         assert_eq!(
             key_expr("dhcp", &KeyType::Bool, Stage::Configure),
             "keys::DHCP"
+        );
+        assert_eq!(
+            key_expr("port", &KeyType::Port, Stage::Runtime),
+            "args.port(\"port\")"
         );
     }
 }

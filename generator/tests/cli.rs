@@ -44,9 +44,31 @@ fn ok(args: &[&str]) -> String {
     text(&o.stdout)
 }
 
-/// A copy of an example's config (and committed plans) in a fresh folder.
+/// Copies the folder `from` (plain files and folders) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A copy of an example's config, committed plans and the folders it embeds (every folder
+/// but its crate's) in a fresh folder.
 fn copy_of(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(example(name)).unwrap() {
+        let e = e.unwrap();
+        let skip = ["src", "plans", "target", "dist", ".mirage-nix"];
+        let file_name = e.file_name();
+        if e.file_type().unwrap().is_dir() && !skip.contains(&file_name.to_str().unwrap()) {
+            copy_tree(&e.path(), &dir.path().join(&file_name));
+        }
+    }
     std::fs::copy(
         example(name).join("unikernel.toml"),
         dir.path().join("unikernel.toml"),
@@ -266,6 +288,15 @@ fn configure_check_passes_fresh_plans_and_fails_stale_ones() {
             .replace("(\"t\")", "(\"u\")"),
     )
     .unwrap();
+    let o = mirage_nix(&["configure", "-t", "unix", d]);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("error[missing-folder]: `crunch` needs the embedded folder `u`, but")
+            && err.contains("unikernel.toml:11:9"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error[").count(), 1, "{err}");
+    std::fs::rename(dir.path().join("t"), dir.path().join("u")).unwrap();
     ok(&["configure", "-t", "unix", d]);
     let o = mirage_nix(&["configure", "--check", d]);
     assert_eq!(
@@ -367,7 +398,25 @@ fn bad_keys_on_the_command_line() {
             "conduit_server",
             &["--port=http"],
             1,
-            "`http` is not an integer",
+            "`http` is not a port number from 1 to 65535",
+        ),
+        (
+            "conduit_server",
+            &["--port=99999999"],
+            1,
+            "invalid value for --port: `99999999` is not a port number from 1 to 65535",
+        ),
+        (
+            "conduit_server",
+            &["--port=0"],
+            1,
+            "`0` is not a port number",
+        ),
+        (
+            "conduit_server",
+            &["--port=-1"],
+            1,
+            "`-1` is not a port number",
         ),
         (
             "kv_ro",
@@ -510,12 +559,16 @@ fn bad_plans_are_named_with_their_fix() {
     for (contents, expected) in [
         (
             "{\"version\": 7}",
-            "plan format version 7, but this mirage-nix reads version 1",
+            "plan format version 7, but this mirage-nix reads version 2",
         ),
         ("{\"name\": 1", "not valid JSON"),
         (
-            "{\"version\": 1, \"name\": \"x\"}",
-            "not a valid version 1 plan",
+            "{\"version\": 2, \"name\": \"x\"}",
+            "not a valid version 2 plan",
+        ),
+        (
+            "{\"version\": \"2\"}",
+            "the plan format `version` must be a whole number",
         ),
     ] {
         std::fs::write(&plan, contents).unwrap();
@@ -836,4 +889,204 @@ fn describe_dot_greys_the_branches_the_target_cannot_take() {
         svg.contains("ruled out: needs target hvt, and the target is xen"),
         "tooltips survive Graphviz"
     );
+}
+
+/// Runs mirage-nix and fails the test if it takes `limit` or more.
+fn within(limit: std::time::Duration, args: &[&str]) -> Output {
+    let start = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("mirage-nix {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let took = start.elapsed();
+    let o = child.wait_with_output().unwrap();
+    assert!(took < limit, "mirage-nix {args:?} took {took:?}");
+    o
+}
+
+#[test]
+fn a_fifo_a_device_and_a_huge_file_fail_at_once_naming_the_file() {
+    let fifo = tempfile::tempdir().unwrap();
+    let made = Command::new("mkfifo")
+        .arg(fifo.path().join("unikernel.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let zero = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.path().join("unikernel.toml")).unwrap();
+    let huge = tempfile::tempdir().unwrap();
+    let big = std::fs::File::create(huge.path().join("unikernel.toml")).unwrap();
+    big.set_len(100 << 20).unwrap();
+    // A plan may be larger than a config (512 MiB): 100 MB of zeros is read, and refused.
+    for (dir, why, plan_why) in [
+        (
+            &fifo,
+            "a FIFO (named pipe), not a regular file",
+            "a FIFO (named pipe), not a regular file",
+        ),
+        (
+            &zero,
+            "a device, not a regular file",
+            "a device, not a regular file",
+        ),
+        (&huge, "or more, over the limit of", "not valid JSON"),
+    ] {
+        let d = dir.path().to_str().unwrap();
+        for args in [
+            vec!["configure", d],
+            vec!["configure", "--help", d],
+            vec!["describe", d],
+        ] {
+            let o = within(std::time::Duration::from_secs(1), &args);
+            // --help still helps (exit 0), saying why the keys cannot be listed.
+            let help = args.contains(&"--help");
+            let said = text(if help { &o.stdout } else { &o.stderr });
+            // Help text is wrapped: compare words.
+            let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(
+                o.status.code(),
+                Some(if help { 0 } else { 1 }),
+                "{args:?}: {said}"
+            );
+            assert!(
+                said.contains("unikernel.toml") && said.contains(why),
+                "{args:?}: {said}"
+            );
+        }
+        let plan = dir.path().join("plan.json");
+        std::fs::rename(dir.path().join("unikernel.toml"), &plan).unwrap();
+        let out = dir.path().join("out");
+        // Reading a 100 MB plan (then refusing it) takes longer than refusing a config.
+        let o = within(
+            std::time::Duration::from_secs(5),
+            &[
+                "render",
+                plan.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        let err = text(&o.stderr);
+        assert!(err.contains("plan.json") && err.contains(plan_why), "{err}");
+        assert!(
+            !out.exists(),
+            "nothing is written for a plan that cannot be read"
+        );
+    }
+}
+
+#[test]
+fn render_refuses_a_folder_it_did_not_write_and_leaves_it_unchanged() {
+    let dir = copy_of("hello");
+    let plan = dir.path().join("plans/unix.json");
+    let plan = plan.to_str().unwrap();
+    // The unikernel's own folder holds its Cargo.toml.
+    let own = dir.path().join("Cargo.toml");
+    std::fs::write(&own, "[package]\nname = \"hello\"\n").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = mirage_nix(&["render", plan, "-o", d]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to write into") && err.contains(&format!("{d}/Cargo.toml")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "[package]\nname = \"hello\"\n"
+    );
+    assert!(!dir.path().join("src/main.rs").exists());
+    assert!(!dir.path().join(".mirage-nix-render").exists());
+    // The root of the file system is not empty either, and holds no render.
+    let o = mirage_nix(&["render", plan, "-o", "/"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(!Path::new("/Cargo.toml").exists() && !Path::new("/.mirage-nix-render").exists());
+    // An empty folder, then the same folder again, then --force over a foreign file.
+    let out = tempfile::tempdir().unwrap();
+    let o_dir = out.path().to_str().unwrap();
+    for _ in 0..2 {
+        let root = root();
+        ok(&[
+            "render",
+            plan,
+            "-o",
+            o_dir,
+            "--mirage-root",
+            root.to_str().unwrap(),
+        ]);
+    }
+    assert!(out.path().join(".mirage-nix-render").is_file());
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("Cargo.toml"), "mine").unwrap();
+    let f = foreign.path().to_str().unwrap();
+    ok(&[
+        "render",
+        plan,
+        "-o",
+        f,
+        "--force",
+        "--mirage-root",
+        root().to_str().unwrap(),
+    ]);
+    let cargo = std::fs::read_to_string(foreign.path().join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("name = \"hello-unix\""), "{cargo}");
+}
+
+#[test]
+fn render_checks_the_plan_and_names_the_command_that_regenerates_it() {
+    let dir = copy_of("hello");
+    let plan = std::fs::read_to_string(dir.path().join("plans/unix.json")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o_dir = out.path().to_str().unwrap();
+    for (edit, expected) in [
+        (
+            plan.replace("\"target\": \"unix\"", "\"target\": \"vax\""),
+            "unknown target `vax`",
+        ),
+        (
+            plan.replace(
+                "\"start\": \"hello::start\"",
+                "\"start\": \"hello::start() } fn evil() { x\"",
+            ),
+            "is not a Rust path",
+        ),
+        (
+            plan.replace("\"name\": \"hello\"", "\"name\": \"hello\\\"\\n[x]\""),
+            "is not a unikernel name",
+        ),
+        (
+            plan.replace(
+                "mirage_unix::Time::new()",
+                "mirage_unix::Time::new(); evil()",
+            ),
+            "is not one Rust expression",
+        ),
+    ] {
+        assert_ne!(edit, plan);
+        let path = elsewhere.path().join("myplan.json");
+        std::fs::write(&path, edit).unwrap();
+        let o = mirage_nix(&["render", path.to_str().unwrap(), "-o", o_dir]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected), "{expected}: {err}");
+        assert!(
+            err.contains("regenerate it with `mirage-nix configure -t "),
+            "{err}"
+        );
+        assert!(
+            !err.contains("-t myplan"),
+            "the hint names the file as the target: {err}"
+        );
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    }
 }

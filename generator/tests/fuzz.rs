@@ -286,7 +286,7 @@ proptest! {
 
     #[test]
     fn key_values_never_panic(value in "[ -~]{0,24}") {
-        for ty in [KeyType::Bool, KeyType::Int, KeyType::String, KeyType::Ipv4Address, KeyType::Ipv4Prefix, KeyType::Enum(vec!["a".into(), "b".into()])] {
+        for ty in [KeyType::Bool, KeyType::INT, KeyType::Port, KeyType::String, KeyType::Ipv4Address, KeyType::Ipv4Prefix, KeyType::Enum(vec!["a".into(), "b".into()])] {
             if let Ok(v) = ty.parse(&value) {
                 prop_assert_eq!(ty.parse(&v.to_string()), Ok(v), "values print back to themselves");
             }

@@ -422,7 +422,7 @@ fn bad_plans_fail_evaluation_naming_the_file_and_the_fix() {
 
     // An unknown schema version.
     let original = std::fs::read_to_string(s.dir.join(plan)).unwrap();
-    s.edit(plan, |t| t.replace("\"version\": 1", "\"version\": 99"));
+    s.edit(plan, |t| t.replace("\"version\": 2", "\"version\": 99"));
     let err = s.eval_error("hello-unix");
     assert!(
         err.contains(plan) && err.contains("plan version 99"),

@@ -6,9 +6,9 @@
 # generator's code does not rebuild third-party crates. `at` is the folder the stand-in is
 # written to (path dependencies are relative to it). Like the rendered crate in an image
 # build, it is a member of the build's one workspace, whose root holds the [profile] of
-# the generator's template (mkWorkspace's `profile`): one workspace root for every crate
-# keeps cargo's hashes of path crates relative to it, so they do not depend on where the
-# build runs.
+# generator/profile.toml, which render reads too (mkWorkspace's `profile`): one workspace
+# root for every crate keeps cargo's hashes of path crates relative to it, so they do not
+# depend on where the build runs.
 { internal, planCrateDirs }:
 { plan, at ? internal.renderedDir plan }:
 let

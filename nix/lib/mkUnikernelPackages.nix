@@ -32,8 +32,8 @@
 , unikernelDirs ? null
   # Where the mirage-nix tree is in `src`'s layout ("" when `src` is the tree itself).
 , mirageDir ? ""
-  # The generator's Cargo.toml template, whose [profile] the dependency layer copies.
-, cargoTemplate ? builtins.readFile (internal.at src "${mirageDir}/generator/templates/Cargo.toml.tera")
+  # The generator's [profile] sections (generator/profile.toml), which the dependency layer copies.
+, cargoTemplate ? builtins.readFile (internal.at src "${mirageDir}/generator/profile.toml")
   # "<example>-<target>" = { setup; args; expect; probe; } for its boot check
   # (mkBootCheck), or null for none.
 , boot ? { }

@@ -10,7 +10,7 @@
 { internal }:
 { src, dir, target, mirageDir ? "" }:
 let
-  supportedVersions = [ 1 ];
+  supportedVersions = [ 2 ];
   rel = "${dir}/plans/${target}.json";
   path = internal.at src rel;
   configure = "mirage-nix configure -t ${target} ${dir}";

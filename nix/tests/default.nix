@@ -16,7 +16,7 @@ let
     # readPlan
     testReadPlanFields = {
       expr = { inherit (hello) name target dir; version = hello.version; };
-      expected = { name = "hello"; target = "unix"; dir = "examples/hello"; version = 1; };
+      expected = { name = "hello"; target = "unix"; dir = "examples/hello"; version = 2; };
     };
     testReadPlanUnknownVersionThrows = {
       expr = throws (lib.readPlan { inherit src; dir = "examples/hello"; target = "future"; });

@@ -17,8 +17,6 @@ pub const GREETING: &str = "hello mirage world!\n";
 /// `Error` is why the server stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// `--port` is not a TCP port number.
-    BadPort(i64),
     /// An `http-*` key is out of its range.
     Limit(LimitError),
     /// The conduit could not listen.
@@ -28,7 +26,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadPort(p) => write!(f, "--port={p} is not a TCP port (1 to 65535)"),
             Self::Limit(e) => write!(f, "{e}"),
             Self::Conduit(e) => write!(f, "cannot serve HTTP: {e}"),
         }
@@ -47,7 +44,7 @@ pub async fn respond(_request: Request) -> Response {
 /// fails.
 pub async fn start<C>(
     conduit: C,
-    port: i64,
+    port: u16,
     max_head: i64,
     max_headers: i64,
     max_body: i64,
@@ -57,10 +54,6 @@ where
     C: Conduit + 'static,
     C::Flow: 'static,
 {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or(Error::BadPort(port))?;
     let limits =
         Limits::from_keys(max_head, max_headers, max_body, idle_timeout_s).map_err(Error::Limit)?;
     Server::with_limits(conduit, limits)

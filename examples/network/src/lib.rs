@@ -14,8 +14,6 @@ use mirage_devices::{Ipv4, Network, Udp, UdpError, UdpSocket};
 /// `Error` is why the echo service stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// `--port` is not a UDP port number.
-    BadPort(i64),
     /// The UDP layer failed.
     Udp(UdpError),
 }
@@ -23,7 +21,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadPort(p) => write!(f, "--port={p} is not a UDP port (1 to 65535)"),
             Self::Udp(e) => write!(f, "UDP echo failed: {e}"),
         }
     }
@@ -37,12 +34,8 @@ pub async fn start<N: Network, I: Ipv4, U: Udp>(
     net: N,
     ip: I,
     udp: U,
-    port: i64,
+    port: u16,
 ) -> Result<(), Error> {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or(Error::BadPort(port))?;
     log::info!("network device: MTU {}, MAC {}", net.mtu(), net.mac());
     match ip.address() {
         Some((addr, len)) => log::info!("IPv4 {addr}/{len}, answering ping"),

@@ -17,8 +17,6 @@ use mirage_devices::{ConduitError, HttpServer, Kind, KvError, KvRo, Request, Res
 /// `Error` is why the website stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// `--port` is not a TCP port number.
-    BadPort(i64),
     /// The server could not listen.
     Http(ConduitError),
 }
@@ -26,7 +24,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadPort(p) => write!(f, "--port={p} is not a TCP port (1 to 65535)"),
             Self::Http(e) => write!(f, "cannot serve HTTP: {e}"),
         }
     }
@@ -121,15 +118,11 @@ pub async fn respond<K: KvRo>(kv: &K, request: &Request) -> Response {
 }
 
 /// `start(kv, http, port)` serves the files of `kv` over `http` on `port`.
-pub async fn start<K, H>(kv: K, http: H, port: i64) -> Result<(), Error>
+pub async fn start<K, H>(kv: K, http: H, port: u16) -> Result<(), Error>
 where
     K: KvRo + 'static,
     H: HttpServer,
 {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .ok_or(Error::BadPort(port))?;
     let handler = move |request: Request| {
         let kv = kv.clone();
         async move { respond(&kv, &request).await }

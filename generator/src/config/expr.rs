@@ -11,18 +11,28 @@
 
 use crate::diag::{Diagnostic, Span};
 
-/// A parsed expression, with the span of every part.
+/// A parsed expression: its parts in one flat list, each argument before the call that takes
+/// it and the whole expression last.
+///
+/// Flat rather than a tree of boxes, so that an expression nested 100,000 deep is parsed,
+/// walked, cloned and dropped without recursion (and so without a stack overflow).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expr {
+pub struct Expr {
+    parts: Vec<Part>,
+}
+
+/// One part of an expression: a name (applied or not) or a literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
     /// A name, applied to arguments when it has parentheses.
     Call {
         /// The constructor, device or parameter named.
         name: String,
         /// Where the name is.
         name_span: Span,
-        /// The arguments, or `None` for a bare name.
-        args: Option<Vec<Expr>>,
-        /// The whole expression.
+        /// The arguments (indices of earlier parts), or `None` for a bare name.
+        args: Option<Vec<u32>>,
+        /// The whole call.
         span: Span,
     },
     /// A value literal.
@@ -32,6 +42,13 @@ pub enum Expr {
         /// Where it is.
         span: Span,
     },
+}
+
+/// A reference to one part of an [`Expr`]: what the graph stage walks.
+#[derive(Clone, Copy, Debug)]
+pub struct ExprRef<'a> {
+    expr: &'a Expr,
+    part: u32,
 }
 
 /// A value written in an expression.
@@ -66,12 +83,61 @@ impl std::fmt::Display for Literal {
     }
 }
 
-impl Expr {
-    /// The span of the whole expression.
+impl Part {
+    /// Where the part is.
     pub fn span(&self) -> Span {
         match self {
-            Expr::Call { span, .. } | Expr::Literal { span, .. } => *span,
+            Part::Call { span, .. } | Part::Literal { span, .. } => *span,
         }
+    }
+}
+
+impl Expr {
+    /// The whole expression.
+    pub fn root(&self) -> ExprRef<'_> {
+        ExprRef {
+            expr: self,
+            part: self.parts.len() as u32 - 1,
+        }
+    }
+
+    /// The span of the whole expression.
+    pub fn span(&self) -> Span {
+        self.root().span()
+    }
+
+    /// How many parts (names and literals) the expression has.
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Whether the expression has no parts (never true of a parsed one).
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+}
+
+impl<'a> ExprRef<'a> {
+    /// The part referred to.
+    pub fn part(self) -> &'a Part {
+        &self.expr.parts[self.part as usize]
+    }
+
+    /// Where the part is.
+    pub fn span(self) -> Span {
+        self.part().span()
+    }
+
+    /// The arguments of an applied name (none for a bare name or a literal).
+    pub fn args(self) -> impl DoubleEndedIterator<Item = ExprRef<'a>> + ExactSizeIterator {
+        let ids: &'a [u32] = match self.part() {
+            Part::Call {
+                args: Some(args), ..
+            } => args,
+            _ => &[],
+        };
+        let expr = self.expr;
+        ids.iter().map(move |&part| ExprRef { expr, part })
     }
 }
 
@@ -82,7 +148,18 @@ impl Expr {
 /// `None` means the text cannot be mapped, and every span is then the whole string's.
 pub type OffsetMap = Option<Vec<usize>>;
 
+/// A call whose arguments are being parsed.
+struct Open {
+    name: String,
+    name_span: Span,
+    start: usize,
+    args: Vec<u32>,
+}
+
 /// Parses `text`, whose first byte is at `base` in its file.
+///
+/// The parser keeps open calls on a stack of its own rather than recursing, so any nesting
+/// that fits in memory parses.
 pub fn parse(text: &str, base: Span, offsets: &OffsetMap) -> Result<Expr, Diagnostic> {
     let mut p = Parser {
         text,
@@ -90,13 +167,79 @@ pub fn parse(text: &str, base: Span, offsets: &OffsetMap) -> Result<Expr, Diagno
         base,
         offsets,
     };
-    p.skip_ws();
-    let e = p.expr()?;
-    p.skip_ws();
-    if p.pos < text.len() {
-        return Err(p.error(p.pos, 1, "unexpected text after the expression"));
+    let mut parts: Vec<Part> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
+    loop {
+        p.skip_ws();
+        let start = p.pos;
+        // One item: a literal or a bare name (complete), or a name and `(` (an open call).
+        let mut done = match p.peek() {
+            Some('"') => p.string()?,
+            Some(c) if c == '-' || c.is_ascii_digit() => p.int()?,
+            Some(c) if c == '_' || c.is_ascii_alphabetic() => {
+                let name = p.ident();
+                let name_span = p.span(start, p.pos);
+                if name == "true" || name == "false" {
+                    Part::Literal {
+                        value: Literal::Bool(name == "true"),
+                        span: name_span,
+                    }
+                } else {
+                    p.skip_ws();
+                    if p.peek() == Some('(') {
+                        p.pos += 1;
+                        open.push(Open {
+                            name,
+                            name_span,
+                            start,
+                            args: Vec::new(),
+                        });
+                        p.skip_ws();
+                        if p.peek() != Some(')') {
+                            continue;
+                        }
+                        p.pos += 1;
+                        p.close(open.pop().expect("just pushed"))
+                    } else {
+                        Part::Call {
+                            name,
+                            name_span,
+                            args: None,
+                            span: name_span,
+                        }
+                    }
+                }
+            }
+            _ => return Err(p.error(p.pos, 1, "expected a constructor, a device name or a value")),
+        };
+        // Attach the finished item to the call it is an argument of, closing calls as `)`s come.
+        loop {
+            parts.push(done);
+            let id = parts.len() as u32 - 1;
+            let Some(call) = open.last_mut() else {
+                p.skip_ws();
+                if p.pos < text.len() {
+                    return Err(p.error(p.pos, 1, "unexpected text after the expression"));
+                }
+                return Ok(Expr { parts });
+            };
+            call.args.push(id);
+            p.skip_ws();
+            match p.peek() {
+                Some(',') => {
+                    p.pos += 1;
+                    p.skip_ws();
+                    if p.peek() != Some(')') {
+                        break;
+                    }
+                    p.pos += 1;
+                }
+                Some(')') => p.pos += 1,
+                _ => return Err(p.error(p.pos, 1, "expected `,` or `)` after an argument")),
+            }
+            done = p.close(open.pop().expect("an open call"));
+        }
     }
-    Ok(e)
 }
 
 struct Parser<'a> {
@@ -121,7 +264,7 @@ impl Parser<'_> {
         let at = at.min(self.text.len());
         let len = len.min(self.text.len() - at);
         let found = match self.text[at..].chars().next() {
-            Some(c) => format!("found `{c}`"),
+            Some(c) => format!("found `{}`", c.escape_debug()),
             None => "found the end of the expression".to_string(),
         };
         Diagnostic::error(
@@ -145,63 +288,13 @@ impl Parser<'_> {
         }
     }
 
-    fn expr(&mut self) -> Result<Expr, Diagnostic> {
-        let start = self.pos;
-        match self.peek() {
-            Some('"') => self.string(),
-            Some(c) if c == '-' || c.is_ascii_digit() => self.int(),
-            Some(c) if c == '_' || c.is_ascii_alphabetic() => {
-                let name = self.ident();
-                let name_span = self.span(start, self.pos);
-                match name.as_str() {
-                    "true" | "false" => {
-                        return Ok(Expr::Literal {
-                            value: Literal::Bool(name == "true"),
-                            span: name_span,
-                        })
-                    }
-                    _ => {}
-                }
-                self.skip_ws();
-                let args = if self.peek() == Some('(') {
-                    self.pos += 1;
-                    Some(self.args()?)
-                } else {
-                    None
-                };
-                Ok(Expr::Call {
-                    name,
-                    name_span,
-                    args,
-                    span: self.span(start, self.pos),
-                })
-            }
-            _ => Err(self.error(
-                self.pos,
-                1,
-                "expected a constructor, a device name or a value",
-            )),
-        }
-    }
-
-    fn args(&mut self) -> Result<Vec<Expr>, Diagnostic> {
-        let mut args = Vec::new();
-        loop {
-            self.skip_ws();
-            if self.peek() == Some(')') {
-                self.pos += 1;
-                return Ok(args);
-            }
-            args.push(self.expr()?);
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.pos += 1,
-                Some(')') => {
-                    self.pos += 1;
-                    return Ok(args);
-                }
-                _ => return Err(self.error(self.pos, 1, "expected `,` or `)` after an argument")),
-            }
+    /// The part of a call whose `)` was just read.
+    fn close(&self, call: Open) -> Part {
+        Part::Call {
+            name: call.name,
+            name_span: call.name_span,
+            args: Some(call.args),
+            span: self.span(call.start, self.pos),
         }
     }
 
@@ -216,7 +309,7 @@ impl Parser<'_> {
         self.text[start..self.pos].to_string()
     }
 
-    fn int(&mut self) -> Result<Expr, Diagnostic> {
+    fn int(&mut self) -> Result<Part, Diagnostic> {
         let start = self.pos;
         if self.peek() == Some('-') {
             self.pos += 1;
@@ -228,17 +321,17 @@ impl Parser<'_> {
         let value = text.parse().map_err(|_| {
             self.error(
                 start,
-                self.pos - start,
+                (self.pos - start).max(1),
                 "expected an integer that fits in 64 bits",
             )
         })?;
-        Ok(Expr::Literal {
+        Ok(Part::Literal {
             value: Literal::Int(value),
             span: self.span(start, self.pos),
         })
     }
 
-    fn string(&mut self) -> Result<Expr, Diagnostic> {
+    fn string(&mut self) -> Result<Part, Diagnostic> {
         let start = self.pos;
         self.pos += 1;
         let mut value = String::new();
@@ -275,7 +368,7 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(Expr::Literal {
+        Ok(Part::Literal {
             value: Literal::String(value),
             span: self.span(start, self.pos),
         })
@@ -295,44 +388,42 @@ mod tests {
         parse(text, base(), &Some((0..=text.len()).collect()))
     }
 
+    fn call(e: ExprRef<'_>) -> (&str, Span, Vec<ExprRef<'_>>) {
+        match e.part() {
+            Part::Call {
+                name, name_span, ..
+            } => (name, *name_span, e.args().collect()),
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
     #[test]
     fn nested_calls_parse_with_spans() {
         let e = p("conduit_direct(generic_stackv4(default_network))").unwrap();
-        let Expr::Call {
-            name,
-            args: Some(args),
-            span,
-            ..
-        } = e
-        else {
-            panic!()
-        };
+        let (name, _, args) = call(e.root());
         assert_eq!(name, "conduit_direct");
-        assert_eq!((span.start, span.end), (10, 58));
-        let Expr::Call {
-            name, name_span, ..
-        } = &args[0]
-        else {
-            panic!()
-        };
+        assert_eq!((e.span().start, e.span().end), (10, 58));
+        let (name, name_span, args) = call(args[0]);
         assert_eq!(name, "generic_stackv4");
         assert_eq!(name_span.start, 25);
+        let (name, name_span, args) = call(args[0]);
+        assert_eq!(
+            (name, name_span.start, name_span.end),
+            ("default_network", 41, 56)
+        );
+        assert!(args.is_empty());
+        assert_eq!(e.len(), 3);
     }
 
     #[test]
     fn literals_and_trailing_commas() {
         let e = p(r#"f("a\"b", -3, true,)"#).unwrap();
-        let Expr::Call {
-            args: Some(args), ..
-        } = e
-        else {
-            panic!()
-        };
-        let values: Vec<_> = args
-            .iter()
-            .map(|a| match a {
-                Expr::Literal { value, .. } => value.clone(),
-                _ => panic!(),
+        let values: Vec<_> = e
+            .root()
+            .args()
+            .map(|a| match a.part() {
+                Part::Literal { value, .. } => value.clone(),
+                other => panic!("not a literal: {other:?}"),
             })
             .collect();
         assert_eq!(
@@ -343,6 +434,27 @@ mod tests {
                 Literal::Bool(true)
             ]
         );
+        assert_eq!(p("f( )").unwrap().root().args().len(), 0);
+        assert!(p("f(,)").is_err());
+    }
+
+    #[test]
+    fn any_nesting_parses_without_recursion() {
+        let depth = 200_000;
+        let text = format!("{}x{}", "f(".repeat(depth), ")".repeat(depth));
+        let e = p(&text).unwrap();
+        assert_eq!(e.len(), depth + 1);
+        let (mut at, mut levels) = (e.root(), 0);
+        while let Some(inner) = at.args().next() {
+            at = inner;
+            levels += 1;
+        }
+        assert_eq!(levels, depth);
+        let unclosed = format!("{}x", "f(".repeat(depth));
+        assert!(p(&unclosed)
+            .unwrap_err()
+            .message
+            .contains("expected `,` or `)`"));
     }
 
     #[test]

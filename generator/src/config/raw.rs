@@ -101,11 +101,13 @@ pub struct Signature {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
-    /// bool, int, string, enum, ipv4-address or ipv4-prefix.
+    /// bool, int, port, string, enum, ipv4-address or ipv4-prefix.
     #[serde(rename = "type")]
     pub ty: S,
     /// The words of an enum.
     pub values: Option<Spanned<Vec<String>>>,
+    /// The smallest and largest values of an int key: `[MIN, MAX]`.
+    pub range: Option<Spanned<Vec<i64>>>,
     /// The default value, or a table of defaults per target with `_` as fallback.
     pub default: Option<Spanned<toml::Value>>,
     /// configure or runtime.

@@ -152,6 +152,12 @@ pub fn build(plan: &Plan, dir: &Path, opts: &BuildOptions) -> Result<Built, Repo
 /// filesystems) from the folders of the unikernel in `unikernel`, into `out`, beside the image;
 /// it returns their paths.
 pub fn write_disks(plan: &Plan, unikernel: &Path, out: &Path) -> Result<Vec<PathBuf>, Report> {
+    render::check(plan).map_err(|e| {
+        fail(
+            e.to_string(),
+            "regenerate the plan with `mirage-nix configure`",
+        )
+    })?;
     let disks = render::disk::disks(plan, unikernel).map_err(|e| {
         fail(
             e.to_string(),
@@ -161,13 +167,11 @@ pub fn write_disks(plan: &Plan, unikernel: &Path, out: &Path) -> Result<Vec<Path
     let mut written = Vec::new();
     for (file, bytes) in disks {
         let path = out.join(&file);
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, &bytes)
+        let image = render::File {
+            path: PathBuf::from(&file),
+            contents: bytes,
         };
-        write().map_err(|e| {
+        render::write(&[image], out).map_err(|e| {
             fail(
                 format!("cannot write {}: {e}", path.display()),
                 "check that the directory is writable",

@@ -120,7 +120,9 @@ fn io_report(path: &Path, e: std::io::Error) -> Report {
 fn write_plan(dir: &Path, plan: &Plan) -> std::io::Result<Outcome> {
     let path = plan_path(dir, &plan.target);
     let text = plan.to_json();
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    if crate::input::read_text_up_to(&path, crate::input::MAX_PLAN_BYTES)
+        .is_ok_and(|old| old == text)
+    {
         return Ok(Outcome::Unchanged(path));
     }
     std::fs::create_dir_all(dir.join(PLANS_DIR))?;
@@ -217,7 +219,8 @@ pub fn check_plans(uk: &Unikernel, dir: &Path) -> Vec<Stale> {
                 fix,
             }),
             Ok(plan) => {
-                let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+                let on_disk = crate::input::read_text_up_to(&path, crate::input::MAX_PLAN_BYTES)
+                    .unwrap_or_default();
                 if on_disk != plan.to_json() {
                     stale.push(Stale {
                         path,

@@ -54,7 +54,7 @@ impl Remembered {
 
     /// The remembered state, if `configure` ran here.
     pub fn read(dir: &Path) -> Option<Remembered> {
-        let text = std::fs::read_to_string(Self::path(dir)).ok()?;
+        let text = crate::input::read_text(&Self::path(dir)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -140,29 +140,48 @@ pub fn read_plan(path: &Path) -> Result<Plan, Report> {
         sources: Default::default(),
         diagnostics: vec![Diagnostic::error("bad-plan", None, message).with_help(help)],
     };
-    let regenerate = |path: &Path| {
-        let target = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let dir = path
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        format!(
-            "regenerate it with `mirage-nix configure -t {target} {}`",
-            if dir.is_empty() { "." } else { &dir }
-        )
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::input::read_text_up_to(path, crate::input::MAX_PLAN_BYTES).map_err(|e| {
         fail(
             format!("cannot read plan `{}`: {e}", path.display()),
-            regenerate(path),
+            regenerate(path, None),
         )
     })?;
-    Plan::from_json(&text)
-        .map_err(|e| fail(format!("plan `{}`: {e}", path.display()), regenerate(path)))
+    Plan::from_json(&text).map_err(|e| {
+        fail(
+            format!("plan `{}`: {e}", path.display()),
+            regenerate(path, Some(&text)),
+        )
+    })
+}
+
+/// The command that regenerates a plan read from `path`, as a help line.
+pub fn regenerate_hint(path: &Path, plan: Option<&Plan>) -> String {
+    let text = plan.map(|p| format!("{{\"target\": {:?}}}", p.target));
+    regenerate(path, text.as_deref())
+}
+
+/// The command that regenerates the plan at `path`: its target is the one the plan names (or
+/// the file's name, when that is a target), its unikernel the folder above `plans/`.
+fn regenerate(path: &Path, text: Option<&str>) -> String {
+    const TARGETS: &[&str] = &["unix", "xen", "hvt", "spt"];
+    let named = text
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.get("target")?.as_str().map(str::to_string));
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let target = named
+        .into_iter()
+        .chain(stem)
+        .find(|t| TARGETS.contains(&t.as_str()))
+        .unwrap_or_else(|| "TARGET".to_string());
+    let parent = path
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == PLANS_DIR));
+    let dir = match parent.and_then(Path::parent) {
+        Some(d) if d.as_os_str().is_empty() => ".".to_string(),
+        Some(d) => d.display().to_string(),
+        None => "DIR".to_string(),
+    };
+    format!("regenerate it with `mirage-nix configure -t {target} {dir}`")
 }
 
 /// The context for a command on a unikernel: the committed plan's explicit keys for the

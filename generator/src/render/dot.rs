@@ -45,7 +45,9 @@ struct Drawing<'a> {
     /// Unevaluated drawings: the cases the target and keys close, with why.
     closed: &'a std::collections::BTreeMap<(NodeId, usize), String>,
     out: DiGraph<Vertex, Edge>,
-    index: std::collections::BTreeMap<NodeId, NodeIndex>,
+    index: std::collections::HashMap<NodeId, NodeIndex>,
+    /// Where each device is in the connection order (its number in generated code).
+    position: std::collections::HashMap<NodeId, usize>,
 }
 
 fn escape(s: &str) -> String {
@@ -54,27 +56,83 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A vertex whose edges are being drawn: its index, its children with their edges, how many
+/// are done, and the edge from its parent, added once its subtree is drawn.
+struct Frame {
+    ix: NodeIndex,
+    children: Vec<(NodeId, Edge)>,
+    next: usize,
+    from_parent: Option<(NodeIndex, Edge)>,
+}
+
 impl Drawing<'_> {
-    fn node(&mut self, id: NodeId) -> NodeIndex {
-        let id = if self.resolve {
+    fn id(&self, id: NodeId) -> NodeId {
+        if self.resolve {
             self.eval.resolve(self.graph, id)
         } else {
             id
-        };
+        }
+    }
+
+    /// The vertex of `id` (resolved), drawing it and everything below it on first use, depth
+    /// first with an explicit stack so that any depth draws.
+    fn node(&mut self, id: NodeId) -> NodeIndex {
+        let id = self.id(id);
         if let Some(&ix) = self.index.get(&id) {
             return ix;
         }
+        let (ix, children) = self.vertex(id);
+        let mut stack = vec![Frame {
+            ix,
+            children,
+            next: 0,
+            from_parent: None,
+        }];
+        while let Some(top) = stack.last_mut() {
+            if top.next == top.children.len() {
+                let done = stack.pop().expect("non-empty");
+                if let Some((parent, edge)) = done.from_parent {
+                    self.out.add_edge(parent, done.ix, edge);
+                }
+                continue;
+            }
+            let parent = top.ix;
+            let (child, edge) = std::mem::replace(
+                &mut top.children[top.next],
+                (
+                    0,
+                    Edge {
+                        label: String::new(),
+                        style: "",
+                        closed: None,
+                    },
+                ),
+            );
+            top.next += 1;
+            let child = self.id(child);
+            if let Some(&cix) = self.index.get(&child) {
+                self.out.add_edge(parent, cix, edge);
+                continue;
+            }
+            let (cix, children) = self.vertex(child);
+            stack.push(Frame {
+                ix: cix,
+                children,
+                next: 0,
+                from_parent: Some((parent, edge)),
+            });
+        }
+        ix
+    }
+
+    /// Adds the vertex of a (resolved) node, and lists its children with their edges.
+    fn vertex(&mut self, id: NodeId) -> (NodeIndex, Vec<(NodeId, Edge)>) {
         let node = &self.graph.nodes[id];
         let label = self.graph.label(id);
         let vertex = match &node.kind {
             NodeKind::Device { ctor, .. } => {
                 let detail = if self.resolve {
-                    let ix = self
-                        .eval
-                        .order
-                        .iter()
-                        .position(|&n| n == id)
-                        .unwrap_or_default();
+                    let ix = self.position.get(&id).copied().unwrap_or_default();
                     format!("{ctor}_{ix}")
                 } else {
                     String::new()
@@ -101,6 +159,7 @@ impl Drawing<'_> {
         };
         let ix = self.out.add_node(vertex);
         self.index.insert(id, ix);
+        let mut children = Vec::new();
         match &node.kind {
             NodeKind::Device {
                 args, deps, ctor, ..
@@ -111,28 +170,20 @@ impl Drawing<'_> {
                     .filter(|p| matches!(p.ty, ParamType::Device(_)))
                     .map(|p| p.name.clone());
                 for (name, &a) in names.zip(args) {
-                    let to = self.node(a);
-                    self.out.add_edge(
-                        ix,
-                        to,
-                        Edge {
-                            label: name,
-                            style: "solid",
-                            closed: None,
-                        },
-                    );
+                    let edge = Edge {
+                        label: name,
+                        style: "solid",
+                        closed: None,
+                    };
+                    children.push((a, edge));
                 }
                 for &d in deps {
-                    let to = self.node(d);
-                    self.out.add_edge(
-                        ix,
-                        to,
-                        Edge {
-                            label: String::new(),
-                            style: "dashed",
-                            closed: None,
-                        },
-                    );
+                    let edge = Edge {
+                        label: String::new(),
+                        style: "dashed",
+                        closed: None,
+                    };
+                    children.push((d, edge));
                 }
             }
             NodeKind::Choice { cases, .. } => {
@@ -143,7 +194,6 @@ impl Drawing<'_> {
                 };
                 for i in shown {
                     let (when, case) = &cases[i];
-                    let to = self.node(*case);
                     let (label, style) = if when.is_empty() {
                         ("default".to_string(), "bold")
                     } else {
@@ -156,19 +206,18 @@ impl Drawing<'_> {
                         )
                     };
                     let closed = self.closed.get(&(id, i)).cloned();
-                    self.out.add_edge(
-                        ix,
-                        to,
+                    children.push((
+                        *case,
                         Edge {
                             label,
                             style,
                             closed,
                         },
-                    );
+                    ));
                 }
             }
         }
-        ix
+        (ix, children)
     }
 }
 
@@ -200,6 +249,12 @@ pub fn draw(
         closed: closed.as_ref().map_or(&no_cases, |c| c.cases),
         out: DiGraph::new(),
         index: Default::default(),
+        position: eval
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i))
+            .collect(),
     };
     let main = d.out.add_node(Vertex::Main(config.main.start.clone()));
     for (i, &a) in graph.main.args.iter().enumerate() {

@@ -5,7 +5,9 @@
 //! and the generated connect code reads values with the typed accessors
 //! ([`BootArgs::string`], [`BootArgs::ipv4_prefix`], ...). Accepted forms are `--name=value`,
 //! `--name value` and, for booleans, a bare `--name`; `-` and `_` are interchangeable in
-//! names. A key given twice takes its last value.
+//! names. A key given twice takes its last value. Every value is checked against its key's
+//! kind, ranges included ([`KeyKind::Port`], [`KeyKind::IntIn`]), before the image connects
+//! any device, so a bad value is exit status 64 naming the key, on every target.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -35,6 +37,10 @@ pub enum KeyKind {
     Bool,
     /// A signed 64-bit integer.
     Int,
+    /// A signed 64-bit integer from the first bound to the second, inclusive.
+    IntIn(i64, i64),
+    /// A TCP or UDP port number, from 1 to 65535.
+    Port,
     /// Any text.
     String,
     /// One of a fixed list of words.
@@ -51,6 +57,8 @@ impl KeyKind {
         match self {
             Self::Bool => "true|false".into(),
             Self::Int => "INT".into(),
+            Self::IntIn(min, max) => alloc::format!("{min}..{max}"),
+            Self::Port => "PORT".into(),
             Self::String => "STRING".into(),
             Self::Enum(words) => words.join("|"),
             Self::Ipv4Addr => "IPV4".into(),
@@ -63,6 +71,8 @@ impl KeyKind {
         match self {
             Self::Bool => "true or false".into(),
             Self::Int => "an integer".into(),
+            Self::IntIn(min, max) => alloc::format!("an integer from {min} to {max}"),
+            Self::Port => "a port number from 1 to 65535".into(),
             Self::String => "a string".into(),
             Self::Enum(words) => alloc::format!("one of {}", words.join(", ")),
             Self::Ipv4Addr => "an IPv4 address such as 10.0.0.1".into(),
@@ -79,6 +89,10 @@ impl KeyKind {
                 _ => return None,
             },
             Self::Int => Value::Int(text.parse().ok()?),
+            Self::IntIn(min, max) => {
+                Value::Int(text.parse().ok().filter(|n| (*min..=*max).contains(n))?)
+            }
+            Self::Port => Value::Int(text.parse().ok().filter(|n| (1..=65535).contains(n))?),
             Self::String => Value::String(text.to_string()),
             Self::Enum(words) => Value::Enum(words.iter().find(|w| **w == text)?),
             Self::Ipv4Addr => Value::Ipv4Addr(text.parse().ok()?),
@@ -298,10 +312,17 @@ impl BootArgs {
         self.specs
     }
 
-    fn value(&self, name: &str) -> Option<&Value> {
+    fn index(&self, name: &str) -> usize {
         let i = self.specs.iter().position(|s| s.name == name);
-        let i = i.unwrap_or_else(|| panic!("`{name}` is not a runtime key of this image"));
-        self.values[i].as_ref()
+        i.unwrap_or_else(|| panic!("`{name}` is not a runtime key of this image"))
+    }
+
+    fn spec(&self, name: &str) -> &KeySpec {
+        &self.specs[self.index(name)]
+    }
+
+    fn value(&self, name: &str) -> Option<&Value> {
+        self.values[self.index(name)].as_ref()
     }
 
     fn missing(name: &str, kind: &str) -> ! {
@@ -322,7 +343,7 @@ impl BootArgs {
         }
     }
 
-    /// `int(name)` is the value of the integer key `name`.
+    /// `int(name)` is the value of the integer key `name` (a port key's too).
     ///
     /// # Panics
     ///
@@ -331,6 +352,21 @@ impl BootArgs {
         match self.value(name) {
             Some(Value::Int(n)) => *n,
             _ => Self::missing(name, "int"),
+        }
+    }
+
+    /// `port(name)` is the value of the port key `name`, from 1 to 65535.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is not a port key with a default: the generated code guarantees it is.
+    pub fn port(&self, name: &str) -> u16 {
+        match (self.spec(name).kind, self.value(name)) {
+            (KeyKind::Port, Some(Value::Int(n))) => match u16::try_from(*n) {
+                Ok(p) if p != 0 => p,
+                _ => Self::missing(name, "port"),
+            },
+            _ => Self::missing(name, "port"),
         }
     }
 
@@ -463,6 +499,18 @@ mod tests {
             default: None,
             doc: "Gateway.",
         },
+        KeySpec {
+            name: "port",
+            kind: KeyKind::Port,
+            default: Some("8080"),
+            doc: "Port.",
+        },
+        KeySpec {
+            name: "workers",
+            kind: KeyKind::IntIn(1, 64),
+            default: Some("4"),
+            doc: "Workers.",
+        },
     ];
 
     fn parse(args: &[&str]) -> Result<BootArgs, ArgError> {
@@ -564,6 +612,33 @@ mod tests {
             }
         );
         assert!(matches!(parse(&["--"]), Err(ArgError::Unexpected { .. })));
+    }
+
+    #[test]
+    fn ports_and_ranges_are_checked_when_parsing() {
+        let a = parse(&["--port=443", "--workers", "64"]).unwrap();
+        assert_eq!(a.port("port"), 443);
+        assert_eq!(a.int("port"), 443);
+        assert_eq!(a.int("workers"), 64);
+        assert_eq!(parse(&[]).unwrap().port("port"), 8080);
+        for bad in [
+            "--port=99999999",
+            "--port=-1",
+            "--port=0",
+            "--port=65536",
+            "--port=http",
+        ] {
+            let e = parse(&[bad]).unwrap_err();
+            assert_eq!(e.exit_code(), 64, "{bad}");
+            assert!(
+                e.to_string()
+                    .contains("for `--port`: expected a port number from 1 to 65535"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse(&["--workers=0"]).unwrap_err();
+        assert!(e.to_string().contains("an integer from 1 to 64"), "{e}");
+        assert!(usage("x", SPECS).contains("--workers=1..64"));
     }
 
     #[test]

@@ -401,6 +401,58 @@ fn kv_ro_reads_a_tar_archive_over_a_block_device_under_the_minimal_spt_loader() 
     );
 }
 
+/// `bad_ports_exit_64_before_any_device(run, served)` checks that an out-of-range `--port`
+/// makes conduit_server exit 64 naming it, where the boot arguments are parsed and before
+/// its network device `service` is connected: `run(cmdline)` gives the status and console
+/// of a run with the device attached, and the console never shows the direct stack, which
+/// `served()` (the console of a run with a good port that answered an HTTP GET) does.
+fn bad_ports_exit_64_before_any_device(
+    mut run: impl FnMut(&str) -> (Option<i32>, String),
+    served: impl FnOnce() -> String,
+) {
+    const CONNECTED: &str = "direct stack on";
+    for port in ["99999999", "-1", "0"] {
+        let (status, console) = run(&format!("--port={port}"));
+        assert_eq!(status, Some(64), "--port={port}: {console}");
+        assert!(
+            console.contains(&format!("invalid value `{port}` for `--port`"))
+                && console.contains("from 1 to 65535"),
+            "--port={port}: {console}"
+        );
+        assert!(!console.contains(CONNECTED), "--port={port}: {console}");
+    }
+    let console = served();
+    assert!(console.contains(CONNECTED), "{console}");
+}
+
+#[test]
+fn a_bad_port_exits_64_before_any_device_under_the_minimal_spt_loader() {
+    let (image, _) = image("conduit_server", "spt");
+    let with_device = |cmdline: &str| {
+        let (host, guest_end) = spt::net_pair();
+        let child = spt::spawn(
+            &image,
+            cmdline,
+            Devices::default().net("service", guest_end),
+        );
+        (host, child)
+    };
+    bad_ports_exit_64_before_any_device(
+        |cmdline| {
+            let (_host, child) = with_device(cmdline);
+            let r = child.wait(Duration::from_secs(30));
+            (r.status, format!("{}{}", guest(&r), r.stderr))
+        },
+        || {
+            let (host, child) = with_device("--port=8080");
+            let (arp_reply, syn_ack, _) = http_get(&host);
+            let r = child.kill();
+            assert!(arp_reply && syn_ack, "{}{}", r.stdout, r.stderr);
+            format!("{}{}", guest(&r), r.stderr)
+        },
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Frames to and from conduit_server's network device (mirage-test-support's `solo5::net`).
 
@@ -518,6 +570,39 @@ fn console_kv_ro_keys_and_panics_under_the_minimal_hvt_monitor() {
         crash.console.contains("deliberate panic: testing\n"),
         "{}",
         crash.console
+    );
+}
+
+#[test]
+fn a_bad_port_exits_64_before_any_device_under_the_minimal_hvt_monitor() {
+    use std::os::unix::net::UnixDatagram;
+    if hvt_run("examples/hello", "--nope").is_none() {
+        return;
+    }
+    let (image, _) = image("conduit_server", "hvt");
+    let elf = std::fs::read(&image).unwrap();
+    bad_ports_exit_64_before_any_device(
+        |cmdline| {
+            let (_host, guest_end) = UnixDatagram::pair().unwrap();
+            let devices = vec![("service", HvtDevice::Net(guest_end.into()))];
+            let run = hvt::run_with(&elf, cmdline, devices, &AtomicBool::new(false)).unwrap();
+            (run.status.ok(), run.console)
+        },
+        || {
+            let (host, guest_end) = UnixDatagram::pair().unwrap();
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let stop_monitor = stop.clone();
+            let elf = elf.clone();
+            let monitor = std::thread::spawn(move || {
+                let devices = vec![("service", HvtDevice::Net(guest_end.into()))];
+                hvt::run_with(&elf, "--port=8080", devices, &stop_monitor)
+            });
+            let (arp_reply, syn_ack, _) = http_get(&host);
+            stop.store(true, Ordering::SeqCst);
+            let run = monitor.join().unwrap().unwrap();
+            assert!(arp_reply && syn_ack, "{}", run.console);
+            run.console
+        },
     );
 }
 

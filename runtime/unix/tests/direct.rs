@@ -137,6 +137,55 @@ fn network_echoes_udp_answers_ping_and_shows_its_device() {
     assert!(log.contains("UDP echo on port 7"), "{log}");
 }
 
+/// An out-of-range `--port` is refused where the boot arguments are parsed, before any device
+/// connects: while a first server holds tap0, a second one given a bad port exits 64 naming
+/// `--port`. Had it opened the tap first it would have found it busy and exited 1 naming the
+/// tap, as the control run with a good port shows.
+#[test]
+fn a_bad_port_exits_64_before_the_tap_is_opened() {
+    let image = image("conduit_server", &["--net=direct"]);
+    let Some(ns) = Netns::create() else { return };
+    let mut holder = boot(&ns, &image, &["--ipv4=10.0.0.2/24", "--port=8080"]);
+    let curl = ["curl", "-sS", "--max-time", "3", "http://10.0.0.2:8080/"];
+    ns.until_ok(&curl, Duration::from_secs(20), &mut holder);
+    let run = |port: &str| {
+        let image = image.to_string_lossy().into_owned();
+        let port = format!("--port={port}");
+        let argv = [
+            image.as_str(),
+            "--interface=tap0",
+            "--ipv4=10.0.0.3/24",
+            &port,
+        ];
+        let out = ns.exec(&argv).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for port in ["99999999", "-1", "0"] {
+        let (code, err) = run(port);
+        assert_eq!(code, Some(64), "--port={port}: {err}");
+        assert!(
+            err.contains(&format!("invalid value `{port}` for `--port`"))
+                && err.contains("from 1 to 65535"),
+            "--port={port}: {err}"
+        );
+        assert!(
+            !err.contains("tap0"),
+            "--port={port} reached the tap: {err}"
+        );
+    }
+    let (code, err) = run("8081");
+    assert_eq!(
+        code,
+        Some(1),
+        "a good port connects the tap, busy here: {err}"
+    );
+    assert!(err.contains("tap0"), "{err}");
+    assert!(holder.is_running(), "{}", holder.stop());
+}
+
 #[test]
 fn a_syn_flood_leaves_conduit_server_answering_and_gives_its_memory_back() {
     let image = image("conduit_server", &["--net=direct"]);

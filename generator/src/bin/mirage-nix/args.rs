@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use mirage_nix::config::CONFIG_FILE;
+use mirage_nix::config::{CONFIG_FILE, RESERVED_FLAGS};
 use mirage_nix::diag::{closest, Diagnostic, Report};
 use mirage_nix::key::{KeyType, Stage};
 use mirage_nix::Unikernel;
@@ -70,31 +70,6 @@ pub struct KeyedCommand {
     reachable: BTreeSet<String>,
 }
 
-/// The long option names a keyed command has besides keys.
-const OWN_FLAGS: &[&str] = &[
-    "help",
-    "dot",
-    "eval",
-    "no-eval",
-    "json",
-    "all-targets",
-    "check",
-    "mirage-root",
-    "quiet",
-    "target",
-    "cargo",
-    "print-build-logs",
-    "rebuild",
-    "toolchain",
-    "dry-run",
-    "mem",
-    "disk",
-    "tap",
-    "xen",
-    "verbose",
-    "image",
-];
-
 impl KeyedCommand {
     /// Finds DIR and the keys given in `argv`, loads the config and computes reachable keys.
     pub fn prepare(name: &str, argv: &[String]) -> Result<KeyedCommand, Report> {
@@ -125,12 +100,14 @@ impl KeyedCommand {
             .collect();
         let wants_help = after.iter().any(|a| *a == "--help" || *a == "-h");
         let positionals: Vec<&str> = positionals(&after);
+        // DIR is the last positional that is a folder or holds a config (query's INFO comes
+        // first); a config that cannot be read is then reported, never silently replaced by
+        // the current directory's.
         let dir = positionals
             .iter()
             .rev()
-            .map(PathBuf::from)
-            .find(|p| p.join(CONFIG_FILE).is_file())
-            .unwrap_or_else(|| PathBuf::from("."));
+            .find(|p| looks_like_dir(p))
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
         let (unikernel, load_error) = match Unikernel::load(&dir) {
             Ok(u) => (Some(u), None),
             Err(r) if wants_help => (None, Some(r)),
@@ -175,7 +152,12 @@ impl KeyedCommand {
     /// Adds one flag per reachable key (the target always) to a keyed command.
     pub fn add_keys(&self, mut c: Command) -> Command {
         if self.unikernel.is_none() {
-            return c.before_help(format!("(no {CONFIG_FILE} found: only the target is listed; run this in a unikernel's directory to see its keys)"));
+            let why = self
+                .load_error
+                .as_ref()
+                .and_then(|r| r.diagnostics.first())
+                .map_or(format!("no {CONFIG_FILE} found"), |d| d.message.clone());
+            return c.before_help(format!("({why}: only the target is listed; run this in a unikernel's directory to see its keys)"));
         }
         let uk = self.unikernel.as_ref().expect("checked above");
         for name in &self.reachable {
@@ -242,8 +224,11 @@ fn positionals<'a>(args: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
+/// Whether `a` is a unikernel's directory: a folder, or one holding a config of any kind
+/// (which is then read, and refused if it is not a regular file).
 fn looks_like_dir(a: &str) -> bool {
-    std::path::Path::new(a).join(CONFIG_FILE).is_file()
+    let p = std::path::Path::new(a);
+    p.is_dir() || std::fs::symlink_metadata(p.join(CONFIG_FILE)).is_ok()
 }
 
 /// `(key, value)` pairs written as `--key=value`, `--key value`, `-t value` or `--flag`.
@@ -298,7 +283,7 @@ fn check_flags(
             continue;
         };
         let name = long.split_once('=').map_or(long, |(n, _)| n);
-        if OWN_FLAGS.contains(&name) || reachable.contains(name) {
+        if RESERVED_FLAGS.contains(&name) || name == "target" || reachable.contains(name) {
             continue;
         }
         let message = if uk.config.keys.contains_key(name) {
@@ -315,7 +300,7 @@ fn check_flags(
                 flags(reachable)
             ))
         } else {
-            let known = OWN_FLAGS
+            let known = RESERVED_FLAGS
                 .iter()
                 .copied()
                 .chain(reachable.iter().map(String::as_str));

@@ -102,7 +102,8 @@ fn cli() -> Command {
         .subcommand(Command::new("render")
             .about("Render the specialised crate of a plan (Cargo.toml, src/main.rs, embedded files) from the plan alone")
             .arg(Arg::new("plan").required(true).value_name("PLAN").value_parser(clap::value_parser!(PathBuf)).help("A plan file, e.g. examples/hello/plans/unix.json"))
-            .arg(Arg::new("output").short('o').long("output").required(true).value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The folder to write the crate to"))
+            .arg(Arg::new("output").short('o').long("output").required(true).value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The folder to write the crate to: missing, empty, or holding a previous render of the same unikernel"))
+            .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help("Write into DIR even if it holds files no render of this unikernel wrote, overwriting those the crate needs"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)"))
             .arg(Arg::new("unikernel-dir").long("unikernel-dir").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The unikernel's directory (default: the folder above the plan's plans/)")))
         .subcommand(Command::new("disks")
@@ -189,6 +190,7 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
         }
         ("render", m) => {
             let (plan, unikernel) = plan_and_unikernel(m)?;
+            let plan_path = m.get_one::<PathBuf>("plan").expect("required");
             let out = m.get_one::<PathBuf>("output").expect("required");
             let roots = Roots {
                 mirage: ops::mirage_root(
@@ -196,10 +198,20 @@ fn run(argv: &[String]) -> Result<ExitCode, Failure> {
                 )?,
                 unikernel,
             };
-            let files = render::crate_files(&plan, &roots, out)
-                .map_err(|e| args::report("render", e.to_string()))?;
-            render::write(&files, out)
-                .map_err(|e| args::report("io", format!("cannot write {}: {e}", out.display())))?;
+            let files = render::crate_files(&plan, &roots, out).map_err(|e| {
+                let mut r = args::report("render", e.to_string());
+                if let render::RenderError::Plan { .. } = e {
+                    r.diagnostics[0].help = Some(ops::regenerate_hint(plan_path, Some(&plan)));
+                }
+                r
+            })?;
+            let overwrite = if m.get_flag("force") {
+                render::Overwrite::Force
+            } else {
+                render::Overwrite::Refuse
+            };
+            render::write_into(&files, out, &plan.name, overwrite)
+                .map_err(|e| args::report("output", e.to_string()))?;
             eprintln!(
                 "rendered {} for {} into {} ({} files)",
                 plan.name,
@@ -523,8 +535,36 @@ fn keyed_command(
 
 #[cfg(test)]
 mod tests {
+    use mirage_nix::config::{RESERVED_FLAGS, RESERVED_SHORTS};
+
     #[test]
     fn the_command_line_is_well_formed() {
         super::cli().debug_assert();
+    }
+
+    /// Keys become flags of the same commands, so every option of every command must be
+    /// reserved (or be the `target` key), or a key could collide with it.
+    #[test]
+    fn every_option_is_reserved_for_keys() {
+        let cli = super::cli();
+        let commands = std::iter::once(&cli).chain(cli.get_subcommands());
+        for c in commands {
+            for a in c.get_arguments() {
+                if let Some(long) = a.get_long() {
+                    assert!(
+                        RESERVED_FLAGS.contains(&long) || long == "target",
+                        "--{long} of {} is not in RESERVED_FLAGS",
+                        c.get_name()
+                    );
+                }
+                if let Some(short) = a.get_short() {
+                    assert!(
+                        RESERVED_SHORTS.contains(&short) || short == 't',
+                        "-{short} of {} is not in RESERVED_SHORTS",
+                        c.get_name()
+                    );
+                }
+            }
+        }
     }
 }

@@ -51,15 +51,18 @@ impl Tree {
     /// `read(dir)` is the files of `dir`, as crunch embeds them: regular files only (a
     /// symbolic link is an error), directories implied by their files.
     pub fn read(dir: &Path) -> Result<Tree, DiskError> {
-        let files = super::embedded_files(dir).map_err(|e| DiskError::Folder {
+        let mut budget = super::MAX_EMBEDDED_BYTES;
+        let files = super::embedded_files(dir, &mut budget).map_err(|e| DiskError::Folder {
             dir: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
         let mut tree = Tree::default();
         for (key, path) in files {
-            let data = std::fs::read(&path).map_err(|e| DiskError::Folder {
-                dir: dir.to_path_buf(),
-                reason: format!("cannot read {}: {e}", path.display()),
+            let data = super::read_embedded(&path, super::MAX_EMBEDDED_BYTES).map_err(|e| {
+                DiskError::Folder {
+                    dir: dir.to_path_buf(),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                }
             })?;
             tree.insert(&key, data);
         }
