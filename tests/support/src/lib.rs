@@ -11,6 +11,8 @@
 //! - [`netns`]: network namespaces with a tap device, and raw IPv4 inside them (SYN floods);
 //! - [`direct`]: checks of the direct TCP/IP stack every target passes (SYN floods, initial
 //!   sequence numbers, fragments) and the heap use it logs;
+//! - [`equivalence`]: the cross-target equivalence matrix of the read-only stores (every
+//!   file's SHA-256 on unix, spt, hvt and xen), its unix, spt and hvt rows, and its check;
 //! - [`load`]: HTTP load with wrk, round after round, and whether a server held up;
 //! - [`xen`]: the xen target's QEMU runs (dom0, PVH dom0, plain PVH) and the domU test bed
 //!   ([`xen::testbed`]: a Linux dom0 with netback, blkback and a bridge, running scenarios);
@@ -41,6 +43,7 @@
 #![deny(unsafe_code)]
 
 pub mod direct;
+pub mod equivalence;
 pub mod examples;
 pub mod fault;
 pub mod image;
