@@ -4,32 +4,43 @@
 //! bridge `xenbr0` with dom0 at 10.0.0.1, curl, socat, ping and dnsmasq). All the scenarios run
 //! in one dom0 boot ([`suite`]), and each test looks at its own:
 //!
+//! - the cross-target equivalence matrix of the read-only stores (issue #11): kv_ro and
+//!   static_website over crunch, tar and fat return every file of their folder with the same
+//!   SHA-256 on unix, spt, hvt and xen. The xen rows are domUs of this boot (kv_ro over crunch
+//!   (PV), tar (PVH, PV) and FAT (PVH), each printing its files' digests; static_website over
+//!   crunch (PVH, PV), tar (PVH) and FAT (PV), every file fetched by curl from dom0), each disk
+//!   the one the build makes; the other rows ([`equivalence::other_targets`]) are computed
+//!   while dom0 boots, and the test prints the whole matrix;
 //! - conduit_server answers `curl` from dom0 with the talk's body (PVH, PV), and `xl shutdown`
 //!   ends it cleanly; a malformed request corpus and slow clients leave it serving;
-//! - static_website serves every file of its htdocs byte for byte (sha256, PVH and PV);
 //! - network answers ping and UDP echo (PVH, PV); the DHCP variant of conduit_server takes a
 //!   lease from dnsmasq and answers on it;
 //! - block writes sectors (PV), and a second boot of the same disk (PVH) finds them;
-//! - kv_ro over tar reads its archive from an xvda (PVH, PV), over FAT its filesystem (PVH), and
-//!   static_website serves its htdocs over tar (PVH) and FAT (PV), each disk the one the build
-//!   makes (the xen rows of `runtime/unix/tests/equivalence.rs`); a corrupt archive gives the
-//!   same error as the unix image on the same file;
+//! - kv_ro lists and reads its store as on every target, and a corrupt archive gives the same
+//!   error as the unix image on the same file;
 //! - a domU created without its vif or its disk names the missing device and crashes within
 //!   seconds;
 //! - a sleep of `u64::MAX` ns leaves the vCPU idle (issue #15).
 //!
-//! They are skipped, saying why, where QEMU, Xen or the test bed's packages are missing.
+//! They are skipped, saying why, where QEMU, Xen or the test bed's packages are missing (the
+//! matrix's xen rows then say "skipped" and why, and its hvt rows likewise without a usable
+//! /dev/kvm).
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use mirage_nix::render::xl::{self, DomainType};
+use mirage_test_support::equivalence::{
+    self, folder_digests, kv_ro_digests, sha256sum_digests, Matrix, Outcome as Got, Row,
+};
 use mirage_test_support::examples::KV_RO_OUTPUT;
 use mirage_test_support::image::{Builder, Image};
 use mirage_test_support::tree::{root, scratch};
 use mirage_test_support::xen::testbed::{Boot, GuestEnd, Outcome, Scenario, Testbed};
+
+// The matrix's spt rows run under the minimal spt loader, whose child is this test binary.
+mirage_test_support::mini_spt_child_test!();
 
 /// The talk's body, as conduit_server answers it.
 const BODY: &str = "hello mirage world!\n";
@@ -77,35 +88,6 @@ fn corrupt(mut archive: Vec<u8>) -> Vec<u8> {
     archive
 }
 
-/// The files of static_website's htdocs, relative to it.
-fn htdocs() -> Vec<String> {
-    let dir = root().join("examples/static_website/htdocs");
-    let mut files = Vec::new();
-    let mut stack = vec![dir.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// `sha256(path)` is the file's digest in hex, by the host's `sha256sum`.
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// Waits for a server's "listening" line, then runs `then`.
 fn when_listening(then: &str) -> String {
     format!("set -e\nwait_console 'listening on TCP port 8080' 60\n{then}")
@@ -113,10 +95,10 @@ fn when_listening(then: &str) -> String {
 
 const CURL: &str = "curl -sS --max-time 20 http://10.0.0.2:8080/\n";
 
-/// Fetches every htdocs file and prints `DIGEST PATH` lines.
+/// Fetches every file of static_website's htdocs and prints `DIGEST PATH` lines.
 fn website_script() -> String {
     let mut s = when_listening("");
-    for f in htdocs() {
+    for f in folder_digests("static_website").keys() {
         s.push_str(&format!(
             "echo \"$(curl -sS --max-time 20 http://10.0.0.2:8080/{f} | sha256sum | cut -d' ' -f1) {f}\"\n"
         ));
@@ -186,7 +168,8 @@ echo \"cpu after $(cpu)\"
 ";
 
 /// `suite()` is the one boot of the test bed that runs every scenario of this file, or why it
-/// cannot run here.
+/// cannot run here. While dom0 boots (QEMU takes one core), the equivalence matrix's other
+/// rows are computed beside it, so that the matrix test does not wait for them afterwards.
 fn suite() -> Result<&'static Boot, String> {
     static BOOT: OnceLock<Result<Boot, String>> = OnceLock::new();
     BOOT.get_or_init(|| {
@@ -197,6 +180,7 @@ fn suite() -> Result<&'static Boot, String> {
         let network = b.committed("examples/network", "xen");
         let block = b.committed("examples/block", "xen");
         let dhcp = b.configured("examples/conduit_server", "xen", &["--dhcp=true"]);
+        let kv_crunch = b.committed("examples/kv_ro", "xen");
         let kv_tar = b.configured("examples/kv_ro", "xen", &["--kv_ro=tar"]);
         let kv_fat = b.configured("examples/kv_ro", "xen", &["--kv_ro=fat"]);
         let website_tar = b.configured("examples/static_website", "xen", &["--kv_ro=tar"]);
@@ -274,6 +258,8 @@ fn suite() -> Result<&'static Boot, String> {
                 &config(&block, DomainType::Pvh)
                     .replace("target=disk.img", "target=/scenarios/block-pv/disk.img"),
             ),
+            Scenario::new("kv-crunch-pv", &kv_crunch.path)
+                .config(&config(&kv_crunch, DomainType::Pv)),
             Scenario::new("kv-tar-pvh", &kv_tar.path)
                 .config(&config(&kv_tar, DomainType::Pvh))
                 .file("t.tar", archive.clone()),
@@ -303,7 +289,12 @@ fn suite() -> Result<&'static Boot, String> {
                 .script(IDLE_SCRIPT)
                 .destroy_after_script(),
         ];
-        Ok(bed.boot(&scenarios))
+        // The matrix's other rows need no dom0: they are computed while it boots.
+        let other_rows = std::thread::spawn(equivalence::other_targets);
+        let boot = bed.boot(&scenarios);
+        // (Should they have panicked, the matrix test computes them again and shows why.)
+        let _ = other_rows.join();
+        Ok(boot)
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -344,26 +335,6 @@ fn conduit_server_answers_curl_from_dom0_across_the_bridge() {
             run.console.contains("INF [ipv4] address 10.0.0.2/24"),
             "{run}"
         );
-    }
-}
-
-#[test]
-fn static_website_serves_every_file_of_its_htdocs_byte_for_byte() {
-    let boot = require_suite!();
-    let dir = root().join("examples/static_website/htdocs");
-    let expected: String = htdocs()
-        .iter()
-        .map(|f| format!("{} {f}\n", sha256(&dir.join(f))))
-        .collect();
-    for name in [
-        "website-pvh",
-        "website-pv",
-        "website-tar-pvh",
-        "website-fat-pv",
-    ] {
-        let run = boot.scenario(name);
-        served(run);
-        assert_eq!(run.dom0, expected, "{run}");
     }
 }
 
@@ -480,9 +451,9 @@ fn block_writes_sectors_and_a_second_boot_of_the_disk_reads_them_back() {
 }
 
 #[test]
-fn kv_ro_reads_its_tar_archive_or_fat_filesystem_from_an_xvda() {
+fn kv_ro_lists_and_reads_its_crunched_files_tar_archive_or_fat_filesystem() {
     let boot = require_suite!();
-    for name in ["kv-tar-pvh", "kv-tar-pv", "kv-fat-pvh"] {
+    for name in ["kv-crunch-pv", "kv-tar-pvh", "kv-tar-pv", "kv-fat-pvh"] {
         let run = boot.scenario(name);
         assert_eq!(run.guest, Some(GuestEnd::Poweroff), "{run}");
         let store: String = run
@@ -561,4 +532,69 @@ fn sleeping_forever_leaves_the_vcpu_idle() {
         let used = cpu(run, "after") - cpu(run, "before");
         assert!(used < 0.5, "{used} CPU seconds in 5 idle seconds: {run}");
     }
+}
+
+/// The scenarios that give each xen row of the equivalence matrix: (example, store, domUs).
+const XEN_ROWS: [(&str, &str, &[&str]); 6] = [
+    ("kv_ro", "crunch", &["kv-crunch-pv"]),
+    ("kv_ro", "tar", &["kv-tar-pvh", "kv-tar-pv"]),
+    ("kv_ro", "fat", &["kv-fat-pvh"]),
+    ("static_website", "crunch", &["website-pvh", "website-pv"]),
+    ("static_website", "tar", &["website-tar-pvh"]),
+    ("static_website", "fat", &["website-fat-pv"]),
+];
+
+/// `xen_row(boot, example, scenarios)` is what the domUs `scenarios` returned: kv_ro's
+/// printed digests once it powered off, or the digests of what dom0 fetched from
+/// static_website while it kept serving; every domU must return the same files.
+fn xen_row(boot: &Boot, example: &str, scenarios: &[&str]) -> Got {
+    let mut first: Option<(&str, equivalence::Digests)> = None;
+    for name in scenarios {
+        let run = boot.scenario(name);
+        let got = match example {
+            "kv_ro" if run.guest == Some(GuestEnd::Poweroff) => kv_ro_digests(&run.console),
+            "static_website" if run.script == Some(0) && run.guest == Some(GuestEnd::Destroyed) => {
+                sha256sum_digests(&run.dom0)
+            }
+            _ => {
+                eprintln!("{run}");
+                let (guest, script) = (&run.guest, run.script);
+                return Got::Failed(format!("{name}: guest {guest:?}, script {script:?}"));
+            }
+        };
+        match &first {
+            Some((other, digests)) if *digests != got => {
+                return Got::Failed(format!("{other} and {name} return different files"));
+            }
+            Some(_) => {}
+            None => first = Some((name, got)),
+        }
+    }
+    Got::Read(first.expect("a xen row has a domU").1)
+}
+
+/// The cross-target equivalence matrix (issue #11): kv_ro and static_website over crunch, tar
+/// and fat return every file of their folder with its digest on unix, spt, hvt and xen. The
+/// xen rows are this file's domUs; the other rows were computed while dom0 booted.
+#[test]
+fn every_file_has_the_same_digest_on_every_target() {
+    let xen = suite();
+    let xen_rows = XEN_ROWS.iter().map(|&(example, store, scenarios)| {
+        let (how, outcome) = match &xen {
+            Ok(boot) => (
+                format!("domU {}", scenarios.join(", ")),
+                xen_row(boot, example, scenarios),
+            ),
+            Err(why) => (String::from("the domU test bed"), Got::Skipped(why.clone())),
+        };
+        Row {
+            example,
+            store,
+            target: "xen",
+            how,
+            outcome,
+        }
+    });
+    let matrix = Matrix::new(equivalence::other_targets().iter().cloned().chain(xen_rows));
+    matrix.check();
 }
