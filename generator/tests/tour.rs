@@ -13,7 +13,7 @@
 //! The tour builds through Nix and boots under QEMU, so its run is ignored by `cargo test`;
 //! `scripts/test` runs it after `nix flake check`, whose store holds the images:
 //!
-//!     cargo test -p mirage-nix --locked --test tour -- --ignored
+//!     cargo test -p mirage-nix --locked --test tour -- --ignored --nocapture
 //!
 //! The checks of the README's text itself (every command names its target) run always.
 
@@ -236,8 +236,8 @@ fn the_readme_tour_works_line_by_line_after_the_demo() {
             break;
         };
         eprintln!(
-            "README.md:{}: `{}`: exit status {}, {:.1} s\n{}",
-            step.line, step.command, result.status, result.seconds, result.output
+            "README.md:{}: exit status {}, {:.1} s: {}",
+            step.line, result.status, result.seconds, step.command
         );
         let mut actual: Vec<String> = result
             .output
