@@ -14,45 +14,10 @@ use std::time::Instant;
 
 use mirage_nix::ops::nix::{find_nix, nix_command, nix_config};
 
+mod scratch;
+use scratch::{root, run, scratch, Scratch};
+
 const UNIX_IMAGES: &[&str] = &["hello-unix", "console-unix", "kv_ro-unix", "block-unix"];
-
-fn root() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
-}
-
-/// A clone of this repository's HEAD in a temporary directory (or, where the tree is not a
-/// git checkout, such as an exported archive, a copy of it committed to a new repository).
-struct Scratch {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-fn scratch() -> Scratch {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("mirage-nix");
-    let git = |args: &[&str]| {
-        run(Command::new("git").arg("-C").arg(&dir).args(args));
-    };
-    if root().join(".git").exists() {
-        run(Command::new("git")
-            .args(["clone", "--quiet"])
-            .arg(root())
-            .arg(&dir));
-    } else {
-        std::fs::create_dir(&dir).unwrap();
-        run(Command::new("sh").arg("-c").arg(
-            "tar -C \"$0\" --exclude=./target --exclude='./result*' --exclude='*/.mirage-nix' -cf - . | tar -C \"$1\" -xf -",
-        ).arg(root()).arg(&dir));
-        git(&["init", "--quiet"]);
-    }
-    git(&["config", "user.name", "test"]);
-    git(&["config", "user.email", "test@example.invalid"]);
-    if !root().join(".git").exists() {
-        git(&["add", "--all"]);
-        git(&["commit", "--quiet", "--message", "the tree under test"]);
-    }
-    Scratch { _tmp: tmp, dir }
-}
 
 /// A token unique to this run. Edits carry it so that their derivations are new even where
 /// the Nix store is kept between runs (a store that already holds an edited image would
@@ -63,17 +28,6 @@ fn nonce() -> String {
         .unwrap_or_default()
         .as_nanos();
     format!("{nanos}-{}", std::process::id())
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Scratch {
@@ -156,15 +110,6 @@ impl Scratch {
             .arg("-C")
             .arg(&self.dir)
             .args(["add", "-A"]));
-    }
-
-    fn mirage_nix(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mirage-nix"))
-            .current_dir(&self.dir)
-            .env("MIRAGE_NIX_ROOT", &self.dir)
-            .args(args)
-            .output()
-            .unwrap()
     }
 
     /// `nix eval` of an attribute that must fail; its error text.

@@ -160,6 +160,30 @@ fn function(program: &str) -> String {
     )
 }
 
+/// The `case` lines of a bash or zsh script completing each command's positional arguments:
+/// `line(command, arms)` for each command that has any, its arms `arm(index, action)` with
+/// `action(positional)` the shell's way to complete it.
+fn positional_cases(
+    commands: &[CommandSpec],
+    action: impl Fn(&Positional) -> String,
+    arm: impl Fn(usize, &str) -> String,
+    line: impl Fn(&str, &str) -> String,
+) -> String {
+    let mut out = String::new();
+    for c in commands {
+        let arms: String = c
+            .positionals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| arm(i, &action(p)))
+            .collect();
+        if !arms.is_empty() {
+            out.push_str(&line(&c.name, &arms));
+        }
+    }
+    out
+}
+
 fn bash(program: &str, commands: &[CommandSpec]) -> String {
     let f = function(program);
     let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
@@ -235,20 +259,16 @@ fn bash(program: &str, commands: &[CommandSpec]) -> String {
         keyed.join("|")
     );
     s.push_str("        else\n            local n=0\n            for w in \"${ws[@]:2}\"; do [[ $w == -* ]] || n=$((n + 1)); done\n            case $sub in\n");
-    for c in commands {
-        let mut arms = String::new();
-        for (i, p) in c.positionals.iter().enumerate() {
-            let action = match p {
-                Positional::Dir => "mapfile -t cands < <(compgen -d -- \"$cur\")".to_string(),
-                Positional::File => "mapfile -t cands < <(compgen -f -- \"$cur\")".to_string(),
-                Positional::Words(w) => format!("cands=({})", w.join(" ")),
-            };
-            let _ = write!(arms, "{i}) {action} ;; ");
-        }
-        if !arms.is_empty() {
-            let _ = writeln!(s, "                {}) case $n in {arms}esac ;;", c.name);
-        }
-    }
+    s.push_str(&positional_cases(
+        commands,
+        |p| match p {
+            Positional::Dir => "mapfile -t cands < <(compgen -d -- \"$cur\")".to_string(),
+            Positional::File => "mapfile -t cands < <(compgen -f -- \"$cur\")".to_string(),
+            Positional::Words(w) => format!("cands=({})", w.join(" ")),
+        },
+        |i, action| format!("{i}) {action} ;; "),
+        |name, arms| format!("                {name}) case $n in {arms}esac ;;\n"),
+    ));
     s.push_str("            esac\n        fi\n    fi\n");
     s.push_str(
         r#"    mapfile -t COMPREPLY < <(compgen -W "${cands[*]}" -- "$cur")
@@ -371,20 +391,16 @@ fn zsh(program: &str, commands: &[CommandSpec]) -> String {
     case $sub in
 "#,
     );
-    for c in commands {
-        let mut arms = String::new();
-        for (i, p) in c.positionals.iter().enumerate() {
-            let action = match p {
-                Positional::Dir => "_files -/".to_string(),
-                Positional::File => "_files".to_string(),
-                Positional::Words(w) => format!("compadd -- {}", w.join(" ")),
-            };
-            let _ = write!(arms, "({i}) {action} ;; ");
-        }
-        if !arms.is_empty() {
-            let _ = writeln!(s, "        {}) case $n in {arms}esac ;;", c.name);
-        }
-    }
+    s.push_str(&positional_cases(
+        commands,
+        |p| match p {
+            Positional::Dir => "_files -/".to_string(),
+            Positional::File => "_files".to_string(),
+            Positional::Words(w) => format!("compadd -- {}", w.join(" ")),
+        },
+        |i, action| format!("({i}) {action} ;; "),
+        |name, arms| format!("        {name}) case $n in {arms}esac ;;\n"),
+    ));
     s.push_str("    esac\n}\n");
     let _ = writeln!(
         s,

@@ -256,8 +256,11 @@ fn host_secs() -> i64 {
 
 fn check_clocks(run: &Run) {
     let (elapsed, wall) = clock_values(&run.serial);
+    // Never short; late by at most 2 s: under QEMU TCG on a loaded 2-core host a vCPU can
+    // be off the processor for over half a second when its timer fires (2.66 s seen in CI's
+    // kind of machine). A clock scaled wrong shows in the wall-clock check below.
     assert!(
-        (1_800_000_000..=2_200_000_000).contains(&elapsed),
+        (1_800_000_000..=4_000_000_000).contains(&elapsed),
         "two one-second sleeps took {elapsed} ns"
     );
     assert!(

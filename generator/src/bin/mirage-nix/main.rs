@@ -76,7 +76,7 @@ fn cli() -> Command {
             .arg(Arg::new("all-targets").long("all-targets").action(ArgAction::SetTrue).conflicts_with("target").help("Write one plan per target that can build the unikernel"))
             .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Write nothing; fail if a committed plan differs from what the config gives"))
             .arg(Arg::new("dry-run").long("dry-run").action(ArgAction::SetTrue).conflicts_with("check").help("Write nothing; say what would be written, with the lines of each plan that would change")))
-        .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml or nix-attr")
+        .subcommand(args::keyed("query", "Print one fact about the plan: plan, crates, keys, main, cargo-toml, nix-attr, manifest, xl or xl-pv")
             .mut_arg("dir", |a| a.index(2))
             .arg(Arg::new("info").index(1).required(true).value_parser(QueryInfo::ALL.map(|(_, n)| n)).help("What to print"))
             .arg(Arg::new("mirage-root").long("mirage-root").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help("The mirage-nix tree (default: $MIRAGE_NIX_ROOT or the tree mirage-nix was built from)")))
