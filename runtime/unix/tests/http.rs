@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{curl, exchange, free_port, image, read_response, root, wait_for, Process};
-use sha2::{Digest, Sha256};
+use mirage_test_support::equivalence::sha256_hex;
 
 /// `serve(example)` starts `example` from its committed plan on a free loopback port.
 fn serve(example: &str) -> (Process, u16) {
@@ -28,13 +28,6 @@ fn conduit_server_says_hello_over_the_socket_stack() {
     assert_eq!(body, b"hello mirage world!\n");
     let log = server.stop();
     assert!(log.contains("listening on TCP port"), "{log}");
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use mirage_devices::kv::{Fat, Tar};
 use mirage_devices::KvRo;
+use mirage_test_support::equivalence::sha256_hex;
 use mirage_unix::BlockFile;
-use sha2::{Digest, Sha256};
 
 /// Memory an image may take whatever its store: its own code, heap and stacks, measured at
 /// about 2 MiB for kv_ro over the example's store.
@@ -24,10 +24,6 @@ fn corpus() -> PathBuf {
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     mirage_runtime::block_on(&mirage_unix::Unix, f)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A case of `hostile/cases.tsv`: its file and what reading it must give.
@@ -93,7 +89,7 @@ fn filesystems_made_by_mkfs_fat_and_archives_made_by_python_read_completely() {
             let cols: Vec<&str> = line.split('\t').collect();
             let data = read(&good.join(image), cols[0]).unwrap_or_else(|e| panic!("{image}: {e}"));
             assert_eq!(data.len().to_string(), cols[1], "{image}: {}", cols[0]);
-            assert_eq!(hex(&Sha256::digest(&data)), cols[2], "{image}: {}", cols[0]);
+            assert_eq!(sha256_hex(&data), cols[2], "{image}: {}", cols[0]);
         }
     }
 }
@@ -114,7 +110,7 @@ fn every_hostile_case_is_a_clean_error_or_a_correct_read() {
             }
             Expect::Read { key, sha256 } => {
                 let data = read(&case.file, key).unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(&hex(&Sha256::digest(&data)), sha256, "{name}");
+                assert_eq!(&sha256_hex(&data), sha256, "{name}");
             }
         }
     }
