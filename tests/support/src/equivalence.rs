@@ -482,3 +482,91 @@ fn hvt_row(example: &str, store: &str, keys: &[String]) -> Outcome {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A matrix where every row read `digests`, but kv_ro over fat on spt read `odd`.
+    fn matrix(odd: Outcome) -> Matrix {
+        let rows = EXAMPLES.iter().flat_map(|&(example, _)| {
+            let digests = folder_digests(example);
+            let odd = odd.clone();
+            STORES.iter().flat_map(move |&store| {
+                let (digests, odd) = (digests.clone(), odd.clone());
+                TARGETS.iter().map(move |&target| Row {
+                    example,
+                    store,
+                    target,
+                    how: String::new(),
+                    outcome: match (example, store, target) {
+                        ("kv_ro", "fat", "spt") => odd.clone(),
+                        _ => Outcome::Read(digests.clone()),
+                    },
+                })
+            })
+        });
+        Matrix::new(rows)
+    }
+
+    fn verdict(m: &Matrix) -> (String, bool) {
+        let verdicts = m.verdicts();
+        let (_, verdict, wrong) = verdicts
+            .iter()
+            .find(|(r, _, _)| (r.example, r.store, r.target) == ("kv_ro", "fat", "spt"))
+            .unwrap();
+        (verdict.clone(), *wrong)
+    }
+
+    #[test]
+    fn a_row_with_a_file_changed_missing_or_extra_is_wrong_and_says_which() {
+        let mut got = folder_digests("kv_ro");
+        got.insert("secret".into(), sha256_hex(b"not the secret\n"));
+        got.remove("subdir/hello.txt");
+        got.insert("stray".into(), sha256_hex(b""));
+        let m = matrix(Outcome::Read(got));
+        assert_eq!(
+            verdict(&m),
+            (
+                "DIFFERS: missing subdir/hello.txt; extra stray; changed secret".into(),
+                true
+            )
+        );
+        assert!(m
+            .to_string()
+            .ends_with("24 rows: 23 same, 1 wrong, 0 skipped"));
+        let empty = matrix(Outcome::Read(Digests::new()));
+        assert!(verdict(&empty).1, "a row that read nothing is wrong");
+    }
+
+    #[test]
+    fn a_skipped_row_says_why_and_is_not_wrong() {
+        let m = matrix(Outcome::Skipped("no /dev/kvm".into()));
+        assert_eq!(verdict(&m), ("skipped: no /dev/kvm".into(), false));
+        assert!(m
+            .to_string()
+            .ends_with("24 rows: 23 same, 0 wrong, 1 skipped"));
+        m.check();
+    }
+
+    #[test]
+    #[should_panic(expected = "every row once")]
+    fn a_matrix_missing_a_row_is_refused() {
+        let rows = matrix(Outcome::Skipped(String::new())).rows;
+        Matrix::new(rows.into_iter().skip(1));
+    }
+
+    #[test]
+    fn digests_are_read_from_kv_ros_console_and_from_sha256sum_lines() {
+        let sha = sha256_hex(b"foobar\n");
+        let console = format!(
+            "INF [kv_ro] store has secret\nINF [kv_ro] secret (7 bytes, sha256 {sha}):\n\
+             INF [kv_ro] foobar\n"
+        );
+        let want = Digests::from([("secret".to_string(), sha.clone())]);
+        assert_eq!(kv_ro_digests(&console), want);
+        let dom0 = format!("curl: (7) refused\n{sha} secret\nnot a digest line\n");
+        assert_eq!(sha256sum_digests(&dom0), want);
+        assert_eq!(sha256sum_digests(&format!("{sha}  secret\n")), want);
+    }
+}
