@@ -2,7 +2,7 @@
 //! `poll(2)` (Mirage's `--net=socket`, `Tcpip_stack_socket`).
 //!
 //! Every socket is in non-blocking mode; an operation that would block awaits
-//! [`reactor::ready`] on its descriptor, so a thousand connections are a thousand
+//! [`reactor::ready`](crate::reactor::ready) on its descriptor, so a thousand connections are a thousand
 //! descriptors in one `poll(2)`, not a thousand threads. Writes apply back-pressure: a flow's
 //! [`write`](mirage_devices::Flow::write) returns only once the kernel has taken every byte.
 

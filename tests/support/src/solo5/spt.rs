@@ -15,7 +15,7 @@
 //! [`mini_spt_child_test!`](crate::mini_spt_child_test) defines. Devices: at most one block
 //! device (a file, 512-byte blocks) and one network device (a tap interface, attached inside
 //! its namespace as the tender attaches it, or a datagram socket, one frame per datagram; MAC
-//! [`GUEST_MAC`](super::net::GUEST_MAC)), attached by their manifest names.
+//! [`GUEST_MAC`]), attached by their manifest names.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
