@@ -495,10 +495,11 @@ fn mirage_nix_build_and_explain() {
 
 /// `--kv_ro=fat` committed: `nix build .#kv_ro-unix` gives the image and, beside it, the FAT
 /// disk the build made of `t`; the image reads every file from it, from any directory; and
-/// `mirage-nix build` says where the disk is.
+/// `mirage-nix build` says where the disk is. The same for xen over tar, with the disk in its
+/// xl configs.
 #[test]
 #[ignore = "needs Nix (scripts/test runs it)"]
-fn an_image_over_a_fat_store_comes_with_its_disk() {
+fn images_over_fat_or_tar_stores_come_with_their_disks() {
     let s = scratch();
     let out = s.mirage_nix(&["configure", "-t", "unix", "--kv_ro=fat", "examples/kv_ro"]);
     assert!(
@@ -541,6 +542,34 @@ fn an_image_over_a_fat_store_comes_with_its_disk() {
         std::fs::read(local.join("t.fat")).unwrap(),
         std::fs::read(&disk).unwrap()
     );
+
+    // The xen image over tar (issue 9: kv_ro with crunch and tar): the image, its tar disk
+    // and its xl configs beside it, the disk line naming that tar read-only.
+    let out = s.mirage_nix(&["configure", "-t", "xen", "--kv_ro=tar", "examples/kv_ro"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.add();
+    let out = s.mirage_nix(&["build", "-t", "xen", "examples/kv_ro"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert_eq!(image.file_name().unwrap(), "kv_ro.xen", "{stderr}");
+    let tar = std::fs::read(image.with_file_name("t.tar")).unwrap();
+    assert_eq!(
+        &tar[257..262],
+        b"ustar",
+        "t.tar beside {image:?} is a tar archive"
+    );
+    for xl in ["kv_ro.xl", "kv_ro.pv.xl"] {
+        let config = std::fs::read_to_string(image.with_file_name(xl)).unwrap();
+        assert!(
+            config.contains("'format=raw, vdev=xvda, access=ro, target=t.tar'"),
+            "{xl}: {config}"
+        );
+    }
 }
 
 #[test]
