@@ -261,8 +261,11 @@ mod tests {
         let mut all = Vec::new();
         files(t, "", &mut all);
         for (key, data) in all {
+            // mtools reads names in the locale's encoding: non-ASCII names need UTF-8
+            // whatever the caller's locale (a bare root has none, so "C").
             let out = Command::new("mtype")
                 .env("MTOOLS_SKIP_CHECK", "1")
+                .env("LC_ALL", "C.UTF-8")
                 .arg("-i")
                 .arg(&path)
                 .arg(format!("::/{key}"))
