@@ -22,6 +22,11 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant;
 use smoltcp::wire::IpEndpoint;
 
+/// `timer_room(slots)` is how many timer entries, live and stale, `slots` sockets may have.
+fn timer_room(slots: usize) -> usize {
+    2 * slots + 64
+}
+
 /// `Conn` names one TCP socket of [`Connections`]; a freed one's name is given again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Conn(usize);
@@ -29,7 +34,7 @@ pub(crate) struct Conn(usize);
 /// What routes a segment to its connection: the peer's endpoint and the local port.
 type Tuple = (IpEndpoint, u16);
 
-/// One place for a socket: a smoltcp set of one, kept (with its room) when the socket goes.
+/// One place for a socket: a smoltcp set of one (of none, without room, while free).
 struct Slot {
     set: SocketSet<'static>,
     /// The socket's handle in `set`, while it has one.
@@ -60,10 +65,14 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    /// `reserve(n)` makes room for `n` sockets up front, so that a burst of connections does
-    /// not grow the table (its room is never given back); false if the heap has none.
+    /// `reserve(n)` makes room for `n` sockets up front, with their timers and their turns to
+    /// be polled, so that a burst of connections does not grow the table (its room is never
+    /// given back); false if the heap has none.
     pub(crate) fn reserve(&mut self, n: usize) -> bool {
-        self.slots.try_reserve_exact(n).is_ok() && self.free.try_reserve_exact(n).is_ok()
+        self.slots.try_reserve_exact(n).is_ok()
+            && self.free.try_reserve_exact(n).is_ok()
+            && self.timers.try_reserve_exact(timer_room(n) + 1).is_ok()
+            && self.dirty.try_reserve_exact(2 * n).is_ok()
     }
 
     /// `is_empty()` is true when the table holds no socket.
@@ -73,15 +82,15 @@ impl Connections {
 
     /// `add(socket)` files `socket`, or gives `None` (and drops it) if the heap has no room.
     pub(crate) fn add(&mut self, socket: tcp::Socket<'static>) -> Option<Conn> {
+        let mut storage = Vec::<SocketStorage<'static>>::new();
+        storage.try_reserve_exact(1).ok()?;
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
-                let mut storage = Vec::<SocketStorage<'static>>::new();
-                storage.try_reserve_exact(1).ok()?;
                 self.slots.try_reserve(1).ok()?;
                 self.free.try_reserve(1).ok()?;
                 self.slots.push(Slot {
-                    set: SocketSet::new(storage),
+                    set: SocketSet::new(Vec::new()),
                     socket: None,
                     tuple: None,
                     timer: None,
@@ -91,18 +100,21 @@ impl Connections {
             }
         };
         let slot = &mut self.slots[i];
+        // A new set: smoltcp keeps a socket's wait for a missing neighbour in its set.
+        slot.set = SocketSet::new(storage);
         slot.socket = Some(slot.set.add(socket));
         Some(Conn(i))
     }
 
-    /// `remove(conn)` takes `conn`'s socket out of the table.
+    /// `remove(conn)` takes `conn`'s socket out of the table, and gives its set's room back.
     pub(crate) fn remove(&mut self, conn: Conn) -> tcp::Socket<'static> {
         self.unroute(conn);
         self.set_timer(conn, None);
         let slot = &mut self.slots[conn.0];
         let handle = slot.socket.take().expect("a live connection");
         self.free.push(conn.0);
-        match slot.set.remove(handle) {
+        let mut set = core::mem::replace(&mut slot.set, SocketSet::new(Vec::new()));
+        match set.remove(handle) {
             smoltcp::socket::Socket::Tcp(s) => s,
             #[allow(unreachable_patterns)]
             _ => unreachable!("the table holds TCP sockets only"),
@@ -184,7 +196,7 @@ impl Connections {
             self.timers.push(Reverse((at, conn)));
         }
         // Stale entries are dropped as they come up; past twice the live ones, all at once.
-        if self.timers.len() > 2 * self.slots.len() + 64 {
+        if self.timers.len() > timer_room(self.slots.len()) {
             let slots = &self.slots;
             self.timers
                 .retain(|&Reverse((at, c))| slots[c.0].timer == Some(at));

@@ -306,7 +306,11 @@ impl<N: Network> Core<N> {
         inner.pool.set_limits(limits);
         if inner.conns.is_empty() {
             // Without room, the table grows as connections come.
-            let _ = inner.conns.reserve(limits.max_connections);
+            let _ = inner.conns.reserve(limits.max_connections)
+                && inner
+                    .dirty
+                    .try_reserve_exact(2 * limits.max_connections)
+                    .is_ok();
         }
     }
 
