@@ -34,7 +34,7 @@ pub(crate) struct Conn(usize);
 /// What routes a segment to its connection: the peer's endpoint and the local port.
 type Tuple = (IpEndpoint, u16);
 
-/// One place for a socket: a smoltcp set of one (of none, without room, while free).
+/// One place for a socket: a smoltcp set of one, kept with its room while free.
 struct Slot {
     set: SocketSet<'static>,
     /// The socket's handle in `set`, while it has one.
@@ -69,10 +69,27 @@ impl Connections {
     /// be polled, so that a burst of connections does not grow the table (its room is never
     /// given back); false if the heap has none.
     pub(crate) fn reserve(&mut self, n: usize) -> bool {
-        self.slots.try_reserve_exact(n).is_ok()
+        let ok = self.slots.try_reserve_exact(n).is_ok()
             && self.free.try_reserve_exact(n).is_ok()
             && self.timers.try_reserve_exact(timer_room(n) + 1).is_ok()
-            && self.dirty.try_reserve_exact(2 * n).is_ok()
+            && self.dirty.try_reserve_exact(2 * n).is_ok();
+        // Each slot's room for its socket, up front and for good: thousands of them made and
+        // freed under load fragment the heap.
+        while ok && self.slots.len() < n {
+            let mut storage = Vec::<SocketStorage<'static>>::new();
+            if storage.try_reserve_exact(1).is_err() {
+                return false;
+            }
+            self.free.push(self.slots.len());
+            self.slots.push(Slot {
+                set: SocketSet::new(storage),
+                socket: None,
+                tuple: None,
+                timer: None,
+                dirty: false,
+            });
+        }
+        ok
     }
 
     /// `is_empty()` is true when the table holds no socket.
@@ -82,15 +99,15 @@ impl Connections {
 
     /// `add(socket)` files `socket`, or gives `None` (and drops it) if the heap has no room.
     pub(crate) fn add(&mut self, socket: tcp::Socket<'static>) -> Option<Conn> {
-        let mut storage = Vec::<SocketStorage<'static>>::new();
-        storage.try_reserve_exact(1).ok()?;
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
+                let mut storage = Vec::<SocketStorage<'static>>::new();
+                storage.try_reserve_exact(1).ok()?;
                 self.slots.try_reserve(1).ok()?;
                 self.free.try_reserve(1).ok()?;
                 self.slots.push(Slot {
-                    set: SocketSet::new(Vec::new()),
+                    set: SocketSet::new(storage),
                     socket: None,
                     tuple: None,
                     timer: None,
@@ -100,21 +117,20 @@ impl Connections {
             }
         };
         let slot = &mut self.slots[i];
-        // A new set: smoltcp keeps a socket's wait for a missing neighbour in its set.
-        slot.set = SocketSet::new(storage);
         slot.socket = Some(slot.set.add(socket));
         Some(Conn(i))
     }
 
-    /// `remove(conn)` takes `conn`'s socket out of the table, and gives its set's room back.
+    /// `remove(conn)` takes `conn`'s socket out of the table (a socket added later gets a new
+    /// entry of the set, with smoltcp's state of it, such as a wait for a missing neighbour,
+    /// new).
     pub(crate) fn remove(&mut self, conn: Conn) -> tcp::Socket<'static> {
         self.unroute(conn);
         self.set_timer(conn, None);
         let slot = &mut self.slots[conn.0];
         let handle = slot.socket.take().expect("a live connection");
         self.free.push(conn.0);
-        let mut set = core::mem::replace(&mut slot.set, SocketSet::new(Vec::new()));
-        match set.remove(handle) {
+        match slot.set.remove(handle) {
             smoltcp::socket::Socket::Tcp(s) => s,
             #[allow(unreachable_patterns)]
             _ => unreachable!("the table holds TCP sockets only"),

@@ -701,6 +701,12 @@ impl<N: Network> Core<N> {
             };
             now_ns.saturating_add(wait.saturating_mul(1000))
         });
+        // Sockets left for the next round: at once, but after the frames waiting.
+        let smoltcp = if conns.has_dirty() {
+            Some(now_ns)
+        } else {
+            smoltcp
+        };
         let reap = pool
             .needs_reaping()
             .then(|| reaped_at.saturating_add(REAP_INTERVAL_NS).max(now_ns));
@@ -854,11 +860,7 @@ async fn drive<N: Network>(core: Rc<Core<N>>) {
         core.dhcp_events();
         core.wake_changed();
         send_queued(&core).await;
-        let more = {
-            let inner = core.inner.borrow();
-            !inner.device.tx.is_empty() || inner.conns.has_dirty()
-        };
-        if core.kicked.get() || more {
+        if core.kicked.get() || !core.inner.borrow().device.tx.is_empty() {
             continue;
         }
         let deadline = core.due();
