@@ -76,20 +76,28 @@ impl Connections {
         // Each slot's room for its socket, up front and for good: thousands of them made and
         // freed under load fragment the heap.
         while ok && self.slots.len() < n {
-            let mut storage = Vec::<SocketStorage<'static>>::new();
-            if storage.try_reserve_exact(1).is_err() {
+            let Some(i) = self.new_slot() else {
                 return false;
-            }
-            self.free.push(self.slots.len());
-            self.slots.push(Slot {
-                set: SocketSet::new(storage),
-                socket: None,
-                tuple: None,
-                timer: None,
-                dirty: false,
-            });
+            };
+            self.free.push(i);
         }
         ok
+    }
+
+    /// `new_slot()` is a new, free slot with room for a socket, if the heap has it.
+    fn new_slot(&mut self) -> Option<usize> {
+        let mut storage = Vec::<SocketStorage<'static>>::new();
+        storage.try_reserve_exact(1).ok()?;
+        self.slots.try_reserve(1).ok()?;
+        self.free.try_reserve(1).ok()?;
+        self.slots.push(Slot {
+            set: SocketSet::new(storage),
+            socket: None,
+            tuple: None,
+            timer: None,
+            dirty: false,
+        });
+        Some(self.slots.len() - 1)
     }
 
     /// `is_empty()` is true when the table holds no socket.
@@ -101,20 +109,7 @@ impl Connections {
     pub(crate) fn add(&mut self, socket: tcp::Socket<'static>) -> Option<Conn> {
         let i = match self.free.pop() {
             Some(i) => i,
-            None => {
-                let mut storage = Vec::<SocketStorage<'static>>::new();
-                storage.try_reserve_exact(1).ok()?;
-                self.slots.try_reserve(1).ok()?;
-                self.free.try_reserve(1).ok()?;
-                self.slots.push(Slot {
-                    set: SocketSet::new(storage),
-                    socket: None,
-                    tuple: None,
-                    timer: None,
-                    dirty: false,
-                });
-                self.slots.len() - 1
-            }
+            None => self.new_slot()?,
         };
         let slot = &mut self.slots[i];
         slot.socket = Some(slot.set.add(socket));
