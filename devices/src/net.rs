@@ -17,6 +17,7 @@
 //! arrive and writes frames beside smoltcp's, [`Arp`] resolves neighbours with its own
 //! requests, [`Ipv4`] reads the datagrams addressed to the interface and writes raw ones.
 
+mod connections;
 mod driver;
 mod pool;
 mod sockets;
@@ -367,6 +368,19 @@ mod tests {
         seq: u32,
         ack: Option<u32>,
     ) -> Vec<u8> {
+        segment_with(src, dst, control, seq, ack, &[])
+    }
+
+    /// `segment_with(src, dst, control, seq, ack, payload)` is `segment(...)` carrying
+    /// `payload`.
+    fn segment_with(
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        control: smoltcp::wire::TcpControl,
+        seq: u32,
+        ack: Option<u32>,
+        payload: &[u8],
+    ) -> Vec<u8> {
         use smoltcp::wire::{
             EthernetRepr, IpAddress, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, TcpSeqNumber,
         };
@@ -382,7 +396,7 @@ mod tests {
             sack_permitted: false,
             sack_ranges: [None; 3],
             timestamp: None,
-            payload: &[],
+            payload,
         };
         let ip = Ipv4Repr {
             src_addr: *src.ip(),
@@ -484,45 +498,50 @@ mod tests {
         });
     }
 
-    #[test]
-    fn a_reset_without_ack_ends_the_connection_not_a_listener_on_its_port() {
-        use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, Ipv4Packet, TcpControl, TcpPacket};
-        // A peer of the test's own at 10.0.0.9, speaking raw frames to the server.
-        let (peer, server_end) = link();
-        let send = |frame: Vec<u8>| {
-            let mut lane = peer.tx.borrow_mut();
+    /// A peer of the test's own at 10.0.0.9 (MAC 02:00:00:00:00:09), speaking raw frames to
+    /// the host at the other end of its link.
+    struct RawPeer(Wire);
+
+    impl RawPeer {
+        /// `send(frame)` puts `frame` on the link.
+        fn send(&self, frame: Vec<u8>) {
+            let mut lane = self.0.tx.borrow_mut();
             lane.frames.push_back(frame);
             if let Some(w) = lane.waker.take() {
                 w.wake();
             }
-        };
-        let arp_reply = || {
-            let reply = ArpRepr::EthernetIpv4 {
-                operation: ArpOperation::Reply,
-                source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
-                source_protocol_addr: Ipv4Addr::new(10, 0, 0, 9),
-                target_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
-                target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
-            };
-            let mut f = vec![0u8; 14 + reply.buffer_len()];
-            let mut e = EthernetFrame::new_unchecked(&mut f[..]);
-            e.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 9]));
-            e.set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 2]));
-            e.set_ethertype(EthernetProtocol::Arp);
-            reply.emit(&mut ArpPacket::new_unchecked(e.payload_mut()));
-            f
-        };
-        // `next_segment()` is the server's next TCP segment (SYN?, FIN?, seq, payload
-        // length), answering ARP on the way.
-        let next_segment = || async {
+        }
+
+        /// `clear()` forgets what the host sent.
+        fn clear(&self) {
+            self.0.rx.borrow_mut().frames.clear();
+        }
+
+        /// `next_segment()` is the host's next TCP segment (SYN?, FIN?, seq, payload length),
+        /// answering ARP on the way.
+        async fn next_segment(&self) -> (bool, bool, u32, u32) {
+            use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, Ipv4Packet, TcpPacket};
             for _ in 0..1000 {
                 sleep(1_000_000).await;
-                let Some(frame) = peer.rx.borrow_mut().frames.pop_front() else {
+                let Some(frame) = self.0.rx.borrow_mut().frames.pop_front() else {
                     continue;
                 };
                 let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
                 if eth.ethertype() == EthernetProtocol::Arp {
-                    send(arp_reply());
+                    let reply = ArpRepr::EthernetIpv4 {
+                        operation: ArpOperation::Reply,
+                        source_hardware_addr: EthernetAddress([2, 0, 0, 0, 0, 9]),
+                        source_protocol_addr: Ipv4Addr::new(10, 0, 0, 9),
+                        target_hardware_addr: eth.src_addr(),
+                        target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
+                    };
+                    let mut f = vec![0u8; 14 + reply.buffer_len()];
+                    let mut e = EthernetFrame::new_unchecked(&mut f[..]);
+                    e.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 9]));
+                    e.set_dst_addr(eth.src_addr());
+                    e.set_ethertype(EthernetProtocol::Arp);
+                    reply.emit(&mut ArpPacket::new_unchecked(e.payload_mut()));
+                    self.send(f);
                     continue;
                 }
                 let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
@@ -530,8 +549,72 @@ mod tests {
                 let seq = tcp.seq_number().0 as u32;
                 return (tcp.syn(), tcp.fin(), seq, tcp.payload().len() as u32);
             }
-            panic!("the server sent nothing");
-        };
+            panic!("the host sent nothing");
+        }
+    }
+
+    /// `fragments(frame, ident)` is the IPv4 datagram in Ethernet `frame` cut in two
+    /// fragments, datagram `ident`, its payload split after 24 bytes.
+    fn fragments(frame: &[u8], ident: u16) -> [Vec<u8>; 2] {
+        use smoltcp::wire::Ipv4Packet;
+        let (head, payload) = frame.split_at(14 + 20);
+        let (first, second) = payload.split_at(24);
+        [(0, first, true), (24, second, false)].map(|(offset, part, more)| {
+            let mut f = [head, part].concat();
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.set_total_len(20 + part.len() as u16);
+            ip.set_ident(ident);
+            ip.set_dont_frag(false);
+            ip.set_more_frags(more);
+            ip.set_frag_offset(offset);
+            ip.fill_checksum();
+            f
+        })
+    }
+
+    #[test]
+    fn a_fragmented_segment_reaches_its_connection_whichever_fragment_comes_last() {
+        use smoltcp::wire::TcpControl;
+        let (peer, server_end) = link();
+        let peer = RawPeer(peer);
+        let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 4000);
+        let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
+            let (_, server, _) = host(server_end, "10.0.0.2/24");
+            mirage_runtime::spawn(echo(server.listen(80).await.unwrap()));
+            peer.send(syn(src, dst));
+            let (syn_ack, _, isn, _) = peer.next_segment().await;
+            assert!(syn_ack);
+            let data = b"fragmented!!";
+            let (mut seq, mut ack) = (8, isn + 1);
+            for (ident, last_first) in [(1, false), (2, true)] {
+                let frame = segment_with(src, dst, TcpControl::Psh, seq, Some(ack), data);
+                let [first, last] = fragments(&frame, ident);
+                let order = if last_first {
+                    [last, first]
+                } else {
+                    [first, last]
+                };
+                order.into_iter().for_each(|f| peer.send(f));
+                // The echo, not a retransmission of the one before.
+                let echo = loop {
+                    let (_, _, at, len) = peer.next_segment().await;
+                    if len > 0 {
+                        break (at, len);
+                    }
+                };
+                assert_eq!(echo, (ack, data.len() as u32));
+                seq += data.len() as u32;
+                ack += data.len() as u32;
+            }
+        });
+    }
+
+    #[test]
+    fn a_reset_without_ack_ends_the_connection_not_a_listener_on_its_port() {
+        use smoltcp::wire::TcpControl;
+        let (peer, server_end) = link();
+        let peer = RawPeer(peer);
         let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
         let (open, left) = mirage_runtime::block_on(&Virtual(Cell::new(1)), async {
             let (_, server, _) = host(server_end, "10.0.0.2/24");
@@ -548,23 +631,23 @@ mod tests {
             // slots are reused first), as it happens after the first moments of any server.
             for port in [4000, 4001] {
                 let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), port);
-                send(syn(src, dst));
-                let (syn_ack, _, isn, _) = next_segment().await;
+                peer.send(syn(src, dst));
+                let (syn_ack, _, isn, _) = peer.next_segment().await;
                 assert!(syn_ack);
-                send(segment(src, dst, TcpControl::None, 8, Some(isn + 1)));
+                peer.send(segment(src, dst, TcpControl::None, 8, Some(isn + 1)));
                 let (mut fin, mut end) = (false, isn + 1);
                 while !fin {
-                    let (_, f, seq, len) = next_segment().await;
+                    let (_, f, seq, len) = peer.next_segment().await;
                     (fin, end) = (f, seq + len + u32::from(f));
                 }
                 if port == 4000 {
                     // Acknowledge all and close too: the server's socket is freed.
-                    send(segment(src, dst, TcpControl::Fin, 8, Some(end)));
+                    peer.send(segment(src, dst, TcpControl::Fin, 8, Some(end)));
                     sleep(1_000_000_000).await;
-                    peer.rx.borrow_mut().frames.clear();
+                    peer.clear();
                 } else {
                     // The peer is gone and resets, without ACK, as Linux does.
-                    send(segment(src, dst, TcpControl::Rst, 8, None));
+                    peer.send(segment(src, dst, TcpControl::Rst, 8, None));
                 }
             }
             let open = tcp_sockets(&server);

@@ -13,6 +13,7 @@ use core::task::{Poll, Waker};
 use mirage_runtime::Ipv4Prefix;
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Duration;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -24,6 +25,7 @@ use crate::ethernet::{EtherType, EthernetError};
 use crate::ipv4::{Ipv4Error, Proto};
 use crate::network::{Mac, Network};
 
+use super::connections::{Conn, Connections};
 use super::pool::{Pool, TcpLimits};
 
 /// Frames smoltcp may queue for the driver to send before it is told to wait.
@@ -34,13 +36,13 @@ const TAP_QUEUE: usize = 64;
 const ARP_TRIES: u32 = 3;
 /// Rounds the driver runs before it lets the other tasks run, when frames keep coming.
 const FRAME_BUDGET: u32 = 32;
-/// Frames the driver takes from the device, when they are there, before smoltcp runs: each
-/// run of smoltcp visits every socket, so batching is what keeps many connections cheap. With
-/// 10,000 connections on spt, 1,024 serve 3.3 times the requests 32 did (1.1 times with 1,000
-/// connections); the batch holds at most 1,024 frame buffers (2 MiB) at once, and ends at a
-/// SYN that found no listening socket free, so that a flood's next SYNs find the half-open
-/// connections to evict.
+/// Frames the driver takes from the device, when they are there, before it lets the tasks
+/// that use the stack run: each frame goes through smoltcp as it comes (with the socket it is
+/// for alone), and the tasks then answer a batch of requests at once.
 const FRAME_BATCH: usize = 1024;
+/// How long smoltcp keeps a socket silent after it found its neighbour's address missing: an
+/// ARP frame makes the driver poll the sockets whose timer falls within it.
+const NEIGHBOUR_WAIT: Duration = Duration::from_millis(1000);
 /// Frame buffers the driver keeps for reuse; beyond them, the allocator's size-class caches
 /// serve a frame in constant time (and do not count as heap in use).
 const SPARE_FRAMES: usize = 16;
@@ -48,6 +50,9 @@ const SPARE_FRAMES: usize = 16;
 const REAP_INTERVAL_NS: u64 = 250_000_000;
 /// How often, at most, the driver logs that it evicted or refused connections.
 const PRESSURE_REPORT_NS: u64 = 1_000_000_000;
+/// Fragmented TCP segments whose socket the driver remembers, for their later fragments (as
+/// many as smoltcp reassembles at once, and more).
+const FRAGMENTED: usize = 4;
 /// The Ethernet header length.
 const ETHERNET_HEADER: usize = 14;
 
@@ -155,7 +160,11 @@ impl phy::Device for Queues {
 /// The mutable state of the core.
 pub(crate) struct Inner {
     pub(crate) iface: Interface,
+    /// The UDP and DHCP sockets: every frame that is not a TCP segment for a connection goes
+    /// through smoltcp with these (ARP, ICMP, UDP, resets for unknown connections).
     pub(crate) sockets: SocketSet<'static>,
+    /// The TCP sockets, each polled alone.
+    pub(crate) conns: Connections,
     pub(crate) device: Queues,
     /// The TCP sockets' budget, the listeners' backlogs and the sockets closing.
     pub(crate) pool: Pool,
@@ -173,27 +182,30 @@ pub(crate) struct Inner {
     busy: bool,
     /// When the driver last logged evictions and refusals.
     pressure_at: u64,
+    /// Whether a socket may have changed state since the listeners were last told.
+    changed: bool,
+    /// Where the first fragments of the last fragmented TCP segments went.
+    fragments: VecDeque<(FragmentKey, Option<Conn>)>,
+    /// The TCP sockets the driver polls in this round (kept for its room).
+    dirty: Vec<Conn>,
 }
 
 impl Inner {
-    /// `dhcp_handle()` is the DHCP client's socket, if it has one.
-    fn dhcp_handle(&self) -> Option<smoltcp::iface::SocketHandle> {
-        #[cfg(feature = "dhcp")]
-        return self.dhcp;
-        #[cfg(not(feature = "dhcp"))]
-        None
-    }
-
-    /// `move_dhcp(to)` moves the DHCP client's socket to the set `to`.
-    fn move_dhcp(&mut self, to: &mut SocketSet<'static>) {
-        #[cfg(feature = "dhcp")]
-        if let Some(h) = self.dhcp {
-            if let smoltcp::socket::Socket::Dhcpv4(s) = self.sockets.remove(h) {
-                self.dhcp = Some(to.add(s));
-            }
-        }
-        #[cfg(not(feature = "dhcp"))]
-        let _ = to;
+    /// `poll_frame(to, now)` runs smoltcp over the frame just queued: with the TCP socket
+    /// `to`, or with the UDP and DHCP sockets.
+    fn poll_frame(&mut self, to: Option<Conn>, now: Instant) {
+        let Inner {
+            iface,
+            sockets,
+            conns,
+            device,
+            changed,
+            ..
+        } = self;
+        *changed |= match to {
+            Some(conn) => conns.poll(conn, iface, device, now),
+            None => iface.poll(now, device, sockets) == PollResult::SocketStateChanged,
+        };
     }
 }
 
@@ -203,10 +215,6 @@ pub(crate) struct Core<N> {
     pub(crate) inner: RefCell<Inner>,
     /// Set when a socket has something for the driver to do before its next timer.
     kicked: Cell<bool>,
-    /// Set when a SYN found no listening socket free (one was evicted, or none could be):
-    /// smoltcp must run before more frames are taken, so that the next SYNs find the
-    /// half-open connections it makes to evict.
-    crowded: Cell<bool>,
     driver: RefCell<Option<Waker>>,
     /// Futures waiting for any change: accepts, configuration, ARP answers, layer reads.
     changed: RefCell<Vec<Waker>>,
@@ -232,6 +240,7 @@ impl<N: Network + 'static> Core<N> {
             inner: RefCell::new(Inner {
                 iface,
                 sockets: SocketSet::new(Vec::new()),
+                conns: Connections::default(),
                 device,
                 pool: Pool::new(TcpLimits::default().resolve(mirage_runtime::resources::heap())),
                 #[cfg(feature = "dhcp")]
@@ -245,9 +254,11 @@ impl<N: Network + 'static> Core<N> {
                 reaped_at: 0,
                 busy: false,
                 pressure_at: 0,
+                changed: false,
+                fragments: VecDeque::new(),
+                dirty: Vec::new(),
             }),
             kicked: Cell::new(false),
-            crowded: Cell::new(false),
             driver: RefCell::new(None),
             changed: RefCell::new(Vec::new()),
         });
@@ -287,31 +298,20 @@ impl<N: Network> Core<N> {
         port
     }
 
-    /// `set_tcp_limits(limits)` bounds TCP by `limits` (resolved) and gives the socket set room
-    /// for all of its sockets up front, so that a burst of connections does not grow it: its
-    /// slots are never given back, and they would hold memory after the burst.
+    /// `set_tcp_limits(limits)` bounds TCP by `limits` (resolved) and gives the TCP sockets'
+    /// table room for all of them up front, so that a burst of connections does not grow it:
+    /// its room is never given back, and it would hold memory after the burst.
     pub(crate) fn set_tcp_limits(&self, limits: TcpLimits) {
         let mut inner = self.inner.borrow_mut();
         inner.pool.set_limits(limits);
-        // Only before any socket but DHCP's exists: handles are indices into the set.
-        let others = inner
-            .sockets
-            .iter()
-            .filter(|(h, _)| Some(*h) != inner.dhcp_handle())
-            .count();
-        if others > 0 {
-            return;
+        if inner.conns.is_empty() {
+            // Without room, the table grows as connections come.
+            let _ = inner.conns.reserve(limits.max_connections)
+                && inner
+                    .dirty
+                    .try_reserve_exact(2 * limits.max_connections)
+                    .is_ok();
         }
-        let mut slots = Vec::new();
-        if slots
-            .try_reserve_exact(limits.max_connections + 16)
-            .is_err()
-        {
-            return;
-        }
-        let mut sockets = SocketSet::new(slots);
-        inner.move_dhcp(&mut sockets);
-        inner.sockets = sockets;
     }
 
     /// `configure(address, gateway)` sets the interface's address and default route.
@@ -397,12 +397,15 @@ impl<N: Network> Core<N> {
         }
     }
 
-    /// `observe(frame)` learns neighbours from ARP and keeps copies for the layer readers.
-    fn observe(&self, frame: &[u8]) {
+    /// `observe(frame)` learns neighbours from ARP, keeps copies for the layer readers, and
+    /// says which TCP socket the frame is for (`None`: the UDP and DHCP sockets' set), with
+    /// the TCP pool's admission of a SYN.
+    fn observe(&self, frame: &[u8]) -> Option<Conn> {
         let mut inner = self.inner.borrow_mut();
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return;
+            return None;
         };
+        let mut to = None;
         match eth.ethertype() {
             EthernetProtocol::Arp => {
                 let arp = ArpPacket::new_checked(eth.payload()).and_then(|p| ArpRepr::parse(&p));
@@ -416,14 +419,37 @@ impl<N: Network> Core<N> {
                         .neighbours
                         .insert(source_protocol_addr, Mac(source_hardware_addr.0));
                 }
+                // Sockets that found a neighbour missing wait for their timer: the answer
+                // may be here.
+                inner.conns.due(now() + NEIGHBOUR_WAIT);
             }
             EthernetProtocol::Ipv4 => {
                 let ours = inner.address.map(|p| p.address());
-                if let Some((port, peer)) = syn_to(eth.payload(), ours) {
-                    let Inner { sockets, pool, .. } = &mut *inner;
-                    if !pool.admit(sockets, port, peer) {
-                        self.crowded.set(true);
+                match tcp_route(eth.payload(), ours) {
+                    Some(TcpRoute::Segment {
+                        peer,
+                        port,
+                        syn,
+                        fragment,
+                    }) => {
+                        let Inner { conns, pool, .. } = &mut *inner;
+                        to = conns.lookup(peer, port, syn).or_else(|| {
+                            let conn = syn.then(|| pool.admit(conns, port, peer)).flatten()?;
+                            conns.route(conn, peer, port);
+                            Some(conn)
+                        });
+                        if let Some(key) = fragment {
+                            push_bounded(&mut inner.fragments, (key, to), FRAGMENTED);
+                        }
                     }
+                    Some(TcpRoute::Fragment(key)) => {
+                        to = inner
+                            .fragments
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .and_then(|&(_, to)| to);
+                    }
+                    None => {}
                 }
                 if let Some(queue) = inner.datagrams.as_mut() {
                     if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
@@ -435,6 +461,7 @@ impl<N: Network> Core<N> {
                                     ip.next_header().into(),
                                     ip.payload().to_vec(),
                                 ),
+                                TAP_QUEUE,
                             );
                         }
                     }
@@ -443,8 +470,9 @@ impl<N: Network> Core<N> {
             _ => {}
         }
         if let Some(queue) = inner.frames.as_mut() {
-            push_bounded(queue, frame.to_vec());
+            push_bounded(queue, frame.to_vec(), TAP_QUEUE);
         }
+        to
     }
 
     /// `next_frame()` is a copy of the next frame received (copies start with the first call).
@@ -582,19 +610,30 @@ impl<N: Network> Core<N> {
             .map_err(|_| Ipv4Error::Link)
     }
 
-    /// `poll()` runs smoltcp once over the frames received, then lets the TCP pool wake the
-    /// listeners and, every [`REAP_INTERVAL_NS`], free the sockets of finished connections.
+    /// `poll()` runs smoltcp over the TCP sockets that tasks touched or whose timer is due
+    /// (until the transmit queue is full: the rest wait for the next round, after the queue is
+    /// sent), and over the UDP and DHCP sockets, then lets the TCP pool wake the listeners
+    /// and, every [`REAP_INTERVAL_NS`], free the sockets of finished connections.
     fn poll(&self) {
         let mut inner = self.inner.borrow_mut();
-        let Inner {
-            iface,
-            sockets,
-            device,
-            pool,
-            ..
-        } = &mut *inner;
-        let changed = iface.poll(now(), device, sockets) == PollResult::SocketStateChanged;
-        pool.polled(changed);
+        let now = now();
+        inner.conns.due(now);
+        let mut dirty = core::mem::take(&mut inner.dirty);
+        inner.conns.take_dirty(&mut dirty);
+        let mut polled = 0;
+        for &conn in &dirty {
+            if inner.device.tx.len() >= TX_QUEUE {
+                break;
+            }
+            inner.poll_frame(Some(conn), now);
+            polled += 1;
+        }
+        inner.conns.put_back(&dirty[polled..]);
+        inner.dirty = dirty;
+        inner.poll_frame(None, now);
+        if core::mem::take(&mut inner.changed) {
+            inner.pool.polled();
+        }
         let now_ns = mirage_runtime::executor::now_ns();
         if now_ns >= inner.reaped_at.saturating_add(REAP_INTERVAL_NS) {
             self.reap(&mut inner, now_ns);
@@ -605,8 +644,8 @@ impl<N: Network> Core<N> {
     /// and, when the last connection is gone, how much heap is in use.
     fn reap(&self, inner: &mut Inner, now_ns: u64) {
         inner.reaped_at = now_ns;
-        let Inner { sockets, pool, .. } = inner;
-        let (remaining, touched) = pool.reap(sockets);
+        let Inner { conns, pool, .. } = inner;
+        let (remaining, touched) = pool.reap(conns);
         let busy = remaining > 0;
         if (inner.busy || touched) && !busy {
             match mirage_runtime::resources::heap() {
@@ -636,21 +675,38 @@ impl<N: Network> Core<N> {
         }
     }
 
-    /// `due()` is when the driver must next run by itself: smoltcp's next timer, or the next
+    /// `due()` is when the driver must next run by itself: a socket's next timer, or the next
     /// reaping while sockets wait to be freed.
     fn due(&self) -> Option<u64> {
         let mut inner = self.inner.borrow_mut();
         let Inner {
             iface,
             sockets,
+            conns,
             pool,
             reaped_at,
             ..
         } = &mut *inner;
         let now_ns = mirage_runtime::executor::now_ns();
-        let smoltcp = iface
-            .poll_delay(now(), sockets)
-            .map(|d| now_ns.saturating_add(d.total_micros().saturating_mul(1000)));
+        let now = now();
+        let timer = match (iface.poll_at(now, sockets), conns.next_timer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let smoltcp = timer.map(|at| {
+            let wait = if at > now {
+                (at - now).total_micros()
+            } else {
+                0
+            };
+            now_ns.saturating_add(wait.saturating_mul(1000))
+        });
+        // Sockets left for the next round: at once, but after the frames waiting.
+        let smoltcp = if conns.has_dirty() {
+            Some(now_ns)
+        } else {
+            smoltcp
+        };
         let reap = pool
             .needs_reaping()
             .then(|| reaped_at.saturating_add(REAP_INTERVAL_NS).max(now_ns));
@@ -660,12 +716,14 @@ impl<N: Network> Core<N> {
         }
     }
 
-    /// `received(frame)` hands a frame to smoltcp, after the layer readers' copies and the TCP
-    /// pool's admission of a SYN.
+    /// `received(frame)` hands a frame to smoltcp, with the one socket it is for, after the
+    /// layer readers' copies and the TCP pool's admission of a SYN.
     fn received(&self, mut frame: Vec<u8>) {
         acknowledge_bare_reset(&mut frame);
-        self.observe(&frame);
-        self.inner.borrow_mut().device.rx.push_back(frame);
+        let to = self.observe(&frame);
+        let mut inner = self.inner.borrow_mut();
+        inner.device.rx.push_back(frame);
+        inner.poll_frame(to, now());
     }
 }
 
@@ -709,28 +767,49 @@ fn acknowledge_bare_reset(frame: &mut [u8]) {
     }
 }
 
-fn push_bounded<T>(queue: &mut VecDeque<T>, item: T) {
-    if queue.len() >= TAP_QUEUE {
+/// `push_bounded(queue, item, max)` appends `item` to `queue`, dropping the oldest beyond `max`.
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, max: usize) {
+    if queue.len() >= max {
         queue.pop_front();
     }
     queue.push_back(item);
 }
 
-/// `syn_to(datagram, ours)` is the destination port and the source of a TCP SYN (without
-/// ACK) in IPv4 `datagram` addressed to `ours`, the first segment of a connection attempt.
-fn syn_to(datagram: &[u8], ours: Option<Ipv4Addr>) -> Option<(u16, IpEndpoint)> {
+/// A fragmented IPv4 datagram: its source and identification.
+type FragmentKey = (Ipv4Addr, u16);
+
+/// What routes an IPv4 datagram for the interface's address to a TCP socket.
+enum TcpRoute {
+    /// A segment from `peer` to local `port` (a SYN without ACK, a connection attempt, if
+    /// `syn`), or the first fragment of one, the datagram `fragment`.
+    Segment {
+        peer: IpEndpoint,
+        port: u16,
+        syn: bool,
+        fragment: Option<FragmentKey>,
+    },
+    /// A later fragment: it goes where its first one went, so that smoltcp finds the socket
+    /// whichever fragment completes the segment.
+    Fragment(FragmentKey),
+}
+
+/// `tcp_route(datagram, ours)` is how IPv4 `datagram` is routed to a TCP socket, if it is a
+/// TCP segment (or a fragment of one) addressed to `ours`.
+fn tcp_route(datagram: &[u8], ours: Option<Ipv4Addr>) -> Option<TcpRoute> {
     let ip = Ipv4Packet::new_checked(datagram).ok()?;
-    if Some(ip.dst_addr()) != ours
-        || ip.next_header() != IpProtocol::Tcp
-        || ip.more_frags()
-        || ip.frag_offset() != 0
-    {
+    if Some(ip.dst_addr()) != ours || ip.next_header() != IpProtocol::Tcp {
         return None;
     }
+    let key = (ip.src_addr(), ip.ident());
+    if ip.frag_offset() != 0 {
+        return Some(TcpRoute::Fragment(key));
+    }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    (tcp.syn() && !tcp.ack()).then(|| {
-        let src = IpEndpoint::new(ip.src_addr().into(), tcp.src_port());
-        (tcp.dst_port(), src)
+    Some(TcpRoute::Segment {
+        peer: IpEndpoint::new(ip.src_addr().into(), tcp.src_port()),
+        port: tcp.dst_port(),
+        syn: tcp.syn() && !tcp.ack(),
+        fragment: ip.more_frags().then_some(key),
     })
 }
 
@@ -780,14 +859,7 @@ async fn drive<N: Network>(core: Rc<Core<N>>) {
         #[cfg(feature = "dhcp")]
         core.dhcp_events();
         core.wake_changed();
-        loop {
-            let frame = core.inner.borrow_mut().device.tx.pop_front();
-            let Some(frame) = frame else { break };
-            if let Err(e) = core.net.send(&frame).await {
-                log::warn!(target: "net", "dropped an outgoing frame: {e}");
-            }
-            core.inner.borrow_mut().device.recycle(frame);
-        }
+        send_queued(&core).await;
         if core.kicked.get() || !core.inner.borrow().device.tx.is_empty() {
             continue;
         }
@@ -827,8 +899,20 @@ async fn drive<N: Network>(core: Rc<Core<N>>) {
     }
 }
 
+/// `send_queued(core)` sends the frames smoltcp produced.
+async fn send_queued<N: Network>(core: &Core<N>) {
+    loop {
+        let frame = core.inner.borrow_mut().device.tx.pop_front();
+        let Some(frame) = frame else { break };
+        if let Err(e) = core.net.send(&frame).await {
+            log::warn!(target: "net", "dropped an outgoing frame: {e}");
+        }
+        core.inner.borrow_mut().device.recycle(frame);
+    }
+}
+
 /// `receive_ready(core, frame_len)` takes up to [`FRAME_BATCH`] more frames that the device
-/// already holds, without waiting for any.
+/// already holds, without waiting for any, and sends the answers as they fill the queue.
 async fn receive_ready<N: Network>(core: &Core<N>, frame_len: usize) {
     for _ in 1..FRAME_BATCH {
         let mut buf = core.inner.borrow_mut().device.frame_buffer();
@@ -841,8 +925,8 @@ async fn receive_ready<N: Network>(core: &Core<N>, frame_len: usize) {
             Poll::Ready(Ok(n)) => {
                 buf.truncate(n);
                 core.received(buf);
-                if core.crowded.replace(false) {
-                    break;
+                if core.inner.borrow().device.tx.len() >= TX_QUEUE {
+                    send_queued(core).await;
                 }
             }
             // Nothing more now (the receive is cancel-safe), or an error the next wait reports.

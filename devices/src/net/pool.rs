@@ -4,9 +4,10 @@
 //! smoltcp accepts a connection with a socket in the `Listen` state, one socket per
 //! connection, and answers a SYN that finds no listening socket with a reset. So the pool
 //! keeps a few sockets listening on each port ([`SPARE_LISTENERS`]) and, before smoltcp sees
-//! a SYN, makes sure one will take it ([`Pool::admit`]):
+//! a SYN, picks the one that takes it ([`Pool::admit`]; the driver then gives smoltcp that
+//! socket alone, see the `connections` module):
 //!
-//! 1. a listening socket is free: nothing to do;
+//! 1. a listening socket is free: it takes the SYN;
 //! 2. the budget ([`TcpLimits::max_connections`]) has room: a new socket listens;
 //! 3. a handshake is under way on the port (`SynReceived`): the oldest one is dropped without
 //!    a word and its socket listens again, so that spoofed SYNs, which never complete, cannot
@@ -27,8 +28,8 @@ use core::task::Waker;
 
 use mirage_runtime::Heap;
 
+use super::connections::{Conn, Connections};
 use crate::limit::{in_range, LimitError};
-use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::IpEndpoint;
@@ -126,9 +127,7 @@ fn buffer(len: usize) -> Option<tcp::SocketBuffer<'static>> {
 #[derive(Default)]
 struct Backlog {
     /// Oldest first: the front is evicted first.
-    slots: VecDeque<SocketHandle>,
-    /// SYNs admitted since smoltcp last ran, each promised a listening socket.
-    promised: usize,
+    slots: VecDeque<Conn>,
     /// The task waiting in `accept`.
     waker: Option<Waker>,
 }
@@ -149,7 +148,7 @@ pub(crate) struct Pool {
     open: usize,
     backlogs: BTreeMap<u16, Backlog>,
     /// Sockets their owners closed, freed once the connection has wound down.
-    closing: Vec<SocketHandle>,
+    closing: Vec<Conn>,
     pressure: Pressure,
     /// Whether a connection began since the last reaping.
     touched: bool,
@@ -186,7 +185,7 @@ impl Pool {
 
     /// `socket(sockets)` is a new socket within the budget, or `None` if the budget or the
     /// heap has no room for one.
-    pub(crate) fn socket(&mut self, sockets: &mut SocketSet<'static>) -> Option<SocketHandle> {
+    pub(crate) fn socket(&mut self, sockets: &mut Connections) -> Option<Conn> {
         self.touched = true;
         new_socket(&mut self.open, &self.limits, sockets)
     }
@@ -203,11 +202,7 @@ impl Pool {
 
     /// `listen(sockets, port)` opens a backlog on `port` with its spare listening sockets;
     /// `Ok(false)` if `port` already has one, `Err(())` if the budget has room for none.
-    pub(crate) fn listen(
-        &mut self,
-        sockets: &mut SocketSet<'static>,
-        port: u16,
-    ) -> Result<bool, ()> {
+    pub(crate) fn listen(&mut self, sockets: &mut Connections, port: u16) -> Result<bool, ()> {
         if self.backlogs.contains_key(&port) {
             return Ok(false);
         }
@@ -226,7 +221,7 @@ impl Pool {
     }
 
     /// `unlisten(sockets, port)` closes `port`'s backlog and frees its sockets.
-    pub(crate) fn unlisten(&mut self, sockets: &mut SocketSet<'static>, port: u16) {
+    pub(crate) fn unlisten(&mut self, sockets: &mut Connections, port: u16) {
         if let Some(backlog) = self.backlogs.remove(&port) {
             for h in backlog.slots {
                 sockets.remove(h);
@@ -235,66 +230,55 @@ impl Pool {
         }
     }
 
-    /// `admit(sockets, port, peer)` makes sure a socket will take the SYN from `peer` to
-    /// `port` that smoltcp is about to see (see the module's doc); false if none was free
-    /// (it evicted a half-open connection, or could not).
+    /// `admit(sockets, port, peer)` is the listening socket that takes the SYN from `peer` to
+    /// `port` that smoltcp is about to see (see the module's doc), or `None` if the port has
+    /// no listener or every socket carries a connection (smoltcp then resets the SYN).
     pub(crate) fn admit(
         &mut self,
-        sockets: &mut SocketSet<'static>,
+        sockets: &mut Connections,
         port: u16,
         peer: IpEndpoint,
-    ) -> bool {
-        let Some(backlog) = self.backlogs.get_mut(&port) else {
-            return true;
-        };
+    ) -> Option<Conn> {
+        let backlog = self.backlogs.get_mut(&port)?;
         self.touched = true;
-        let mut listening = 0;
         for &h in &backlog.slots {
-            let s = sockets.get::<tcp::Socket>(h);
-            if s.is_listening() {
-                listening += 1;
-            } else if s.remote_endpoint() == Some(peer) {
-                // A retransmitted SYN: the peer's own socket takes it.
-                return true;
+            let s = sockets.get(h);
+            let retransmitted =
+                s.state() == State::SynReceived && s.remote_endpoint() == Some(peer);
+            if s.is_listening() || retransmitted {
+                // A free listener, or the peer's own socket for a retransmitted SYN.
+                return Some(h);
             }
-        }
-        if listening > backlog.promised {
-            backlog.promised += 1;
-            return true;
         }
         if let Some(h) = listening_socket(&mut self.open, &self.limits, sockets, port) {
             backlog.slots.push_back(h);
-            backlog.promised += 1;
-            return true;
+            return Some(h);
         }
         let half_open = backlog
             .slots
             .iter()
-            .position(|&h| sockets.get::<tcp::Socket>(h).state() == State::SynReceived);
+            .position(|&h| sockets.get(h).state() == State::SynReceived);
         if let Some(h) = half_open.and_then(|i| backlog.slots.remove(i)) {
+            self.pressure.evicted += 1;
             match relisten(sockets, h, port) {
                 Some(h) => {
                     backlog.slots.push_back(h);
-                    backlog.promised += 1;
+                    return Some(h);
                 }
                 None => self.open -= 1,
             }
-            self.pressure.evicted += 1;
-            return false;
+            return None;
         }
         self.pressure.refused += 1;
-        false
+        None
     }
 
-    /// `polled(changed)` ends the SYNs' promises once smoltcp has run, and wakes the tasks
-    /// waiting in `accept` if a socket may have changed state.
-    pub(crate) fn polled(&mut self, changed: bool) {
+    /// `polled()` wakes the tasks waiting in `accept`, once smoltcp has run: a socket may
+    /// have changed state.
+    pub(crate) fn polled(&mut self) {
         for backlog in self.backlogs.values_mut() {
-            backlog.promised = 0;
-            if changed {
-                if let Some(w) = backlog.waker.take() {
-                    w.wake();
-                }
+            if let Some(w) = backlog.waker.take() {
+                w.wake();
             }
         }
     }
@@ -304,13 +288,13 @@ impl Pool {
     /// woken when there may be.
     pub(crate) fn accept(
         &mut self,
-        sockets: &mut SocketSet<'static>,
+        sockets: &mut Connections,
         port: u16,
         waker: &Waker,
-    ) -> Option<(SocketHandle, IpEndpoint)> {
+    ) -> Option<(Conn, IpEndpoint)> {
         let backlog = self.backlogs.get_mut(&port)?;
         let ready = backlog.slots.iter().position(|&h| {
-            let s = sockets.get::<tcp::Socket>(h);
+            let s = sockets.get(h);
             matches!(s.state(), State::Established | State::CloseWait)
         });
         let Some(i) = ready else {
@@ -318,14 +302,14 @@ impl Pool {
             return None;
         };
         let h = backlog.slots.remove(i)?;
-        let s = sockets.get_mut::<tcp::Socket>(h);
+        let s = sockets.get_mut(h);
         let peer = s.remote_endpoint()?;
         s.set_timeout(Some(USER_TIMEOUT));
         s.set_keep_alive(Some(KEEP_ALIVE));
         let listening = backlog
             .slots
             .iter()
-            .filter(|&&h| sockets.get::<tcp::Socket>(h).is_listening())
+            .filter(|&&h| sockets.get(h).is_listening())
             .count();
         for _ in listening..SPARE_LISTENERS {
             match listening_socket(&mut self.open, &self.limits, sockets, port) {
@@ -338,16 +322,16 @@ impl Pool {
 
     /// `established(sockets, handle)` puts a connected socket under the established
     /// connections' timeouts.
-    pub(crate) fn established(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
-        let s = sockets.get_mut::<tcp::Socket>(handle);
+    pub(crate) fn established(&mut self, sockets: &mut Connections, handle: Conn) {
+        let s = sockets.get_mut(handle);
         s.set_timeout(Some(USER_TIMEOUT));
         s.set_keep_alive(Some(KEEP_ALIVE));
     }
 
     /// `close(sockets, handle)` closes a flow's socket, which is freed once its connection has
     /// wound down (or after [`CLOSE_TIMEOUT`]).
-    pub(crate) fn close(&mut self, sockets: &mut SocketSet<'static>, handle: SocketHandle) {
-        let s = sockets.get_mut::<tcp::Socket>(handle);
+    pub(crate) fn close(&mut self, sockets: &mut Connections, handle: Conn) {
+        let s = sockets.get_mut(handle);
         s.set_keep_alive(None);
         s.set_timeout(Some(CLOSE_TIMEOUT));
         s.close();
@@ -366,14 +350,11 @@ impl Pool {
     /// `reap(sockets)` frees the sockets whose connection is over and the idle listening
     /// sockets beyond the spares; it returns how many connections remain (established, in a
     /// handshake or closing), and whether one began since the last reaping.
-    pub(crate) fn reap(&mut self, sockets: &mut SocketSet<'static>) -> (usize, bool) {
+    pub(crate) fn reap(&mut self, sockets: &mut Connections) -> (usize, bool) {
         let touched = core::mem::take(&mut self.touched);
         let open = &mut self.open;
         self.closing.retain(|&h| {
-            let done = matches!(
-                sockets.get::<tcp::Socket>(h).state(),
-                State::Closed | State::TimeWait
-            );
+            let done = matches!(sockets.get(h).state(), State::Closed | State::TimeWait);
             if done {
                 sockets.remove(h);
                 *open -= 1;
@@ -385,7 +366,7 @@ impl Pool {
             let mut listening = 0;
             let mut kept = VecDeque::with_capacity(backlog.slots.len());
             for h in backlog.slots.drain(..) {
-                match sockets.get::<tcp::Socket>(h).state() {
+                match sockets.get(h).state() {
                     State::Listen if listening < SPARE_LISTENERS => {
                         listening += 1;
                         kept.push_back(h);
@@ -422,36 +403,27 @@ impl Pool {
 
 /// `new_socket(open, limits, sockets)` adds a socket with `limits`' buffers to `sockets`,
 /// counting it in `open`, if the budget and the heap have room.
-fn new_socket(
-    open: &mut usize,
-    limits: &TcpLimits,
-    sockets: &mut SocketSet<'static>,
-) -> Option<SocketHandle> {
+fn new_socket(open: &mut usize, limits: &TcpLimits, sockets: &mut Connections) -> Option<Conn> {
     if *open >= limits.max_connections {
         return None;
     }
     let mut s = tcp::Socket::new(buffer(limits.buffer)?, buffer(limits.buffer)?);
     s.set_nagle_enabled(false);
+    let h = sockets.add(s)?;
     *open += 1;
-    Some(sockets.add(s))
+    Some(h)
 }
 
 /// `relisten(sockets, handle, port)` makes the socket of `handle` listen on `port` again,
 /// dropping its connection without a word, and returns its new handle (`None`, and the
-/// socket gone, if it cannot listen). It goes through a new slot of the set: smoltcp keeps a
-/// slot's wait for an unresolved neighbour across resets, and a listening socket would
-/// then ask to be polled at once, forever.
-fn relisten(
-    sockets: &mut SocketSet<'static>,
-    handle: SocketHandle,
-    port: u16,
-) -> Option<SocketHandle> {
-    let smoltcp::socket::Socket::Tcp(mut s) = sockets.remove(handle) else {
-        return None;
-    };
+/// socket gone, if it cannot listen). It goes out of its socket set and in again: smoltcp
+/// keeps a socket's wait for an unresolved neighbour in the set, across resets, and a
+/// listening socket would then ask to be polled at once, forever.
+fn relisten(sockets: &mut Connections, handle: Conn, port: u16) -> Option<Conn> {
+    let mut s = sockets.remove(handle);
     s.abort();
     s.listen(port).ok()?;
-    Some(sockets.add(s))
+    sockets.add(s)
 }
 
 /// `listening_socket(open, limits, sockets, port)` is a new socket listening on `port`, under
@@ -459,11 +431,11 @@ fn relisten(
 fn listening_socket(
     open: &mut usize,
     limits: &TcpLimits,
-    sockets: &mut SocketSet<'static>,
+    sockets: &mut Connections,
     port: u16,
-) -> Option<SocketHandle> {
+) -> Option<Conn> {
     let h = new_socket(open, limits, sockets)?;
-    let s = sockets.get_mut::<tcp::Socket>(h);
+    let s = sockets.get_mut(h);
     s.set_timeout(Some(limits.handshake_timeout()));
     if s.listen(port).is_err() {
         sockets.remove(h);

@@ -10,6 +10,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp, AnySocket};
 use smoltcp::wire::{IpAddress, IpEndpoint};
 
+use super::connections::Conn;
 use super::driver::{Core, Inner};
 use super::pool::TcpLimits;
 use super::Ipv4;
@@ -79,8 +80,8 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
         };
         let opened = {
             let mut inner = self.core.inner.borrow_mut();
-            let Inner { sockets, pool, .. } = &mut *inner;
-            pool.listen(sockets, port)
+            let Inner { conns, pool, .. } = &mut *inner;
+            pool.listen(conns, port)
         };
         match opened {
             Ok(true) => {}
@@ -99,23 +100,19 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
         let (handle, timeout) = {
             let mut inner = self.core.inner.borrow_mut();
             let Inner {
-                iface,
-                sockets,
-                pool,
-                ..
+                iface, conns, pool, ..
             } = &mut *inner;
-            let handle = pool.socket(sockets).ok_or(TcpError::Exhausted)?;
+            let handle = pool.socket(conns).ok_or(TcpError::Exhausted)?;
             let timeout = pool.connect_timeout();
-            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            let socket = conns.get_mut(handle);
             socket.set_timeout(Some(timeout));
-            if socket
-                .connect(iface.context(), (*dst.ip(), dst.port()), local)
-                .is_err()
-            {
-                sockets.remove(handle);
-                inner.pool.forget(1);
+            let remote = IpEndpoint::new((*dst.ip()).into(), dst.port());
+            if socket.connect(iface.context(), remote, local).is_err() {
+                conns.remove(handle);
+                pool.forget(1);
                 return Err(TcpError::Unreachable);
             }
+            conns.route(handle, remote, local);
             (handle, timeout)
         };
         // From here on, dropping the flow (an error, a cancelled connect) frees the socket.
@@ -125,13 +122,14 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
             peer: dst,
         };
         self.core.kick();
-        let started = mirage_runtime::executor::now_ns();
+        // In smoltcp's clock (microseconds), which times the handshake out.
+        let started = super::driver::now();
         poll_fn(|cx| {
             flow.with(|s| match s.state() {
                 tcp::State::Established | tcp::State::CloseWait => Poll::Ready(Ok(())),
                 tcp::State::Closed => {
-                    let waited = mirage_runtime::executor::now_ns().saturating_sub(started);
-                    Poll::Ready(Err(if waited >= timeout.total_micros() * 1000 {
+                    let waited = super::driver::now() - started;
+                    Poll::Ready(Err(if waited >= timeout {
                         TcpError::TimedOut
                     } else {
                         TcpError::Refused
@@ -146,8 +144,8 @@ impl<N: Network + 'static> crate::Tcp for Tcp<N> {
         .await?;
         {
             let mut inner = self.core.inner.borrow_mut();
-            let Inner { sockets, pool, .. } = &mut *inner;
-            pool.established(sockets, handle);
+            let Inner { conns, pool, .. } = &mut *inner;
+            pool.established(conns, handle);
         }
         Ok(flow)
     }
@@ -170,12 +168,12 @@ impl<N: Network> Listener<N> {
         let core = &self.tcp.core;
         let accepted = {
             let mut inner = core.inner.borrow_mut();
-            let Inner { sockets, pool, .. } = &mut *inner;
-            pool.accept(sockets, self.port, cx.waker())
+            let Inner { conns, pool, .. } = &mut *inner;
+            pool.accept(conns, self.port, cx.waker())
         };
         match accepted {
             Some((handle, peer)) => {
-                // The fresh spare may have a SYN to answer.
+                // Its keep-alive timer is new: the driver files it.
                 core.kick();
                 Poll::Ready(Ok(Flow {
                     core: core.clone(),
@@ -199,22 +197,22 @@ impl<N: Network> crate::Listener for Listener<N> {
 impl<N: Network> Drop for Listener<N> {
     fn drop(&mut self) {
         let mut inner = self.tcp.core.inner.borrow_mut();
-        let Inner { sockets, pool, .. } = &mut *inner;
-        pool.unlisten(sockets, self.port);
+        let Inner { conns, pool, .. } = &mut *inner;
+        pool.unlisten(conns, self.port);
     }
 }
 
 /// A `Flow<N>` is one TCP connection on the direct stack. Dropping it closes it.
 pub struct Flow<N: Network> {
     core: Rc<Core<N>>,
-    handle: SocketHandle,
+    handle: Conn,
     peer: SocketAddrV4,
 }
 
 impl<N: Network> Flow<N> {
     fn with<R>(&self, f: impl FnOnce(&mut tcp::Socket<'static>) -> R) -> R {
         let mut inner = self.core.inner.borrow_mut();
-        f(inner.sockets.get_mut::<tcp::Socket>(self.handle))
+        f(inner.conns.get_mut(self.handle))
     }
 }
 
@@ -284,8 +282,8 @@ impl<N: Network> Drop for Flow<N> {
     fn drop(&mut self) {
         {
             let mut inner = self.core.inner.borrow_mut();
-            let Inner { sockets, pool, .. } = &mut *inner;
-            pool.close(sockets, self.handle);
+            let Inner { conns, pool, .. } = &mut *inner;
+            pool.close(conns, self.handle);
         }
         self.core.kick();
     }
