@@ -88,11 +88,15 @@ impl KeyKind {
                 "false" => Value::Bool(false),
                 _ => return None,
             },
-            Self::Int => Value::Int(text.parse().ok()?),
-            Self::IntIn(min, max) => {
-                Value::Int(text.parse().ok().filter(|n| (*min..=*max).contains(n))?)
+            // One integer parse for the three integer kinds (it is in every image).
+            Self::Int | Self::IntIn(..) | Self::Port => {
+                let (min, max) = match *self {
+                    Self::IntIn(min, max) => (min, max),
+                    Self::Port => (1, 65535),
+                    _ => (i64::MIN, i64::MAX),
+                };
+                Value::Int(text.parse().ok().filter(|n| (min..=max).contains(n))?)
             }
-            Self::Port => Value::Int(text.parse().ok().filter(|n| (1..=65535).contains(n))?),
             Self::String => Value::String(text.to_string()),
             Self::Enum(words) => Value::Enum(words.iter().find(|w| **w == text)?),
             Self::Ipv4Addr => Value::Ipv4Addr(text.parse().ok()?),
