@@ -214,11 +214,12 @@ fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.chars().map(norm).eq(b.chars().map(norm))
 }
 
-/// `distance(a, b)` is the edit distance between `a` and `b`.
+/// `distance(a, b)` is the edit distance between `a` and `b`, counted in bytes: key names
+/// are ASCII, and a non-ASCII character only weighs more (no decoding in every image).
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+    let b = b.as_bytes();
     let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.bytes().enumerate() {
         let mut diag = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
