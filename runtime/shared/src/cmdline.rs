@@ -8,6 +8,27 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// `lossy(bytes)` is `bytes` (a command line, a manifest's device name) as text, each
+/// invalid UTF-8 sequence replaced by U+FFFD as `String::from_utf8_lossy` does, but with the
+/// validator every image has anyway instead of a decoder of its own (a kilobyte of each).
+pub fn lossy(mut bytes: &[u8]) -> String {
+    let mut text = String::new();
+    loop {
+        match core::str::from_utf8(bytes) {
+            Ok(rest) => {
+                text.push_str(rest);
+                return text;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                text.push_str(core::str::from_utf8(valid).unwrap_or_default());
+                text.push(char::REPLACEMENT_CHARACTER);
+                bytes = rest.get(e.error_len().unwrap_or(rest.len())..).unwrap_or(&[]);
+            }
+        }
+    }
+}
+
 /// `split(line)` is the words of `line`, quotes and escapes removed.
 pub fn split(line: &str) -> Vec<String> {
     let mut words = Vec::new();
@@ -85,5 +106,20 @@ mod tests {
         );
         assert_eq!(split(r#"--q="a\"b\\c\d""#), [r#"--q=a"b\c\d"#]);
         assert_eq!(split("''"), [""]);
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters_as_from_utf8_lossy_does() {
+        for bytes in [
+            &b"--hello=Hi"[..],
+            b"",
+            b"a\xffb",
+            b"\xf0\x9f\x98",
+            b"x\xe2\x82y\xc3\xa9\xed\xa0\x80z",
+            b"\xc3",
+            b"ok \xf0\x9f\x98\x80 \xff\xfe",
+        ] {
+            assert_eq!(lossy(bytes), String::from_utf8_lossy(bytes), "{bytes:?}");
+        }
     }
 }
