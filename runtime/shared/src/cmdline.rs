@@ -23,7 +23,9 @@ pub fn lossy(mut bytes: &[u8]) -> String {
                 let (valid, rest) = bytes.split_at(e.valid_up_to());
                 text.push_str(core::str::from_utf8(valid).unwrap_or_default());
                 text.push(char::REPLACEMENT_CHARACTER);
-                bytes = rest.get(e.error_len().unwrap_or(rest.len())..).unwrap_or(&[]);
+                bytes = rest
+                    .get(e.error_len().unwrap_or(rest.len())..)
+                    .unwrap_or(&[]);
             }
         }
     }
