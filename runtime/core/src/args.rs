@@ -451,16 +451,14 @@ pub fn usage(name: &str, specs: &[KeySpec]) -> String {
         };
     }
     let _ = writeln!(out, "  --help\n      Show this help and exit.\n");
-    let _ = writeln!(
-        out,
-        "Exit status: {} on success, {} on failure, {} after --help, {} on bad arguments.",
-        exit::SUCCESS,
-        exit::FAILURE,
-        exit::HELP,
-        exit::BAD_ARGUMENTS
-    );
+    out.push_str(EXIT_STATUSES);
     out
 }
+
+/// The usage's last line: [`exit`]'s codes (a test checks them), written out so that every
+/// image need not format `i32`s for it.
+const EXIT_STATUSES: &str =
+    "Exit status: 0 on success, 1 on failure, 63 after --help, 64 on bad arguments.\n";
 
 #[cfg(test)]
 mod tests {
@@ -661,6 +659,19 @@ mod tests {
                 value: "four"
             })
         );
+    }
+
+    #[test]
+    fn usage_gives_the_exit_statuses_of_the_exit_module() {
+        let line = alloc::format!(
+            "Exit status: {} on success, {} on failure, {} after --help, {} on bad arguments.\n",
+            exit::SUCCESS,
+            exit::FAILURE,
+            exit::HELP,
+            exit::BAD_ARGUMENTS
+        );
+        assert_eq!(EXIT_STATUSES, line);
+        assert!(usage("hello", SPECS).ends_with(&line));
     }
 
     #[test]

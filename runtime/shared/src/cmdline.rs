@@ -22,7 +22,7 @@ pub fn lossy(mut bytes: &[u8]) -> String {
             Err(e) => {
                 let (valid, rest) = bytes.split_at(e.valid_up_to());
                 text.push_str(core::str::from_utf8(valid).unwrap_or_default());
-                text.push(char::REPLACEMENT_CHARACTER);
+                text.push_str("\u{fffd}");
                 bytes = rest
                     .get(e.error_len().unwrap_or(rest.len())..)
                     .unwrap_or(&[]);

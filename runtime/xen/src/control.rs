@@ -22,7 +22,7 @@ pub(crate) enum Request {
 /// `parse(value)` is the request a value of `control/shutdown` holds, if one this runtime
 /// honours ("" means none, and `suspend` is not offered).
 pub(crate) fn parse(value: &str) -> Option<Request> {
-    match value.trim() {
+    match value.trim_ascii() {
         "poweroff" | "halt" => Some(Request::Poweroff),
         "reboot" => Some(Request::Reboot),
         _ => None,
