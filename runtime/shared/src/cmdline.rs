@@ -12,23 +12,16 @@ use alloc::vec::Vec;
 /// invalid UTF-8 sequence replaced by U+FFFD as `String::from_utf8_lossy` does, but with the
 /// validator every image has anyway instead of a decoder of its own (a kilobyte of each).
 pub fn lossy(mut bytes: &[u8]) -> String {
-    let mut text = String::new();
-    loop {
-        match core::str::from_utf8(bytes) {
-            Ok(rest) => {
-                text.push_str(rest);
-                return text;
-            }
-            Err(e) => {
-                let (valid, rest) = bytes.split_at(e.valid_up_to());
-                text.push_str(core::str::from_utf8(valid).unwrap_or_default());
-                text.push_str("\u{fffd}");
-                bytes = rest
-                    .get(e.error_len().unwrap_or(rest.len())..)
-                    .unwrap_or(&[]);
-            }
-        }
+    let mut text = Vec::with_capacity(bytes.len());
+    while let Err(e) = core::str::from_utf8(bytes) {
+        let (valid, rest) = bytes.split_at(e.valid_up_to());
+        text.extend_from_slice(valid);
+        text.extend_from_slice("\u{fffd}".as_bytes());
+        bytes = rest.get(e.error_len().unwrap_or(rest.len())..).unwrap_or(&[]);
     }
+    text.extend_from_slice(bytes);
+    // Valid UTF-8 pieces and replacement characters: valid UTF-8.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// `split(line)` is the words of `line`, quotes and escapes removed.
