@@ -138,12 +138,10 @@ impl Report {
 
     #[inline(never)]
     fn decimal(&mut self, v: u8) -> &mut Report {
-        let digits = [v / 100, v / 10 % 10, v % 10];
-        let first = digits.iter().position(|&d| d != 0).unwrap_or(2);
-        for &d in &digits[first..] {
-            self.byte(b'0' + d);
+        if v >= 10 {
+            self.decimal(v / 10);
         }
-        self
+        self.byte(b'0' + v % 10)
     }
 
     /// `bytes()` is the report's text, newline included.
@@ -297,6 +295,11 @@ mod tests {
         assert_eq!(vector_name(21), ("#CP", "control protection"));
         for reserved in [9, 15, 22, 31, 255] {
             assert_eq!(vector_name(reserved), ("#??", "reserved exception"));
+        }
+        for (vector, text) in [(0, "vector 0)"), (9, "vector 9)"), (200, "vector 200)")] {
+            let mut f = fault(vector, None);
+            f.error_code = 0;
+            assert!(text(&f.report(None)).contains(text), "{vector}");
         }
         let named = (0..32).filter(|&v| vector_name(v).0 != "#??").count();
         assert_eq!(named, 20);
