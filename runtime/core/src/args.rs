@@ -54,30 +54,31 @@ pub enum KeyKind {
 impl KeyKind {
     /// `placeholder()` is how `--help` shows the value, such as `INT` or `error|warn`.
     pub fn placeholder(&self) -> String {
-        match self {
-            Self::Bool => "true|false".into(),
-            Self::Int => "INT".into(),
-            Self::IntIn(min, max) => alloc::format!("{min}..{max}"),
-            Self::Port => "PORT".into(),
-            Self::String => "STRING".into(),
-            Self::Enum(words) => words.join("|"),
-            Self::Ipv4Addr => "IPV4".into(),
-            Self::Ipv4Prefix => "IPV4/LEN".into(),
-        }
+        // The fixed texts share one conversion (these are in every image).
+        String::from(match self {
+            Self::Bool => "true|false",
+            Self::Int => "INT",
+            Self::IntIn(min, max) => return alloc::format!("{min}..{max}"),
+            Self::Port => "PORT",
+            Self::String => "STRING",
+            Self::Enum(words) => return words.join("|"),
+            Self::Ipv4Addr => "IPV4",
+            Self::Ipv4Prefix => "IPV4/LEN",
+        })
     }
 
     /// `expected()` describes valid values, for error messages.
     pub fn expected(&self) -> String {
-        match self {
-            Self::Bool => "true or false".into(),
-            Self::Int => "an integer".into(),
-            Self::IntIn(min, max) => alloc::format!("an integer from {min} to {max}"),
-            Self::Port => "a port number from 1 to 65535".into(),
-            Self::String => "a string".into(),
-            Self::Enum(words) => alloc::format!("one of {}", words.join(", ")),
-            Self::Ipv4Addr => "an IPv4 address such as 10.0.0.1".into(),
-            Self::Ipv4Prefix => "an IPv4 address with a prefix length such as 10.0.0.2/24".into(),
-        }
+        String::from(match self {
+            Self::Bool => "true or false",
+            Self::Int => "an integer",
+            Self::IntIn(min, max) => return alloc::format!("an integer from {min} to {max}"),
+            Self::Port => "a port number from 1 to 65535",
+            Self::String => "a string",
+            Self::Enum(words) => return alloc::format!("one of {}", words.join(", ")),
+            Self::Ipv4Addr => "an IPv4 address such as 10.0.0.1",
+            Self::Ipv4Prefix => "an IPv4 address with a prefix length such as 10.0.0.2/24",
+        })
     }
 
     /// `parse(text)` is `text` as a value of this kind.
