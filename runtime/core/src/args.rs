@@ -11,7 +11,7 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt::{self, Write as _};
+use core::fmt;
 use core::net::Ipv4Addr;
 
 use crate::ipv4::Ipv4Prefix;
@@ -433,25 +433,43 @@ impl BootArgs {
 /// `usage(name, specs)` is the `--help` text of image `name`: every key with its type,
 /// default and doc line, and the exit codes.
 pub fn usage(name: &str, specs: &[KeySpec]) -> String {
+    // Pieces pushed, not `writeln!`: every piece is text, and this is in every image.
     let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = writeln!(out, "usage: {name} [--KEY=VALUE]...\n");
-    if specs.is_empty() {
-        let _ = writeln!(out, "This image has no runtime keys.");
+    for piece in ["usage: ", name, " [--KEY=VALUE]...\n\n"] {
+        out.push_str(piece);
+    }
+    out.push_str(if specs.is_empty() {
+        "This image has no runtime keys.\n"
     } else {
-        let _ = writeln!(out, "Runtime keys:");
-    }
+        "Runtime keys:\n"
+    });
     for spec in specs {
-        let _ = match spec.kind {
-            KeyKind::Bool => writeln!(out, "  --{}[={}]", spec.name, spec.kind.placeholder()),
-            _ => writeln!(out, "  --{}={}", spec.name, spec.kind.placeholder()),
+        let (open, close) = match spec.kind {
+            KeyKind::Bool => ("[=", "]"),
+            _ => ("=", ""),
         };
-        let _ = match spec.default {
-            Some(d) => writeln!(out, "      {} (default: {d})", spec.doc),
-            None => writeln!(out, "      {} (optional)", spec.doc),
-        };
+        let placeholder = spec.kind.placeholder();
+        for piece in [
+            "  --",
+            spec.name,
+            open,
+            &placeholder,
+            close,
+            "\n      ",
+            spec.doc,
+        ] {
+            out.push_str(piece);
+        }
+        match spec.default {
+            Some(d) => {
+                for piece in [" (default: ", d, ")\n"] {
+                    out.push_str(piece);
+                }
+            }
+            None => out.push_str(" (optional)\n"),
+        }
     }
-    let _ = writeln!(out, "  --help\n      Show this help and exit.\n");
+    out.push_str("  --help\n      Show this help and exit.\n\n");
     out.push_str(EXIT_STATUSES);
     out
 }

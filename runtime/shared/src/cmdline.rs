@@ -17,7 +17,9 @@ pub fn lossy(mut bytes: &[u8]) -> String {
         let (valid, rest) = bytes.split_at(e.valid_up_to());
         text.extend_from_slice(valid);
         text.extend_from_slice("\u{fffd}".as_bytes());
-        bytes = rest.get(e.error_len().unwrap_or(rest.len())..).unwrap_or(&[]);
+        bytes = rest
+            .get(e.error_len().unwrap_or(rest.len())..)
+            .unwrap_or(&[]);
     }
     text.extend_from_slice(bytes);
     // Valid UTF-8 pieces and replacement characters: valid UTF-8.
