@@ -433,45 +433,38 @@ impl BootArgs {
 /// `usage(name, specs)` is the `--help` text of image `name`: every key with its type,
 /// default and doc line, and the exit codes.
 pub fn usage(name: &str, specs: &[KeySpec]) -> String {
-    // Pieces pushed, not `writeln!`: every piece is text, and this is in every image.
-    let mut out = String::new();
-    for piece in ["usage: ", name, " [--KEY=VALUE]...\n\n"] {
-        out.push_str(piece);
-    }
-    out.push_str(if specs.is_empty() {
+    // Pieces of text joined once, not `writeln!`s nor a push each: this is in every image.
+    let placeholders: Vec<String> = specs.iter().map(|s| s.kind.placeholder()).collect();
+    let mut pieces = alloc::vec!["usage: ", name, " [--KEY=VALUE]...\n\n"];
+    pieces.push(if specs.is_empty() {
         "This image has no runtime keys.\n"
     } else {
         "Runtime keys:\n"
     });
-    for spec in specs {
+    for (spec, placeholder) in specs.iter().zip(&placeholders) {
         let (open, close) = match spec.kind {
             KeyKind::Bool => ("[=", "]"),
             _ => ("=", ""),
         };
-        let placeholder = spec.kind.placeholder();
-        for piece in [
+        pieces.extend([
             "  --",
             spec.name,
             open,
-            &placeholder,
+            placeholder,
             close,
             "\n      ",
             spec.doc,
-        ] {
-            out.push_str(piece);
-        }
+        ]);
         match spec.default {
-            Some(d) => {
-                for piece in [" (default: ", d, ")\n"] {
-                    out.push_str(piece);
-                }
-            }
-            None => out.push_str(" (optional)\n"),
+            Some(d) => pieces.extend([" (default: ", d, ")\n"]),
+            None => pieces.push(" (optional)\n"),
         }
     }
-    out.push_str("  --help\n      Show this help and exit.\n\n");
-    out.push_str(EXIT_STATUSES);
-    out
+    pieces.extend([
+        "  --help\n      Show this help and exit.\n\n",
+        EXIT_STATUSES,
+    ]);
+    pieces.concat()
 }
 
 /// The usage's last line: [`exit`]'s codes (a test checks them), written out so that every
