@@ -297,7 +297,10 @@ mod tests {
             assert_eq!(vector_name(reserved), ("#??", "reserved exception"));
         }
         for (vector, want) in [(0, "vector 0)"), (9, "vector 9)"), (200, "vector 200)")] {
-            assert!(text(&fault(vector, None).report(None)).contains(want), "{vector}");
+            assert!(
+                text(&fault(vector, None).report(None)).contains(want),
+                "{vector}"
+            );
         }
         let named = (0..32).filter(|&v| vector_name(v).0 != "#??").count();
         assert_eq!(named, 20);
