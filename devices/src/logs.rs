@@ -7,7 +7,6 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use core::fmt::Write as _;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -76,10 +75,9 @@ fn format_line(record: &Record<'_>) -> String {
         Level::Debug => "DBG",
         Level::Trace => "TRC",
     };
-    let mut line = String::new();
-    // Writing into a String cannot fail.
-    let _ = writeln!(line, "{tag} [{}] {}", record.target(), record.args());
-    line
+    // `format!`, not `writeln!` into a String: the image then carries one String writer,
+    // alloc's, rather than a copy of it per crate that formats into one.
+    alloc::format!("{tag} [{}] {}\n", record.target(), record.args())
 }
 
 impl<C: Console + Send + Sync> Log for ConsoleLogger<C> {

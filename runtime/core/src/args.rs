@@ -11,7 +11,7 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt::{self, Write as _};
+use core::fmt;
 use core::net::Ipv4Addr;
 
 use crate::ipv4::Ipv4Prefix;
@@ -54,30 +54,31 @@ pub enum KeyKind {
 impl KeyKind {
     /// `placeholder()` is how `--help` shows the value, such as `INT` or `error|warn`.
     pub fn placeholder(&self) -> String {
-        match self {
-            Self::Bool => "true|false".into(),
-            Self::Int => "INT".into(),
-            Self::IntIn(min, max) => alloc::format!("{min}..{max}"),
-            Self::Port => "PORT".into(),
-            Self::String => "STRING".into(),
-            Self::Enum(words) => words.join("|"),
-            Self::Ipv4Addr => "IPV4".into(),
-            Self::Ipv4Prefix => "IPV4/LEN".into(),
-        }
+        // The fixed texts share one conversion (these are in every image).
+        String::from(match self {
+            Self::Bool => "true|false",
+            Self::Int => "INT",
+            Self::IntIn(min, max) => return alloc::format!("{min}..{max}"),
+            Self::Port => "PORT",
+            Self::String => "STRING",
+            Self::Enum(words) => return words.join("|"),
+            Self::Ipv4Addr => "IPV4",
+            Self::Ipv4Prefix => "IPV4/LEN",
+        })
     }
 
     /// `expected()` describes valid values, for error messages.
     pub fn expected(&self) -> String {
-        match self {
-            Self::Bool => "true or false".into(),
-            Self::Int => "an integer".into(),
-            Self::IntIn(min, max) => alloc::format!("an integer from {min} to {max}"),
-            Self::Port => "a port number from 1 to 65535".into(),
-            Self::String => "a string".into(),
-            Self::Enum(words) => alloc::format!("one of {}", words.join(", ")),
-            Self::Ipv4Addr => "an IPv4 address such as 10.0.0.1".into(),
-            Self::Ipv4Prefix => "an IPv4 address with a prefix length such as 10.0.0.2/24".into(),
-        }
+        String::from(match self {
+            Self::Bool => "true or false",
+            Self::Int => "an integer",
+            Self::IntIn(min, max) => return alloc::format!("an integer from {min} to {max}"),
+            Self::Port => "a port number from 1 to 65535",
+            Self::String => "a string",
+            Self::Enum(words) => return alloc::format!("one of {}", words.join(", ")),
+            Self::Ipv4Addr => "an IPv4 address such as 10.0.0.1",
+            Self::Ipv4Prefix => "an IPv4 address with a prefix length such as 10.0.0.2/24",
+        })
     }
 
     /// `parse(text)` is `text` as a value of this kind.
@@ -88,11 +89,15 @@ impl KeyKind {
                 "false" => Value::Bool(false),
                 _ => return None,
             },
-            Self::Int => Value::Int(text.parse().ok()?),
-            Self::IntIn(min, max) => {
-                Value::Int(text.parse().ok().filter(|n| (*min..=*max).contains(n))?)
+            // One integer parse for the three integer kinds (it is in every image).
+            Self::Int | Self::IntIn(..) | Self::Port => {
+                let (min, max) = match *self {
+                    Self::IntIn(min, max) => (min, max),
+                    Self::Port => (1, 65535),
+                    _ => (i64::MIN, i64::MAX),
+                };
+                Value::Int(text.parse().ok().filter(|n| (min..=max).contains(n))?)
             }
-            Self::Port => Value::Int(text.parse().ok().filter(|n| (1..=65535).contains(n))?),
             Self::String => Value::String(text.to_string()),
             Self::Enum(words) => Value::Enum(words.iter().find(|w| **w == text)?),
             Self::Ipv4Addr => Value::Ipv4Addr(text.parse().ok()?),
@@ -210,11 +215,12 @@ fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.chars().map(norm).eq(b.chars().map(norm))
 }
 
-/// `distance(a, b)` is the edit distance between `a` and `b`.
+/// `distance(a, b)` is the edit distance between `a` and `b`, counted in bytes: key names
+/// are ASCII, and a non-ASCII character only weighs more (no decoding in every image).
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+    let b = b.as_bytes();
     let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.bytes().enumerate() {
         let mut diag = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
@@ -427,35 +433,44 @@ impl BootArgs {
 /// `usage(name, specs)` is the `--help` text of image `name`: every key with its type,
 /// default and doc line, and the exit codes.
 pub fn usage(name: &str, specs: &[KeySpec]) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = writeln!(out, "usage: {name} [--KEY=VALUE]...\n");
-    if specs.is_empty() {
-        let _ = writeln!(out, "This image has no runtime keys.");
+    // Pieces of text joined once, not `writeln!`s nor a push each: this is in every image.
+    let placeholders: Vec<String> = specs.iter().map(|s| s.kind.placeholder()).collect();
+    let mut pieces = alloc::vec!["usage: ", name, " [--KEY=VALUE]...\n\n"];
+    pieces.push(if specs.is_empty() {
+        "This image has no runtime keys.\n"
     } else {
-        let _ = writeln!(out, "Runtime keys:");
-    }
-    for spec in specs {
-        let _ = match spec.kind {
-            KeyKind::Bool => writeln!(out, "  --{}[={}]", spec.name, spec.kind.placeholder()),
-            _ => writeln!(out, "  --{}={}", spec.name, spec.kind.placeholder()),
+        "Runtime keys:\n"
+    });
+    for (spec, placeholder) in specs.iter().zip(&placeholders) {
+        let (open, close) = match spec.kind {
+            KeyKind::Bool => ("[=", "]"),
+            _ => ("=", ""),
         };
-        let _ = match spec.default {
-            Some(d) => writeln!(out, "      {} (default: {d})", spec.doc),
-            None => writeln!(out, "      {} (optional)", spec.doc),
-        };
+        pieces.extend([
+            "  --",
+            spec.name,
+            open,
+            placeholder,
+            close,
+            "\n      ",
+            spec.doc,
+        ]);
+        match spec.default {
+            Some(d) => pieces.extend([" (default: ", d, ")\n"]),
+            None => pieces.push(" (optional)\n"),
+        }
     }
-    let _ = writeln!(out, "  --help\n      Show this help and exit.\n");
-    let _ = writeln!(
-        out,
-        "Exit status: {} on success, {} on failure, {} after --help, {} on bad arguments.",
-        exit::SUCCESS,
-        exit::FAILURE,
-        exit::HELP,
-        exit::BAD_ARGUMENTS
-    );
-    out
+    pieces.extend([
+        "  --help\n      Show this help and exit.\n\n",
+        EXIT_STATUSES,
+    ]);
+    pieces.concat()
 }
+
+/// The usage's last line: [`exit`]'s codes (a test checks them), written out so that every
+/// image need not format `i32`s for it.
+const EXIT_STATUSES: &str =
+    "Exit status: 0 on success, 1 on failure, 63 after --help, 64 on bad arguments.\n";
 
 #[cfg(test)]
 mod tests {
@@ -656,6 +671,19 @@ mod tests {
                 value: "four"
             })
         );
+    }
+
+    #[test]
+    fn usage_gives_the_exit_statuses_of_the_exit_module() {
+        let line = alloc::format!(
+            "Exit status: {} on success, {} on failure, {} after --help, {} on bad arguments.\n",
+            exit::SUCCESS,
+            exit::FAILURE,
+            exit::HELP,
+            exit::BAD_ARGUMENTS
+        );
+        assert_eq!(EXIT_STATUSES, line);
+        assert!(usage("hello", SPECS).ends_with(&line));
     }
 
     #[test]

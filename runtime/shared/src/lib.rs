@@ -7,7 +7,8 @@
 //! - the global allocator, size-class caches in front of a linked-list heap, to which the
 //!   runtime's boot code hands its free memory with [`heap::init`];
 //! - [`panic::report`], which formats a panic's message once, without the heap;
-//! - [`cmdline::split`], which turns a boot command line into words;
+//! - [`cmdline::split`], which turns a boot command line into words ([`cmdline::lossy`] makes
+//!   its bytes text);
 //! - [`rdtsc`], the time-stamp counter ordered after earlier loads, and [`tsc`]: ticks to
 //!   nanoseconds without wrapping, and a floor that keeps a clock from going back;
 //! - [`random_u64`], a word from the processor's RDRAND;

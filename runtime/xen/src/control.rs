@@ -22,7 +22,7 @@ pub(crate) enum Request {
 /// `parse(value)` is the request a value of `control/shutdown` holds, if one this runtime
 /// honours ("" means none, and `suspend` is not offered).
 pub(crate) fn parse(value: &str) -> Option<Request> {
-    match value.trim() {
+    match value.trim_ascii() {
         "poweroff" | "halt" => Some(Request::Poweroff),
         "reboot" => Some(Request::Reboot),
         _ => None,
@@ -32,11 +32,8 @@ pub(crate) fn parse(value: &str) -> Option<Request> {
 /// `watch()` advertises the requests this domain honours and honours them when they come;
 /// it returns only if xenstore fails.
 pub(crate) async fn watch() {
-    for feature in ["feature-poweroff", "feature-reboot"] {
-        if xenstore::write(0, &alloc::format!("control/{feature}"), "1")
-            .await
-            .is_err()
-        {
+    for feature in ["control/feature-poweroff", "control/feature-reboot"] {
+        if xenstore::write(0, feature, "1").await.is_err() {
             return;
         }
     }

@@ -2,7 +2,6 @@
 //! the attached devices, run the image's `main!` and exit with its code. Also the ABI note and
 //! the panic handler, which exist only in images.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{abi, exit, parse_manifest, set_boot, Boot};
@@ -92,7 +91,7 @@ extern "C" fn mirage_solo5_start(boot_info: u64) -> ! {
     // SAFETY: the tender's manifest copy holds `count` entries after its 8-byte header.
     let mft = unsafe { core::slice::from_raw_parts(info.mft as *const u8, len) };
     set_boot(Boot {
-        cmdline: String::from_utf8_lossy(&cmdline).into_owned().leak(),
+        cmdline: mirage_bare_metal::cmdline::lossy(&cmdline).leak(),
         devices: parse_manifest(mft),
     });
     // SAFETY: `main!` defines `__mirage_solo5_main` in every image's crate; the heap, clock,

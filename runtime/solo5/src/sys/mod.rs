@@ -209,7 +209,7 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Vec<Device> {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&e[72..78]);
         out.push(Device {
-            name: String::from_utf8_lossy(&e[..name_len]).into_owned(),
+            name: mirage_bare_metal::cmdline::lossy(&e[..name_len]),
             kind,
             handle,
             hostfd: i32::from_le_bytes([e[88], e[89], e[90], e[91]]),

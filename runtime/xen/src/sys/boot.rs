@@ -1,7 +1,6 @@
 //! The Rust side of the two entries in `arch::boot`: read what the loader passed, set up the
 //! console, clocks and heap, run the image's `main!` and shut down with its exit code.
 
-use alloc::string::String;
 use core::ptr::read_volatile;
 
 use super::console::Ring;
@@ -72,7 +71,7 @@ unsafe fn copy_cstr(addr: u64, buf: &mut [u8; CMDLINE_MAX]) -> usize {
 
 /// `finish(cmdline)` keeps the command line, runs the image and exits with its code.
 fn finish(cmdline: &[u8]) -> ! {
-    let text = String::from_utf8_lossy(cmdline).into_owned();
+    let text = mirage_bare_metal::cmdline::lossy(cmdline);
     set_cmdline(text.leak());
     // SAFETY: `main!` defines `__mirage_xen_main` in every image's crate; the machine, heap and
     // command line are ready.

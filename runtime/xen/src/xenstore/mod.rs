@@ -39,18 +39,21 @@ static STORE: spin::Mutex<Option<Store>> = spin::Mutex::new(None);
 
 /// `with_store(f)` runs `f` on the connection, opening it on first use.
 fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> Result<R, XsError> {
-    let mut guard = STORE.lock();
-    if guard.is_none() {
+    open(&mut STORE.lock()).map(f)
+}
+
+/// `open(store)` is the connection in `store`, opened first if it is not yet: out of line,
+/// so that each of [`with_store`]'s many instances does not carry a copy.
+#[inline(never)]
+fn open(store: &mut Option<Store>) -> Result<&mut Store, XsError> {
+    if store.is_none() {
         let (page, port) = sys::xenstore_ring().ok_or(XsError::Unavailable)?;
-        *guard = Some(Store {
+        *store = Some(Store {
             conn: Connection::new(page),
             channel: Channel::bound(port),
         });
     }
-    match guard.as_mut() {
-        Some(store) => Ok(f(store)),
-        None => Err(XsError::Unavailable),
-    }
+    store.as_mut().ok_or(XsError::Unavailable)
 }
 
 impl Store {
