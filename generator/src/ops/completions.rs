@@ -160,6 +160,20 @@ fn function(program: &str) -> String {
     )
 }
 
+/// Every option that takes a value, with the `case` pattern of its command and names in a
+/// bash or zsh script (`"build --toolchain"|"build -T"`).
+fn value_options(commands: &[CommandSpec]) -> impl Iterator<Item = (String, &OptionSpec)> {
+    commands.iter().flat_map(|c| {
+        c.options.iter().filter(|o| o.takes_value).map(move |o| {
+            let pats: Vec<String> = option_names(o)
+                .iter()
+                .map(|n| format!("\"{} {n}\"", c.name))
+                .collect();
+            (pats.join("|"), o)
+        })
+    })
+}
+
 /// The `case` lines of a bash or zsh script completing each command's positional arguments:
 /// `line(command, arms)` for each command that has any, its arms `arm(index, action)` with
 /// `action(positional)` the shell's way to complete it.
@@ -221,25 +235,18 @@ fn bash(program: &str, commands: &[CommandSpec]) -> String {
     s.push_str("        local opt=\"\" val=\"\"\n");
     s.push_str("        if [[ $cur == --*=* ]]; then opt=${cur%%=*}; val=${cur#*=}; elif [[ $prev == -* ]]; then opt=$prev; fi\n");
     s.push_str("        case \"$sub $opt\" in\n");
-    for c in commands {
-        for o in c.options.iter().filter(|o| o.takes_value) {
-            let pats: Vec<String> = option_names(o)
-                .iter()
-                .map(|n| format!("\"{} {n}\"", c.name))
-                .collect();
-            let action = if o.path {
-                "mapfile -t cands < <(compgen -f -- \"${val:-$cur}\")".to_string()
-            } else if o.values.is_empty() {
-                "cands=()".to_string()
-            } else {
-                format!("cands=({})", o.values.join(" "))
-            };
-            let _ = writeln!(
-                s,
-                "            {}) {action}; [[ $cur == --*=* ]] && {{ local p=${{cur%%=*}}=; cands=(\"${{cands[@]/#/$p}}\"); }} ;;",
-                pats.join("|")
-            );
-        }
+    for (pats, o) in value_options(commands) {
+        let action = if o.path {
+            "mapfile -t cands < <(compgen -f -- \"${val:-$cur}\")".to_string()
+        } else if o.values.is_empty() {
+            "cands=()".to_string()
+        } else {
+            format!("cands=({})", o.values.join(" "))
+        };
+        let _ = writeln!(
+            s,
+            "            {pats}) {action}; [[ $cur == --*=* ]] && {{ local p=${{cur%%=*}}=; cands=(\"${{cands[@]/#/$p}}\"); }} ;;"
+        );
     }
     s.push_str("            *) opt=\"\" ;;\n        esac\n");
     s.push_str("        if [[ -n $opt ]]; then :\n");
@@ -318,19 +325,13 @@ fn zsh(program: &str, commands: &[CommandSpec]) -> String {
     s.push_str("        )\n        _describe -t commands 'mirage-nix command' cands\n        return\n    fi\n");
     s.push_str("    local opt=\"\"\n    if [[ $cur == --*=* ]]; then opt=${cur%%=*}; elif [[ $prev == -* ]]; then opt=$prev; fi\n");
     s.push_str("    local -a values\n    local kind=\"\"\n    case \"$sub $opt\" in\n");
-    for c in commands {
-        for o in c.options.iter().filter(|o| o.takes_value) {
-            let pats: Vec<String> = option_names(o)
-                .iter()
-                .map(|n| format!("\"{} {n}\"", c.name))
-                .collect();
-            let action = if o.path {
-                "kind=path".to_string()
-            } else {
-                format!("kind=values; values=({})", o.values.join(" "))
-            };
-            let _ = writeln!(s, "        {}) {action} ;;", pats.join("|"));
-        }
+    for (pats, o) in value_options(commands) {
+        let action = if o.path {
+            "kind=path".to_string()
+        } else {
+            format!("kind=values; values=({})", o.values.join(" "))
+        };
+        let _ = writeln!(s, "        {pats}) {action} ;;");
     }
     s.push_str("    esac\n");
     s.push_str(
