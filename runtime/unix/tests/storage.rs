@@ -196,7 +196,18 @@ fn the_kv_ro_image_reads_every_case_in_bounded_memory() {
 /// refused (403) within a second, without being opened, and the other files keep being served.
 #[test]
 fn passthrough_refuses_special_files_and_keeps_serving() {
-    let site = common::work_dir().join("passthrough-special");
+    /// Removes the site when the test ends, passed or not: special files left in the
+    /// checkout would break copying it (a Nix path flake refuses FIFOs and sockets).
+    struct Site(std::path::PathBuf);
+    impl Drop for Site {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let guard = Site(
+        std::env::temp_dir().join(format!("mirage-passthrough-special-{}", std::process::id())),
+    );
+    let site = guard.0.clone();
     let _ = std::fs::remove_dir_all(&site);
     let htdocs = site.join("htdocs");
     std::fs::create_dir_all(&htdocs).unwrap();
