@@ -198,14 +198,19 @@ fn positional_cases(
     out
 }
 
-fn bash(program: &str, commands: &[CommandSpec]) -> String {
-    let f = function(program);
-    let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
-    let keyed: Vec<&str> = commands
+/// The names of the commands that take the unikernel's keys as options.
+fn keyed_names(commands: &[CommandSpec]) -> Vec<&str> {
+    commands
         .iter()
         .filter(|c| c.keyed)
         .map(|c| c.name.as_str())
-        .collect();
+        .collect()
+}
+
+fn bash(program: &str, commands: &[CommandSpec]) -> String {
+    let f = function(program);
+    let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+    let keyed = keyed_names(commands);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -304,11 +309,7 @@ fn zsh_entry(word: &str, help: &str) -> String {
 
 fn zsh(program: &str, commands: &[CommandSpec]) -> String {
     let f = function(program);
-    let keyed: Vec<&str> = commands
-        .iter()
-        .filter(|c| c.keyed)
-        .map(|c| c.name.as_str())
-        .collect();
+    let keyed = keyed_names(commands);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -413,11 +414,7 @@ fn zsh(program: &str, commands: &[CommandSpec]) -> String {
 fn fish(program: &str, commands: &[CommandSpec]) -> String {
     let f = function(program);
     let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
-    let keyed: Vec<&str> = commands
-        .iter()
-        .filter(|c| c.keyed)
-        .map(|c| c.name.as_str())
-        .collect();
+    let keyed = keyed_names(commands);
     let mut s = String::new();
     let _ = writeln!(
         s,
